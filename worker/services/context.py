@@ -1,0 +1,76 @@
+"""The composition root: settings turned into the database, blob store and mail policies."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.config import Settings
+from worker.errors import ConfigError
+from worker.mail.addresses import DEFAULT_RELAY_PATTERNS, SenderPolicy, email_key
+from worker.mail.classify import OwnIdentity
+from worker.mail.threading import TokenSigner
+from worker.store.blobs import BlobStore
+from worker.store.db import Database
+
+SECRET_FILE = "secret.key"
+
+
+@dataclass
+class App:
+    """Everything a service needs, built once from validated settings and passed down."""
+
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    signer: TokenSigner
+    sender_policy: SenderPolicy
+    own: OwnIdentity
+    extra_own_addresses: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> App:
+        leads = settings.leads
+        blobs = BlobStore(settings.storage.path / "blobs")
+        return cls(
+            settings=settings,
+            db=Database(settings.database),
+            blobs=blobs,
+            signer=TokenSigner(load_secret(settings.storage.path, leads.secret_env)),
+            sender_policy=SenderPolicy(
+                relay_patterns=(*DEFAULT_RELAY_PATTERNS, *leads.relay_patterns),
+                extra_free_mail=frozenset(d.lower() for d in leads.free_mail_domains),
+            ),
+            own=OwnIdentity(
+                addresses=frozenset(email_key(a) for a in leads.own_addresses),
+                message_id_domains=frozenset(d.lower() for d in leads.own_domains),
+            ),
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def load_secret(storage: Path, env_name: str) -> bytes:
+    """The token-signing secret: from the env var, else made once and kept beside the blobs."""
+    value = os.environ.get(env_name)
+    if value:
+        if len(value) < 16:
+            raise ConfigError(f"{env_name} must hold at least 16 characters", value=env_name)
+        return value.encode()
+    path = storage / SECRET_FILE
+    try:
+        if path.is_file():
+            return path.read_bytes().strip()
+        storage.mkdir(parents=True, exist_ok=True)
+        fresh = secrets.token_hex(32).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(fresh)
+        return fresh
+    except FileExistsError:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot use storage.path {storage}: {exc.strerror}", storage) from None

@@ -1,0 +1,107 @@
+"""Engine and transaction scope: SQLite in WAL mode with a busy timeout, or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.config import DatabaseSettings
+from worker.errors import StoreError
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the only driver we ship)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(settings: DatabaseSettings) -> Engine:
+    url = normalize_url(settings.url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"bad database url: {exc}", value=settings.url) from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, settings)
+    return create_engine(url, echo=settings.echo, pool_pre_ping=True, future=True)
+
+
+def _sqlite_engine(url: str, settings: DatabaseSettings) -> Engine:
+    engine = create_engine(
+        url,
+        echo=settings.echo,
+        connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+    )
+    # pysqlite's own transaction handling would issue BEGIN (deferred) lazily; we want to
+    # decide ourselves so read-then-write transactions can take the write lock up front.
+    engine.dialect.isolation_level = None  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
+        cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Database:
+    """The engine plus a session factory; one ``transaction()`` per unit of work."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A session inside one transaction, committed on success, rolled back on error.
+
+        On SQLite a writing transaction starts with BEGIN IMMEDIATE: reading first and then
+        writing under BEGIN DEFERRED can fail with SQLITE_BUSY when another writer got in
+        between, which the busy timeout cannot cure.
+        """
+        with self._sessions() as session:
+            if is_sqlite(self.engine):
+                mode = "IMMEDIATE" if write else "DEFERRED"
+                session.connection(execution_options={"sqlite_begin": mode})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            raise StoreError(f"database unreachable: {_short(exc)}", value=None) from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300]

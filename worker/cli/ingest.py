@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from worker.cli.main import Context, pass_ctx, ready_app
+from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import to_json
 from worker.services.intake import Intake
 from worker.sources.local import iter_messages, total_bytes

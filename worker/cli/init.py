@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from worker.cli.main import Context, pass_ctx
+from worker.cli.context import Context, pass_ctx
 from worker.store import schema
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from worker.cli.main import Context, pass_ctx, ready_app
+from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 

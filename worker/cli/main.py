@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from worker.config import Settings, load_settings
+from worker.cli import demo, ingest, init, leads, quarantine
+from worker.cli.context import Context
 from worker.errors import LeadmailError
-from worker.services.context import App
-
-
-class Context:
-    """Lazily built settings and app, so `--help` works without a config or a database."""
-
-    def __init__(self, config_path: Path | None, debug: bool) -> None:
-        self.config_path = config_path
-        self.debug = debug
-        self._settings: Settings | None = None
-        self._app: App | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path)
-        return self._settings
-
-    @property
-    def app(self) -> App:
-        if self._app is None:
-            self._app = App.from_settings(self.settings)
-        return self._app
-
-    def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 class LeadmailGroup(click.Group):
@@ -87,33 +57,11 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-def _register() -> None:
-    from worker.cli import demo, ingest, init, leads, quarantine
-
-    for module in (init, ingest, leads, quarantine, demo):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
+for _module in (init, ingest, leads, quarantine, demo):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def main() -> None:
-    cli(prog_name="leadmail", auto_envvar_prefix=None if os.environ else None)
+    cli(prog_name="leadmail")
 
-
-def ready_app(ctx: Context) -> App:
-    """The app with a usable schema: created on first use, refused when it is outdated."""
-    from worker.errors import StoreError
-    from worker.store import schema
-
-    app = ctx.app
-    app.db.check()
-    current = schema.current_revision(app.db.engine)
-    if current is None:
-        schema.upgrade(app.db.engine)
-    elif current != schema.head_revision():
-        raise StoreError(
-            f"database schema {current} is not the newest ({schema.head_revision()}): "
-            "run 'leadmail init' to upgrade", current)
-    return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from worker.cli.main import Context, pass_ctx, ready_app
+from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import emit, format_option, to_json
 from worker.services import quarantine as service
 

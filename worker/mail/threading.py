@@ -23,7 +23,7 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(r"\[#L(\d{1,12})-([a-z2-7]{8})\]", re.IGNORECASE)
-_TOKEN_IN_ID = re.compile(r"(?:^|[.+\-])L(\d{1,12})-([a-z2-7]{8})(?=[.@+]|$)", re.IGNORECASE)
+_TOKEN_IN_ID = re.compile(r"(?:^|[<.+\-])L(\d{1,12})-([a-z2-7]{8})(?=[.@+>]|$)", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 

@@ -139,7 +139,7 @@ class Intake:
         batch = [_Prepared(raw) for raw in raws]
         payloads: list[bytes] = []
         for item in batch:
-            item.content_hash = sha256_hex(normalize(item.raw.data))
+            item.content_hash = _content_hash(item.raw.data)
             if len(item.raw.data) > self.max_bytes:
                 item.error = ParseError(
                     f"message of {len(item.raw.data)} bytes exceeds leads.max_message_bytes "
@@ -224,6 +224,13 @@ class Intake:
         return IntakeResult(item.raw.source, message_id, Outcome.QUARANTINED, None, None,
                             (f"quarantined #{entry_id}: {reason}",), quarantine_id=entry_id,
                             size=len(item.raw.data))
+
+
+def _content_hash(data: bytes) -> str:
+    try:
+        return sha256_hex(normalize(data))
+    except ParseError:
+        return sha256_hex(data)  # not mail at all: it will be quarantined under its bytes
 
 
 class _Decision:

@@ -11,10 +11,15 @@ from typing import BinaryIO
 from worker.errors import SourceError
 from worker.mail.message import RawMessage
 
-_MBOX_FROM = re.compile(rb"^From \S")
+# A separator is "From " + sender + a date with a time; a body line that merely starts with
+# "From " (unescaped by a sloppy writer) is not one.
+_MBOX_FROM = re.compile(rb"^From \S+ +.*\d{1,2}:\d{2}")
 _ESCAPED_FROM = re.compile(rb"^>+From ")
 MAILDIR_SUBDIRS = ("cur", "new")
 SKIP_NAMES = {".DS_Store", "Thumbs.db"}
+# Files met while walking a directory that are certainly not mail (named files always count).
+SKIP_SUFFIXES = {".md", ".json", ".py", ".pyc", ".toml", ".yaml", ".yml", ".gz", ".zip",
+                 ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".db"}
 
 
 def is_maildir(path: Path) -> bool:
@@ -85,7 +90,7 @@ def _tree_files(path: Path) -> Iterator[Path]:
         dirs[:] = [d for d in dirs if d != "tmp" or not is_maildir(here)]
         for name in sorted(files):
             file = here / name
-            if _wanted(file):
+            if _wanted(file) and file.suffix.lower() not in SKIP_SUFFIXES:
                 yield file
 
 
@@ -116,7 +121,7 @@ def split_mbox(handle: BinaryIO) -> Iterator[bytes]:
     previous_blank = True
     started = False
     for line in handle:
-        if previous_blank and _MBOX_FROM.match(line):
+        if previous_blank and (_MBOX_FROM.match(line) or (not started and line[:5] == b"From ")):
             if started and lines:
                 yield _finish(lines)
             lines = []

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 18:39:01.349615
+Create Date: 2026-11-26 18:41:44.247712
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ def upgrade() -> None:
         sa.Column("custom_fields", sa.JSON(), nullable=False),
         sa.Column("email_bouncing", sa.Boolean(), nullable=False),
         sa.Column("related_lead_id", sa.Integer(), nullable=True),
-        sa.Column("subject_key", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -175,6 +174,7 @@ def upgrade() -> None:
         sa.Column("sender_name", sa.String(length=255), nullable=True),
         sa.Column("recipients", sa.JSON(), nullable=False),
         sa.Column("subject", sa.Text(), nullable=True),
+        sa.Column("subject_key", sa.String(length=255), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("kind", sa.String(length=32), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=False),
@@ -198,6 +198,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(batch_op.f("ix_messages_lead_id"), ["lead_id"], unique=False)
         batch_op.create_index("ix_messages_message_id", ["message_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_messages_subject_key"), ["subject_key"], unique=False)
 
     op.create_table(
         "participants",
@@ -261,6 +262,7 @@ def downgrade() -> None:
 
     op.drop_table("participants")
     with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_messages_subject_key"))
         batch_op.drop_index("ix_messages_message_id")
         batch_op.drop_index(batch_op.f("ix_messages_lead_id"))
         batch_op.drop_index(batch_op.f("ix_messages_content_hash"))

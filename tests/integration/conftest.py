@@ -1,0 +1,34 @@
+"""Fixtures for intake tests: an App on each database backend with its own blob store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker.config import Settings, load_settings
+from worker.services.context import App
+from worker.store import schema
+
+
+def settings_for(db_url: str, tmp_path: Path, **leads: object) -> Settings:
+    env = {
+        "LEADMAIL_DATABASE__URL": db_url,
+        "LEADMAIL_STORAGE__PATH": str(tmp_path / "data"),
+        "LEADMAIL_STORAGE__FSYNC_BATCH": "8",
+        "LEADMAIL_DATABASE__SQLITE_SYNCHRONOUS": '"normal"',
+    }
+    for key, value in leads.items():
+        env[f"LEADMAIL_LEADS__{key.upper()}"] = repr(value).replace("'", '"')
+    return load_settings(environ=env)
+
+
+@pytest.fixture
+def app(db_url: str, tmp_path: Path) -> Iterator[App]:
+    application = App.from_settings(
+        settings_for(db_url, tmp_path, own_addresses=["sales@northwind.example"])
+    )
+    schema.upgrade(application.db.engine)
+    yield application
+    application.close()

@@ -1,0 +1,199 @@
+"""Intake on a real database: outcomes, threading, statuses, dedup, quarantine."""
+
+from __future__ import annotations
+
+import codecs
+
+from sqlalchemy import func, select
+
+from tests.integration.helpers import make_mail
+from worker.mail.message import RawMessage
+from worker.services.context import App
+from worker.services.intake import Intake
+from worker.services.leads import lead_detail
+from worker.store.models import (
+    Attachment,
+    Lead,
+    LeadStatus,
+    Message,
+    Outcome,
+    QuarantineEntry,
+    StatusChange,
+)
+
+
+def raw(data: bytes, source: str = "test.eml", account: str = "local") -> RawMessage:
+    return RawMessage(data=data, source=source, account=account)
+
+
+def count(app: App, model: type) -> int:
+    with app.db.transaction(write=False) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_new_enquiry_creates_a_lead_with_status_log(app: App) -> None:
+    result = Intake(app).process(raw(make_mail()))
+    assert result.outcome is Outcome.CREATED and result.kind == "human"
+    with app.db.transaction(write=False) as s:
+        lead = s.get(Lead, result.lead_id)
+        assert lead is not None
+        assert (lead.email, lead.person_name, lead.status) == (
+            "jane@acme-industrial.example", "Jane Buyer", "Lead")
+        assert lead.organization_domain == "acme-industrial.example"
+        assert lead.company_name
+        changes = s.scalars(select(StatusChange).where(StatusChange.lead_id == lead.id)).all()
+        assert [(c.from_status, c.to_status) for c in changes] == [(None, "Lead")]
+
+
+def test_reply_threads_and_opens_the_lead(app: App) -> None:
+    intake = Intake(app)
+    first = intake.process(raw(make_mail()))
+    reply = intake.process(raw(make_mail(
+        subject="Re: Quote for 200 office chairs", message_id="<r1@acme-industrial.example>",
+        in_reply_to="<enquiry-1@acme-industrial.example>")))
+    assert reply.outcome is Outcome.THREADED and reply.lead_id == first.lead_id
+    detail = lead_detail(app, first.lead_id or 0)
+    assert detail["status"] == "Open"
+    assert [e["type"] for e in detail["timeline"]].count("message") == 2
+    assert any(e["type"] == "status" and e["to_status"] == "Open" for e in detail["timeline"])
+
+
+def test_do_not_contact_is_never_changed_by_mail(app: App) -> None:
+    intake = Intake(app)
+    first = intake.process(raw(make_mail()))
+    with app.db.transaction() as s:
+        lead = s.get(Lead, first.lead_id)
+        assert lead is not None
+        lead.status = LeadStatus.DO_NOT_CONTACT.value
+    intake.process(raw(make_mail(message_id="<r2@acme-industrial.example>",
+                                 in_reply_to="<enquiry-1@acme-industrial.example>")))
+    assert lead_detail(app, first.lead_id or 0)["status"] == "Do Not Contact"
+
+
+def test_stranger_quoting_our_ids_gets_a_linked_new_lead(app: App) -> None:
+    intake = Intake(app)
+    first = intake.process(raw(make_mail()))
+    other = intake.process(raw(make_mail(
+        sender="Mallory <mallory@evil.example>", message_id="<m@evil.example>",
+        in_reply_to="<enquiry-1@acme-industrial.example>")))
+    assert other.outcome is Outcome.CREATED and other.lead_id != first.lead_id
+    assert lead_detail(app, other.lead_id or 0)["related_lead_id"] == first.lead_id
+
+
+def test_colleague_from_same_company_joins_the_thread(app: App) -> None:
+    intake = Intake(app)
+    first = intake.process(raw(make_mail()))
+    colleague = intake.process(raw(make_mail(
+        sender="Bob <bob@acme-industrial.example>", message_id="<b@acme-industrial.example>",
+        references="<enquiry-1@acme-industrial.example>")))
+    assert colleague.outcome is Outcome.THREADED and colleague.lead_id == first.lead_id
+    emails = {c["email"] for c in lead_detail(app, first.lead_id or 0)["contacts"]}
+    assert "bob@acme-industrial.example" in emails
+
+
+def test_same_sender_new_subject_is_a_new_conversation_on_the_same_lead(app: App) -> None:
+    intake = Intake(app)
+    first = intake.process(raw(make_mail()))
+    again = intake.process(raw(make_mail(subject="Also: desks?", message_id="<d@acme-industrial.example>")))
+    assert again.outcome is Outcome.THREADED and again.lead_id == first.lead_id
+    assert any("sender" in r for r in again.reasons)
+
+
+def test_duplicates_by_message_id_and_by_bytes(app: App) -> None:
+    intake = Intake(app)
+    data = make_mail()
+    assert intake.process(raw(data)).outcome is Outcome.CREATED
+    assert intake.process(raw(data)).outcome is Outcome.DUPLICATE
+    assert intake.process(raw(codecs.BOM_UTF8 + data)).outcome is Outcome.DUPLICATE
+    assert intake.process(raw(data.replace(b"\n", b"\r\n"))).outcome is Outcome.DUPLICATE
+    # Same bytes under another account are the same message too.
+    assert intake.process(raw(data, account="other")).outcome is Outcome.DUPLICATE
+    no_id = make_mail(message_id=None)
+    first = intake.process(raw(no_id))
+    assert first.outcome is Outcome.THREADED and first.message_id
+    assert intake.process(raw(no_id)).outcome is Outcome.DUPLICATE
+    assert count(app, Message) == 2
+
+
+def test_machine_mail_never_creates_a_lead(app: App) -> None:
+    intake = Intake(app)
+    cases = [
+        make_mail(sender="MAILER-DAEMON@mx.example", subject="Undelivered Mail Returned to Sender",
+                  body="This is the mail system at host mx.example.\n\nI'm sorry to have to "
+                  "inform you that your message could not be delivered.\n",
+                  message_id="<b1@mx.example>", headers={"Auto-Submitted": "auto-replied"}),
+        make_mail(sender="Jane <jane@other.example>", subject="Automatic reply: Quote",
+                  message_id="<a1@other.example>", headers={"Auto-Submitted": "auto-replied"}),
+        make_mail(sender="News <news@list.example>", subject="Weekly digest",
+                  message_id="<l1@list.example>",
+                  headers={"List-Id": "<news.list.example>", "List-Unsubscribe": "<mailto:u@x>"}),
+        make_mail(sender="Sales <sales@northwind.example>", subject="Our own",
+                  message_id="<o1@northwind.example>"),
+    ]
+    kinds = [intake.process(raw(c, source=f"c{i}")) for i, c in enumerate(cases)]
+    assert [r.outcome for r in kinds] == [Outcome.IGNORED] * 4
+    assert [r.kind for r in kinds] == ["bounce", "auto_reply", "list", "own"]
+    assert count(app, Lead) == 0
+    assert count(app, Message) == 4  # recorded with their outcome, for "why not a lead"
+
+
+def test_web_form_relay_uses_reply_to(app: App) -> None:
+    data = make_mail(sender="Website <no-reply@forms.northwind.example>",
+                     subject="New contact form submission", message_id="<f1@forms.example>",
+                     headers={"Reply-To": "Somchai <somchai@siam-trading.example>"})
+    result = Intake(app).process(raw(data))
+    assert result.outcome is Outcome.CREATED
+    assert lead_detail(app, result.lead_id or 0)["email"] == "somchai@siam-trading.example"
+
+
+def test_unparsable_message_is_quarantined_and_replayable(app: App) -> None:
+    intake = Intake(app)
+    result = intake.process(raw(b"\x00\x01 this is not mail", source="junk.bin"))
+    assert result.outcome is Outcome.QUARANTINED and result.quarantine_id
+    again = intake.process(raw(b"\x00\x01 this is not mail", source="junk.bin"))
+    assert again.quarantine_id == result.quarantine_id
+    with app.db.transaction(write=False) as s:
+        entry = s.get(QuarantineEntry, result.quarantine_id)
+        assert entry is not None and entry.attempts == 2
+        assert app.blobs.get(entry.raw_sha256) == b"\x00\x01 this is not mail"
+    replayed = intake.replay(result.quarantine_id or 0)
+    assert replayed.outcome is Outcome.QUARANTINED
+
+
+def test_oversize_message_is_quarantined_not_dropped(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.conftest import settings_for
+    from worker.store import schema
+
+    small = App.from_settings(settings_for(db_url, tmp_path, max_message_bytes=2048))
+    schema.upgrade(small.db.engine)
+    try:
+        result = Intake(small).process(raw(make_mail(body="x" * 5000)))
+        assert result.outcome is Outcome.QUARANTINED
+        assert "max_message_bytes" in result.reasons[0]
+    finally:
+        small.close()
+
+
+def test_attachments_are_stored_by_hash_with_safe_names(app: App) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"] = "x@client.example"
+    msg["To"] = "sales@northwind.example"
+    msg["Subject"] = "RFQ"
+    msg["Message-ID"] = "<att@client.example>"
+    msg.set_content("see attached")
+    msg.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf",
+                       filename="../../etc/rfq.pdf")
+    result = Intake(app).process(raw(msg.as_bytes()))
+    with app.db.transaction(write=False) as s:
+        att = s.scalars(select(Attachment)).one()
+        assert att.filename == "rfq.pdf"
+        assert app.blobs.get(att.sha256) == b"%PDF-1.4 fake"
+    assert result.outcome is Outcome.CREATED
+
+
+def test_dry_run_stores_nothing(app: App) -> None:
+    result = Intake(app, dry_run=True).process(raw(make_mail()))
+    assert result.outcome is Outcome.CREATED
+    assert count(app, Lead) == 0 and count(app, Message) == 0

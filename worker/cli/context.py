@@ -1,0 +1,58 @@
+"""The CLI's shared state: settings and app built lazily from --config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from worker.config import Settings, load_settings
+from worker.errors import StoreError
+from worker.services.context import App
+from worker.store import schema
+
+
+class Context:
+    """Lazily built settings and app, so `--help` works without a config or a database."""
+
+    def __init__(self, config_path: Path | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self._settings: Settings | None = None
+        self._app: App | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App.from_settings(self.settings)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def ready_app(ctx: Context) -> App:
+    """The app with a usable schema: created on first use, refused when it is outdated."""
+    app = ctx.app
+    app.db.check()
+    current = schema.current_revision(app.db.engine)
+    if current is None:
+        schema.upgrade(app.db.engine)
+    elif current != schema.head_revision():
+        raise StoreError(
+            f"database schema {current} is not the newest ({schema.head_revision()}): "
+            "run 'leadmail init' to upgrade", current)
+    return app

@@ -22,9 +22,11 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///leadmail.db"
-    # SQLite only: FULL fsyncs the WAL on every commit (durable across power loss); NORMAL is
-    # durable across process crashes, which is what the blob/DB ordering needs, and faster.
-    sqlite_synchronous: Literal["full", "normal"] = "full"
+    # SQLite only. NORMAL (WAL) survives any process crash; a power cut can undo the last
+    # commits, but the mailbox cursor lives in the same database and is undone with them, so
+    # those messages are fetched again (blobs are fsynced before every commit). FULL fsyncs
+    # each commit as well, at several times the cost per message.
+    sqlite_synchronous: Literal["full", "normal"] = "normal"
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
     echo: bool = False
 
@@ -56,7 +58,7 @@ class LeadSettings(_Section):
     default_source: str = "Email"
     # Env var holding the secret that signs lead tokens ([#L12-xxxx]); when unset, a random
     # secret is created once in the storage directory.
-    secret_env: str = "LEADMAIL_SECRET"
+    secret_env: str = "LEADMAIL_SECRET"  # noqa: S105 (the name of an env var)
     # Messages larger than this are quarantined instead of processed (bytes).
     max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
@@ -64,6 +66,9 @@ class LeadSettings(_Section):
 class IngestSettings(_Section):
     # Account name recorded for messages ingested from local files (dedup is per account).
     account: str = "local"
+    # Worker processes that parse and write blobs while the main process commits; 0 parses
+    # in the main process. -1 means one per core (at most 4).
+    parse_workers: int = Field(default=-1, ge=-1, le=64)
 
 
 class LoggingSettings(_Section):

@@ -38,7 +38,10 @@ def test_new_enquiry_creates_a_lead_with_status_log(app: App) -> None:
         lead = s.get(Lead, result.lead_id)
         assert lead is not None
         assert (lead.email, lead.person_name, lead.status) == (
-            "jane@acme-industrial.example", "Jane Buyer", "Lead")
+            "jane@acme-industrial.example",
+            "Jane Buyer",
+            "Lead",
+        )
         assert lead.organization_domain == "acme-industrial.example"
         assert lead.company_name
         changes = s.scalars(select(StatusChange).where(StatusChange.lead_id == lead.id)).all()
@@ -48,9 +51,15 @@ def test_new_enquiry_creates_a_lead_with_status_log(app: App) -> None:
 def test_reply_threads_and_opens_the_lead(app: App) -> None:
     intake = Intake(app)
     first = intake.process(raw(make_mail()))
-    reply = intake.process(raw(make_mail(
-        subject="Re: Quote for 200 office chairs", message_id="<r1@acme-industrial.example>",
-        in_reply_to="<enquiry-1@acme-industrial.example>")))
+    reply = intake.process(
+        raw(
+            make_mail(
+                subject="Re: Quote for 200 office chairs",
+                message_id="<r1@acme-industrial.example>",
+                in_reply_to="<enquiry-1@acme-industrial.example>",
+            )
+        )
+    )
     assert reply.outcome is Outcome.THREADED and reply.lead_id == first.lead_id
     detail = lead_detail(app, first.lead_id or 0)
     assert detail["status"] == "Open"
@@ -65,17 +74,29 @@ def test_do_not_contact_is_never_changed_by_mail(app: App) -> None:
         lead = s.get(Lead, first.lead_id)
         assert lead is not None
         lead.status = LeadStatus.DO_NOT_CONTACT.value
-    intake.process(raw(make_mail(message_id="<r2@acme-industrial.example>",
-                                 in_reply_to="<enquiry-1@acme-industrial.example>")))
+    intake.process(
+        raw(
+            make_mail(
+                message_id="<r2@acme-industrial.example>",
+                in_reply_to="<enquiry-1@acme-industrial.example>",
+            )
+        )
+    )
     assert lead_detail(app, first.lead_id or 0)["status"] == "Do Not Contact"
 
 
 def test_stranger_quoting_our_ids_gets_a_linked_new_lead(app: App) -> None:
     intake = Intake(app)
     first = intake.process(raw(make_mail()))
-    other = intake.process(raw(make_mail(
-        sender="Mallory <mallory@evil.example>", message_id="<m@evil.example>",
-        in_reply_to="<enquiry-1@acme-industrial.example>")))
+    other = intake.process(
+        raw(
+            make_mail(
+                sender="Mallory <mallory@evil.example>",
+                message_id="<m@evil.example>",
+                in_reply_to="<enquiry-1@acme-industrial.example>",
+            )
+        )
+    )
     assert other.outcome is Outcome.CREATED and other.lead_id != first.lead_id
     assert lead_detail(app, other.lead_id or 0)["related_lead_id"] == first.lead_id
 
@@ -83,9 +104,15 @@ def test_stranger_quoting_our_ids_gets_a_linked_new_lead(app: App) -> None:
 def test_colleague_from_same_company_joins_the_thread(app: App) -> None:
     intake = Intake(app)
     first = intake.process(raw(make_mail()))
-    colleague = intake.process(raw(make_mail(
-        sender="Bob <bob@acme-industrial.example>", message_id="<b@acme-industrial.example>",
-        references="<enquiry-1@acme-industrial.example>")))
+    colleague = intake.process(
+        raw(
+            make_mail(
+                sender="Bob <bob@acme-industrial.example>",
+                message_id="<b@acme-industrial.example>",
+                references="<enquiry-1@acme-industrial.example>",
+            )
+        )
+    )
     assert colleague.outcome is Outcome.THREADED and colleague.lead_id == first.lead_id
     emails = {c["email"] for c in lead_detail(app, first.lead_id or 0)["contacts"]}
     assert "bob@acme-industrial.example" in emails
@@ -94,7 +121,9 @@ def test_colleague_from_same_company_joins_the_thread(app: App) -> None:
 def test_same_sender_new_subject_is_a_new_conversation_on_the_same_lead(app: App) -> None:
     intake = Intake(app)
     first = intake.process(raw(make_mail()))
-    again = intake.process(raw(make_mail(subject="Also: desks?", message_id="<d@acme-industrial.example>")))
+    again = intake.process(
+        raw(make_mail(subject="Also: desks?", message_id="<d@acme-industrial.example>"))
+    )
     assert again.outcome is Outcome.THREADED and again.lead_id == first.lead_id
     assert any("sender" in r for r in again.reasons)
 
@@ -118,17 +147,31 @@ def test_duplicates_by_message_id_and_by_bytes(app: App) -> None:
 def test_machine_mail_never_creates_a_lead(app: App) -> None:
     intake = Intake(app)
     cases = [
-        make_mail(sender="MAILER-DAEMON@mx.example", subject="Undelivered Mail Returned to Sender",
-                  body="This is the mail system at host mx.example.\n\nI'm sorry to have to "
-                  "inform you that your message could not be delivered.\n",
-                  message_id="<b1@mx.example>", headers={"Auto-Submitted": "auto-replied"}),
-        make_mail(sender="Jane <jane@other.example>", subject="Automatic reply: Quote",
-                  message_id="<a1@other.example>", headers={"Auto-Submitted": "auto-replied"}),
-        make_mail(sender="News <news@list.example>", subject="Weekly digest",
-                  message_id="<l1@list.example>",
-                  headers={"List-Id": "<news.list.example>", "List-Unsubscribe": "<mailto:u@x>"}),
-        make_mail(sender="Sales <sales@northwind.example>", subject="Our own",
-                  message_id="<o1@northwind.example>"),
+        make_mail(
+            sender="MAILER-DAEMON@mx.example",
+            subject="Undelivered Mail Returned to Sender",
+            body="This is the mail system at host mx.example.\n\nI'm sorry to have to "
+            "inform you that your message could not be delivered.\n",
+            message_id="<b1@mx.example>",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+        make_mail(
+            sender="Jane <jane@other.example>",
+            subject="Automatic reply: Quote",
+            message_id="<a1@other.example>",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+        make_mail(
+            sender="News <news@list.example>",
+            subject="Weekly digest",
+            message_id="<l1@list.example>",
+            headers={"List-Id": "<news.list.example>", "List-Unsubscribe": "<mailto:u@x>"},
+        ),
+        make_mail(
+            sender="Sales <sales@northwind.example>",
+            subject="Our own",
+            message_id="<o1@northwind.example>",
+        ),
     ]
     kinds = [intake.process(raw(c, source=f"c{i}")) for i, c in enumerate(cases)]
     assert [r.outcome for r in kinds] == [Outcome.IGNORED] * 4
@@ -138,9 +181,12 @@ def test_machine_mail_never_creates_a_lead(app: App) -> None:
 
 
 def test_web_form_relay_uses_reply_to(app: App) -> None:
-    data = make_mail(sender="Website <no-reply@forms.northwind.example>",
-                     subject="New contact form submission", message_id="<f1@forms.example>",
-                     headers={"Reply-To": "Somchai <somchai@siam-trading.example>"})
+    data = make_mail(
+        sender="Website <no-reply@forms.northwind.example>",
+        subject="New contact form submission",
+        message_id="<f1@forms.example>",
+        headers={"Reply-To": "Somchai <somchai@siam-trading.example>"},
+    )
     result = Intake(app).process(raw(data))
     assert result.outcome is Outcome.CREATED
     assert lead_detail(app, result.lead_id or 0)["email"] == "somchai@siam-trading.example"
@@ -183,8 +229,9 @@ def test_attachments_are_stored_by_hash_with_safe_names(app: App) -> None:
     msg["Subject"] = "RFQ"
     msg["Message-ID"] = "<att@client.example>"
     msg.set_content("see attached")
-    msg.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf",
-                       filename="../../etc/rfq.pdf")
+    msg.add_attachment(
+        b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="../../etc/rfq.pdf"
+    )
     result = Intake(app).process(raw(msg.as_bytes()))
     with app.db.transaction(write=False) as s:
         att = s.scalars(select(Attachment)).one()

@@ -33,9 +33,14 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
 def test_env_overrides_file(tmp_path: Path) -> None:
     file = tmp_path / "c.toml"
     file.write_text('[database]\nurl = "sqlite:///a.db"\n')
-    settings = load_settings(file, environ={
-        "LEADMAIL_DATABASE__URL": "sqlite:///b.db", "LEADMAIL_STORAGE__FSYNC_BATCH": "7",
-        "LEADMAIL_LEADS__FREE_MAIL_DOMAINS": '["corp-mail.example"]'})
+    settings = load_settings(
+        file,
+        environ={
+            "LEADMAIL_DATABASE__URL": "sqlite:///b.db",
+            "LEADMAIL_STORAGE__FSYNC_BATCH": "7",
+            "LEADMAIL_LEADS__FREE_MAIL_DOMAINS": '["corp-mail.example"]',
+        },
+    )
     assert settings.database.url == "sqlite:///b.db"
     assert settings.storage.fsync_batch == 7
     assert settings.leads.free_mail_domains == ("corp-mail.example",)

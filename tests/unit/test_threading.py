@@ -21,6 +21,11 @@ class FakeLookups:
     addresses: dict[str, int] = field(default_factory=dict)
     participants: dict[int, set[str]] = field(default_factory=dict)
 
+    def knows_sender(self, email_key: str) -> bool:
+        return email_key in self.addresses or any(
+            email_key in p for p in self.participants.values()
+        )
+
     def leads_by_message_ids(self, message_ids: Sequence[str]) -> list[int]:
         return [self.by_message_id[m] for m in message_ids if m in self.by_message_id]
 
@@ -39,11 +44,20 @@ class FakeLookups:
         return email_key in self.participants.get(lead_id, set())
 
 
-def msg(subject: str = "Hello", irt: tuple[str, ...] = (), refs: tuple[str, ...] = (),
-        to: tuple[str, ...] = ()) -> InboundMessage:
+def msg(
+    subject: str = "Hello",
+    irt: tuple[str, ...] = (),
+    refs: tuple[str, ...] = (),
+    to: tuple[str, ...] = (),
+) -> InboundMessage:
     return InboundMessage(
-        message_id="new@x", content_hash="0" * 64, size=1, subject=subject,
-        from_=(Address("A", "a@client.example"),), in_reply_to=irt, references=refs,
+        message_id="new@x",
+        content_hash="0" * 64,
+        size=1,
+        subject=subject,
+        from_=(Address("A", "a@client.example"),),
+        in_reply_to=irt,
+        references=refs,
         to=tuple(Address("", t) for t in to),
     )
 
@@ -91,14 +105,18 @@ def test_stranger_quoting_ids_gets_a_new_linked_lead() -> None:
 
 def test_token_in_subject_threads() -> None:
     lookups = FakeLookups(leads={9}, participants={9: {"a@client.example"}})
-    match = thread(msg(subject=f"Re: {SIGNER.subject_tag(9)} x"), "a@client.example", lookups,
-                   SIGNER)
+    match = thread(
+        msg(subject=f"Re: {SIGNER.subject_tag(9)} x"), "a@client.example", lookups, SIGNER
+    )
     assert (match.lead_id, match.step) == (9, "token")
 
 
 def test_subject_then_sender() -> None:
-    lookups = FakeLookups(subjects={("a@client.example", "quote"): 3}, addresses={
-        "a@client.example": 2}, participants={3: {"a@client.example"}})
+    lookups = FakeLookups(
+        subjects={("a@client.example", "quote"): 3},
+        addresses={"a@client.example": 2},
+        participants={3: {"a@client.example"}},
+    )
     assert thread(msg(subject="Re: Quote"), "a@client.example", lookups, SIGNER).lead_id == 3
     match = thread(msg(subject="Something else"), "a@client.example", lookups, SIGNER)
     assert (match.lead_id, match.step) == (2, "sender")

@@ -54,5 +54,7 @@ def ready_app(ctx: Context) -> App:
     elif current != schema.head_revision():
         raise StoreError(
             f"database schema {current} is not the newest ({schema.head_revision()}): "
-            "run 'leadmail init' to upgrade", current)
+            "run 'leadmail init' to upgrade",
+            current,
+        )
     return app

@@ -20,11 +20,20 @@ from worker.sources.local import iter_messages, total_bytes
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per message.")
 @click.option("--dry-run", is_flag=True, help="Decide every message but store nothing.")
 @click.option("--account", help="Account name to record (default: [ingest] account).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: on when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: on when stderr is a terminal).",
+)
 @pass_ctx
-def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool, dry_run: bool,
-           account: str | None, progress: bool | None) -> None:
+def ingest(
+    ctx: Context,
+    paths: tuple[Path, ...],
+    as_json: bool,
+    dry_run: bool,
+    account: str | None,
+    progress: bool | None,
+) -> None:
     """Ingest local mail: .eml files, directories of them, mbox files, Maildir folders."""
     app = ready_app(ctx)
     intake = Intake(app, dry_run=dry_run)
@@ -32,9 +41,14 @@ def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool, dry_run: bool,
     show = sys.stderr.isatty() if progress is None else progress
     counts: Counter[str] = Counter()
     messages = iter_messages(paths, name)
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  DownloadColumn(), TimeRemainingColumn(), disable=not show,
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        disable=not show,
+        transient=True,
+    ) as bar:
         task = bar.add_task("ingesting", total=total_bytes(paths) or None)
         for result in intake.process_many(messages):
             counts[result.outcome.value] += 1

@@ -11,14 +11,54 @@ from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
-LIST_COLUMNS = ["id", "status", "name", "email", "company", "source", "assigned_to",
-                "messages", "created_at"]
-CSV_COLUMNS = ["id", "email", "name", "company", "is_organization", "status", "source",
-               "assigned_to", "next_contact_date", "next_contact_by", "created_at", "messages"]
-SHOW_FIELDS = ["id", "status", "name", "company", "is_organization", "email", "phone",
-               "organization_domain", "source", "lead_type", "market_segment", "industry",
-               "assigned_to", "next_contact_date", "next_contact_by", "email_bouncing",
-               "related_lead_id", "notes", "custom_fields", "created_at", "updated_at"]
+LIST_COLUMNS = [
+    "id",
+    "status",
+    "name",
+    "email",
+    "company",
+    "source",
+    "assigned_to",
+    "messages",
+    "created_at",
+]
+CSV_COLUMNS = [
+    "id",
+    "email",
+    "name",
+    "company",
+    "is_organization",
+    "status",
+    "source",
+    "assigned_to",
+    "next_contact_date",
+    "next_contact_by",
+    "created_at",
+    "messages",
+]
+SHOW_FIELDS = [
+    "id",
+    "status",
+    "name",
+    "company",
+    "is_organization",
+    "email",
+    "phone",
+    "organization_domain",
+    "source",
+    "lead_type",
+    "market_segment",
+    "industry",
+    "assigned_to",
+    "next_contact_date",
+    "next_contact_by",
+    "email_bouncing",
+    "related_lead_id",
+    "notes",
+    "custom_fields",
+    "created_at",
+    "updated_at",
+]
 
 
 @click.group()
@@ -27,8 +67,11 @@ def leads() -> None:
 
 
 @leads.command("list")
-@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
-              help="Only leads with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only leads with this status.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many leads.")
 @format_option
 @pass_ctx
@@ -38,14 +81,19 @@ def list_command(ctx: Context, status: str | None, limit: int | None, fmt: str) 
     if fmt == "table":
         for row in rows:
             row["created_at"] = (row["created_at"] or "")[:16].replace("T", " ")
-    emit(rows, CSV_COLUMNS if fmt == "csv" else LIST_COLUMNS, fmt,
-         title=None if fmt != "table" else f"{len(rows)} leads")
+    emit(
+        rows,
+        CSV_COLUMNS if fmt == "csv" else LIST_COLUMNS,
+        fmt,
+        title=None if fmt != "table" else f"{len(rows)} leads",
+    )
 
 
 @leads.command("show")
 @click.argument("lead_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     """Show one lead: its fields, contacts and a timeline of messages and status changes."""
@@ -63,7 +111,9 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     if detail["contacts"]:
         out.print("[bold]contacts[/bold]")
         for c in detail["contacts"]:
-            out.print(f"  {c['name'] or ''} <{c['email']}>{' (primary)' if c['is_primary'] else ''}")
+            out.print(
+                f"  {c['name'] or ''} <{c['email']}>{' (primary)' if c['is_primary'] else ''}"
+            )
     timeline = Table(title="timeline")
     for column in ("at", "type", "what"):
         timeline.add_column(column, overflow="fold")
@@ -83,8 +133,10 @@ def _text(value: Any) -> str:
 def _what(entry: dict[str, Any]) -> str:
     if entry["type"] == "message":
         arrow = "→" if entry["direction"] == "out" else "←"
-        return (f"{arrow} {entry['subject'] or '(no subject)'}  [{entry['kind']}, "
-                f"{entry['outcome']}] from {entry.get('from') or '?'}")
+        return (
+            f"{arrow} {entry['subject'] or '(no subject)'}  [{entry['kind']}, "
+            f"{entry['outcome']}] from {entry.get('from') or '?'}"
+        )
     if entry["type"] == "status":
         return f"{entry['from_status'] or '∅'} → {entry['to_status']}: {entry['cause']}"
     if entry["type"] == "comment":

@@ -41,7 +41,9 @@ class LeadmailGroup(click.Group):
 
 @click.group(cls=LeadmailGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
     help="Config file (default: $LEADMAIL_CONFIG, else ./config.toml, else built-in defaults).",
 )
 @click.option("--debug", is_flag=True, envvar="LEADMAIL_DEBUG", help="Show tracebacks.")
@@ -53,6 +55,8 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # mail-parser warns about every content type it does not render; we handle them.
+    logging.getLogger("mailparser").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = Context(config_path, debug)
     ctx.call_on_close(ctx.obj.close)
 
@@ -64,4 +68,3 @@ for _module in (init, ingest, leads, quarantine, demo):
 
 def main() -> None:
     cli(prog_name="leadmail")
-

@@ -14,7 +14,11 @@ from rich.table import Table
 
 FORMATS = ("table", "json", "csv")
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
     help="Output format.",
 )
 
@@ -37,8 +41,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str,
-         title: str | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str, title: str | None = None
+) -> None:
     if fmt == "json":
         click.echo(to_json(list(rows)))
         return

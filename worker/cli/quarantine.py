@@ -28,8 +28,9 @@ def list_command(ctx: Context, include_all: bool, fmt: str) -> None:
 
 @quarantine.command("show")
 @click.argument("entry_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 @pass_ctx
 def show_command(ctx: Context, entry_id: int, fmt: str) -> None:
     """Show one entry with its reason and the message's headers."""
@@ -59,7 +60,9 @@ def replay_command(ctx: Context, entry_id: int | None, replay_all: bool, as_json
             click.echo(to_json(result.to_json()))
         else:
             lead = f" lead {result.lead_id}" if result.lead_id else ""
-            click.echo(f"{result.source}: {result.outcome.value}{lead} ({'; '.join(result.reasons)})")
+            click.echo(
+                f"{result.source}: {result.outcome.value}{lead} ({'; '.join(result.reasons)})"
+            )
     if not results:
         click.echo("nothing to replay")
 

@@ -74,6 +74,7 @@ class TokenSigner:
 class ThreadLookups(Protocol):
     """What threading needs to know from the store; the store implements it."""
 
+    def knows_sender(self, email_key: str) -> bool: ...
     def leads_by_message_ids(self, message_ids: Sequence[str]) -> list[int]: ...
     def existing_leads(self, lead_ids: Sequence[int]) -> list[int]: ...
     def open_leads_by_subject(self, email_key: str, subject_key: str) -> list[int]: ...
@@ -109,8 +110,9 @@ def thread(
             if lookups.is_participant(lead_id, sender_key):
                 return ThreadMatch(lead_id, step, why)
             refused = refused or lead_id
-    for lead_id in lookups.leads_by_address(sender_key):
-        return ThreadMatch(lead_id, "sender", f"sender {sender_key} belongs to lead {lead_id}")
+    if lookups.knows_sender(sender_key):
+        for lead_id in lookups.leads_by_address(sender_key):
+            return ThreadMatch(lead_id, "sender", f"sender {sender_key} belongs to lead {lead_id}")
     if refused is not None:
         return ThreadMatch(
             None,
@@ -136,5 +138,6 @@ def _candidate_steps(
         tokens = lookups.existing_leads(signer.find(texts))
         yield "token", tokens, "lead token"
     key = normalize_subject(msg.subject)
-    if key and key != normalize_subject(""):
+    # Steps 3 and 4 need a sender some lead already knows; one query rules out a stranger.
+    if key and lookups.knows_sender(sender_key):
         yield "subject", lookups.open_leads_by_subject(sender_key, key), f"subject {key!r}"

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from worker.errors import LeadmailError, ParseError
-from worker.mail.addresses import email_key, guess_organization, lead_sender, organization_domain
-from worker.mail.classify import Classification, Kind, classify
-from worker.mail.message import InboundMessage, RawMessage
-from worker.mail.parse import normalize, parse
+from worker.errors import LeadmailError, NotFoundError
+from worker.mail.addresses import LeadSender, email_key, guess_organization
+from worker.mail.classify import Classification, Kind
+from worker.mail.message import Address, InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, normalize_subject, thread
 from worker.services.context import App
-from worker.store.blobs import safe_filename, sha256_hex
-from worker.store.lookups import StoreLookups
+from worker.services.preparation import (
+    MailPolicy,
+    Prepared,
+    Preparer,
+    default_workers,
+    prepare_batch,
+)
+from worker.store.blobs import safe_filename
+from worker.store.lookups import IS_CONTACT, StoreLookups
 from worker.store.models import (
     Attachment,
     Contact,
@@ -31,12 +37,50 @@ from worker.store.models import (
     Participant,
     QuarantineEntry,
     StatusChange,
+    table_of,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
-InTransaction = Callable[[Session], None]
+InTransaction = Callable[[Connection], None]
+
+_leads = table_of(Lead)
+_messages = table_of(Message)
+_contacts = table_of(Contact)
+_participants = table_of(Participant)
+_attachments = table_of(Attachment)
+_status_changes = table_of(StatusChange)
+_quarantine = table_of(QuarantineEntry)
+
+
+# Statements built once; values are bound at execution (see store/lookups.py for why).
+_INSERT_LEAD = insert(_leads).returning(_leads.c.id)
+_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+_INSERT_CONTACT = insert(_contacts)
+_INSERT_ATTACHMENT = insert(_attachments)
+_INSERT_STATUS = insert(_status_changes)
+_PARTICIPANT_UPSERT = {
+    "sqlite": sqlite_insert(_participants).on_conflict_do_nothing(),
+    "postgresql": pg_insert(_participants).on_conflict_do_nothing(),
+}
+_DUPLICATE = (
+    select(_messages.c.id, _messages.c.lead_id, _messages.c.kind, _messages.c.message_id)
+    .where(
+        or_(
+            (_messages.c.account == bindparam("account"))
+            & (_messages.c.direction == "in")
+            & (_messages.c.message_id == bindparam("message_id")),
+            _messages.c.content_hash == bindparam("content_hash"),
+        )
+    )
+    .limit(1)
+)
+_SET_STATUS = (
+    update(_leads)
+    .where(_leads.c.id == bindparam("lead_id"))
+    .values(status=bindparam("status"), updated_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,19 +109,11 @@ class IntakeResult:
 class Assigner(Protocol):
     """Routes a new lead inside the intake transaction (the rule engine plugs in here)."""
 
-    def assign(self, session: Session, lead: Lead, msg: InboundMessage) -> None: ...
+    def assign(self, conn: Connection, lead_id: int, msg: InboundMessage) -> None: ...
 
 
-@dataclass
-class _Prepared:
-    """A message after the work that needs no transaction: parse and blob writes."""
-
-    raw: RawMessage
-    raw_sha256: str = ""
-    content_hash: str = ""
-    msg: InboundMessage | None = None
-    error: LeadmailError | None = None
-    attachment_hashes: list[str] = field(default_factory=list)
+class _DryRunRollback(Exception):
+    """Raised inside a dry-run transaction so that nothing it wrote is committed."""
 
 
 class Intake:
@@ -90,178 +126,201 @@ class Intake:
         self.assigner = assigner
         self.dry_run = dry_run
         self.max_bytes = app.settings.leads.max_message_bytes
+        self._conn: Connection | None = None  # held across a batch by process_many
+        self._blobs = None if dry_run else app.blobs
+        self._policy = MailPolicy(app.own, app.sender_policy)
 
     # -- public API -------------------------------------------------------------------
 
     def process(self, raw: RawMessage, in_transaction: InTransaction | None = None) -> IntakeResult:
         """One message end to end; ``in_transaction`` runs inside its commit (cursor updates)."""
-        prepared = self._prepare([raw])[0]
+        prepared = prepare_batch([raw], self._blobs, self.max_bytes, self._policy)[0]
         return self._finish(prepared, in_transaction)
 
-    def process_many(self, raws: Iterable[RawMessage], batch: int | None = None) -> Iterator[IntakeResult]:
-        """Many messages, blob writes fsynced per batch, each message still its own commit."""
-        size = batch or self.app.settings.storage.fsync_batch
-        iterator = iter(raws)
-        while chunk := list(islice(iterator, size)):
-            for prepared in self._prepare(chunk):
-                yield self._finish(prepared, None)
+    def process_many(
+        self, raws: Iterable[RawMessage], batch: int | None = None, workers: int | None = None
+    ) -> Iterator[IntakeResult]:
+        """Many messages; blob fsyncs are shared per batch, each message is still one commit.
+
+        With ``workers`` > 0, batches are parsed and written in worker processes while this
+        one commits the batch before.
+        """
+        settings = self.app.settings
+        count = settings.ingest.parse_workers if workers is None else workers
+        preparer = Preparer(
+            self._blobs,
+            self.max_bytes,
+            batch or settings.storage.fsync_batch,
+            default_workers() if count < 0 else count,
+            self._policy,
+        )
+        with self.app.db.connect() as conn:
+            self._conn = conn
+            try:
+                for prepared_batch in preparer.batches(raws):
+                    for prepared in prepared_batch:
+                        yield self._finish(prepared, None)
+            finally:
+                self._conn = None
 
     def replay(self, entry_id: int) -> IntakeResult:
         """Run a quarantined message through intake again from its stored raw bytes."""
-        with self.app.db.transaction(write=False) as session:
-            entry = session.get(QuarantineEntry, entry_id)
-            if entry is None:
-                from worker.errors import NotFoundError
-
-                raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
-            raw = RawMessage(
-                data=self.app.blobs.get(entry.raw_sha256),
-                source=entry.source or f"quarantine#{entry_id}",
-                account=entry.account,
-                folder=entry.folder,
-                uid=entry.uid,
-            )
-        result = self.process(raw, in_transaction=None)
+        with self.app.db.engine.connect() as conn:
+            entry = conn.execute(select(_quarantine).where(_quarantine.c.id == entry_id)).first()
+        if entry is None:
+            raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
+        raw = RawMessage(
+            data=self.app.blobs.get(entry.raw_sha256),
+            source=entry.source or f"quarantine#{entry_id}",
+            account=entry.account,
+            folder=entry.folder,
+            uid=entry.uid,
+        )
+        result = self.process(raw)
         if not self.dry_run and result.outcome is not Outcome.QUARANTINED:
-            with self.app.db.transaction() as session:
-                session.execute(
-                    update(QuarantineEntry)
-                    .where(QuarantineEntry.id == entry_id)
-                    .values(status="replayed", replay_outcome=result.outcome.value,
-                            replayed_at=utcnow())
+            with self.app.db.begin() as conn:
+                conn.execute(
+                    update(_quarantine)
+                    .where(_quarantine.c.id == entry_id)
+                    .values(
+                        status="replayed", replay_outcome=result.outcome.value, replayed_at=utcnow()
+                    )
                 )
         return result
 
     # -- stages -----------------------------------------------------------------------
 
-    def _prepare(self, raws: list[RawMessage]) -> list[_Prepared]:
-        """Parse and write blobs for a batch, so one round of fsyncs covers all of them."""
-        batch = [_Prepared(raw) for raw in raws]
-        payloads: list[bytes] = []
-        for item in batch:
-            item.content_hash = _content_hash(item.raw.data)
-            if len(item.raw.data) > self.max_bytes:
-                item.error = ParseError(
-                    f"message of {len(item.raw.data)} bytes exceeds leads.max_message_bytes "
-                    f"({self.max_bytes})", len(item.raw.data))
-            else:
-                try:
-                    item.msg = parse(item.raw.data)
-                except ParseError as exc:
-                    item.error = exc
-                except Exception as exc:  # a parser bug must cost one message, not the run
-                    item.error = ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
-            payloads.append(item.raw.data)
-            if item.msg is not None:
-                payloads.extend(a.payload for a in item.msg.attachments)
-        if self.dry_run:
-            digests = [sha256_hex(p) for p in payloads]
-        else:
-            digests = self.app.blobs.put_many(payloads)
-        position = 0
-        for item in batch:
-            item.raw_sha256 = digests[position]
-            count = len(item.msg.attachments) if item.msg is not None else 0
-            item.attachment_hashes = digests[position + 1 : position + 1 + count]
-            position += 1 + count
-        return batch
-
-    def _finish(self, item: _Prepared, in_transaction: InTransaction | None) -> IntakeResult:
+    def _finish(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
         if item.msg is None:
             assert item.error is not None
             return self._quarantine(item, item.error, in_transaction)
         try:
-            return self._transact(item, item.msg, in_transaction)
-        except IntegrityError:
-            # Another process stored the same message between our check and our insert.
-            return self._transact(item, item.msg, in_transaction)
+            try:
+                return self._transact(item, item.msg, in_transaction)
+            except IntegrityError:
+                # Another process stored the same message between our check and our insert:
+                # the second attempt finds it and reports a duplicate.
+                return self._transact(item, item.msg, in_transaction)
         except Exception as exc:
             log.exception("intake failed for %s", item.raw.source)
-            error = exc if isinstance(exc, LeadmailError) else LeadmailError(
-                f"{type(exc).__name__}: {exc}", None)
+            error = (
+                exc
+                if isinstance(exc, LeadmailError)
+                else LeadmailError(f"{type(exc).__name__}: {exc}", None)
+            )
             return self._quarantine(item, error, in_transaction)
 
     def _transact(
-        self, item: _Prepared, msg: InboundMessage, in_transaction: InTransaction | None
+        self, item: Prepared, msg: InboundMessage, in_transaction: InTransaction | None
     ) -> IntakeResult:
-        with self.app.db.transaction() as session:
-            result = _Decision(self, session, item, msg).run()
+        def work(conn: Connection) -> IntakeResult:
+            result = _Decision(self, conn, item, msg).run()
             if in_transaction is not None:
-                in_transaction(session)
-            if self.dry_run:
-                session.rollback()
-        return result
+                in_transaction(conn)
+            return result
+
+        return self._in_transaction(work)
+
+    def _in_transaction(self, work: Callable[[Connection], IntakeResult]) -> IntakeResult:
+        if not self.dry_run:
+            with self.app.db.begin(self._conn) as conn:
+                return work(conn)
+        outcome: list[IntakeResult] = []
+        try:
+            with self.app.db.begin(self._conn) as conn:
+                outcome.append(work(conn))
+                raise _DryRunRollback
+        except _DryRunRollback:
+            return outcome[0]
 
     def _quarantine(
-        self, item: _Prepared, error: LeadmailError, in_transaction: InTransaction | None
+        self, item: Prepared, error: LeadmailError, in_transaction: InTransaction | None
     ) -> IntakeResult:
-        reason = str(error).splitlines()[0][:2000] if str(error) else type(error).__name__
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:2000]
         message_id = item.msg.message_id if item.msg else None
-        with self.app.db.transaction() as session:
-            entry = session.scalars(
-                select(QuarantineEntry).where(
-                    QuarantineEntry.raw_sha256 == item.raw_sha256,
-                    QuarantineEntry.status == "held",
+
+        def work(conn: Connection) -> IntakeResult:
+            entry_id = conn.scalar(
+                select(_quarantine.c.id)
+                .where(_quarantine.c.raw_sha256 == item.raw_sha256, _quarantine.c.status == "held")
+                .limit(1)
+            )
+            if entry_id is None:
+                entry_id = conn.scalar(
+                    insert(_quarantine)
+                    .values(
+                        account=item.raw.account,
+                        folder=item.raw.folder,
+                        uid=item.raw.uid,
+                        source=item.raw.source,
+                        raw_sha256=item.raw_sha256,
+                        size=item.size,
+                        reason=reason,
+                        error_type=type(error).__name__,
+                        status="held",
+                        attempts=1,
+                        created_at=utcnow(),
+                    )
+                    .returning(_quarantine.c.id)
                 )
-            ).first()
-            if entry is None:
-                entry = QuarantineEntry(
-                    account=item.raw.account, folder=item.raw.folder, uid=item.raw.uid,
-                    source=item.raw.source, raw_sha256=item.raw_sha256,
-                    size=len(item.raw.data), reason=reason,
-                    error_type=type(error).__name__, attempts=1,
-                )
-                session.add(entry)
             else:
-                entry.attempts += 1
-                entry.reason = reason
-            session.flush()
-            entry_id = entry.id
+                conn.execute(
+                    update(_quarantine)
+                    .where(_quarantine.c.id == entry_id)
+                    .values(attempts=_quarantine.c.attempts + 1, reason=reason)
+                )
             if in_transaction is not None:
-                in_transaction(session)
-            if self.dry_run:
-                session.rollback()
-        return IntakeResult(item.raw.source, message_id, Outcome.QUARANTINED, None, None,
-                            (f"quarantined #{entry_id}: {reason}",), quarantine_id=entry_id,
-                            size=len(item.raw.data))
+                in_transaction(conn)
+            return IntakeResult(
+                item.raw.source,
+                message_id,
+                Outcome.QUARANTINED,
+                None,
+                None,
+                (f"quarantined #{entry_id}: {reason}",),
+                quarantine_id=entry_id,
+                size=item.size,
+            )
 
-
-def _content_hash(data: bytes) -> str:
-    try:
-        return sha256_hex(normalize(data))
-    except ParseError:
-        return sha256_hex(data)  # not mail at all: it will be quarantined under its bytes
+        return self._in_transaction(work)
 
 
 class _Decision:
     """The steps of one message inside its transaction: dedup, classify, thread, store."""
 
-    def __init__(self, intake: Intake, session: Session, item: _Prepared, msg: InboundMessage):
+    def __init__(self, intake: Intake, conn: Connection, item: Prepared, msg: InboundMessage):
         self.app = intake.app
         self.assigner = intake.assigner
-        self.session = session
+        self.conn = conn
         self.item = item
         self.msg = msg
         self.raw = item.raw
+        self.now = utcnow()
 
     def run(self) -> IntakeResult:
         duplicate = self._duplicate()
         if duplicate is not None:
             return duplicate
-        verdict = classify(self.msg, self.app.own)
+        verdict, sender = self.item.verdict, self.item.sender
+        assert verdict is not None and sender is not None
+        sender_key, org = self.item.sender_key, self.item.org
         reasons = list(verdict.reasons)
-        sender = lead_sender(self.msg, self.app.sender_policy)
-        sender_key = email_key(sender.address.email) if sender.address else ""
         if sender.address is not None and sender.reason != "From":
             reasons.append(f"sender: {sender.reason}")
-        policy = self.app.sender_policy
-        org = organization_domain(sender_key, policy) if sender_key else None
-        lookups = StoreLookups(self.session, {sender_key: org} if sender_key else {})
+        lookups = StoreLookups(self.conn, {sender_key: org} if sender_key else {})
+        if (
+            verdict.kind is Kind.OWN
+            and sender.reason != "From"
+            and sender_key
+            and (sender_key not in self.app.own.addresses)
+        ):
+            # A form on our own site sends from our domain on behalf of a stranger.
+            verdict = Classification(Kind.HUMAN, (*verdict.reasons, "relay for an outside sender"))
         if verdict.kind is not Kind.HUMAN:
-            return self._ignored(verdict, reasons, sender_key, lookups)
+            return self._ignored(verdict, reasons, lookups)
         if verdict.spam:
             return self._store(Outcome.IGNORED, verdict, [*reasons, "spam: not a lead"], None)
-        if not sender_key:
+        if not sender_key or sender.address is None:
             return self._store(Outcome.IGNORED, verdict, [*reasons, "no sender address"], None)
         match = thread(self.msg, sender_key, lookups, self.app.signer)
         reasons.append(f"thread: {match.reason}")
@@ -272,160 +331,275 @@ class _Decision:
     # -- outcomes ----------------------------------------------------------------------
 
     def _duplicate(self) -> IntakeResult | None:
-        existing = self.session.execute(
-            select(Message.id, Message.lead_id, Message.kind, Message.message_id)
-            .where(Message.account == self.raw.account, Message.direction == "in",
-                   Message.message_id == self.msg.message_id)
-            .limit(1)
+        existing = self.conn.execute(
+            _DUPLICATE,
+            {
+                "account": self.raw.account,
+                "message_id": self.msg.message_id,
+                "content_hash": self.item.content_hash,
+            },
         ).first()
-        why = "Message-ID already stored"
-        if existing is None:
-            existing = self.session.execute(
-                select(Message.id, Message.lead_id, Message.kind, Message.message_id)
-                .where(Message.content_hash == self.item.content_hash)
-                .limit(1)
-            ).first()
-            why = "same content already stored"
         if existing is None:
             return None
-        return IntakeResult(self.raw.source, self.msg.message_id, Outcome.DUPLICATE,
-                            existing.kind, existing.lead_id,
-                            (f"{why} as message #{existing.id}",), size=len(self.raw.data))
+        why = (
+            "Message-ID already stored"
+            if existing.message_id == self.msg.message_id
+            else "same content already stored"
+        )
+        return IntakeResult(
+            self.raw.source,
+            self.msg.message_id,
+            Outcome.DUPLICATE,
+            existing.kind,
+            existing.lead_id,
+            (f"{why} as message #{existing.id}",),
+            size=self.item.size,
+        )
 
-    def _ignored(self, verdict: Classification, reasons: list[str], sender_key: str,
-                 lookups: StoreLookups) -> IntakeResult:
+    def _ignored(
+        self, verdict: Classification, reasons: list[str], lookups: StoreLookups
+    ) -> IntakeResult:
         lead_id: int | None = None
         if verdict.kind is Kind.BOUNCE and verdict.bounced_message_ids:
             lead_id = self._mark_bounced(verdict, reasons)
         if lead_id is None and (self.msg.in_reply_to or self.msg.references):
-            ids = [*self.msg.in_reply_to, *reversed(self.msg.references)]
-            found = lookups.leads_by_message_ids(ids)
+            found = lookups.leads_by_message_ids(
+                [*self.msg.in_reply_to, *reversed(self.msg.references)]
+            )
             lead_id = found[0] if found else None
         reasons.append(f"{verdict.kind.value}: never a lead")
         return self._store(Outcome.IGNORED, verdict, reasons, lead_id)
 
     def _mark_bounced(self, verdict: Classification, reasons: list[str]) -> int | None:
-        rows = self.session.execute(
-            select(Message.id, Message.lead_id).where(
-                Message.message_id.in_(list(verdict.bounced_message_ids)),
-                Message.direction == "out",
+        """A bounce of our own outbound mail marks it bounced and its lead's address bouncing.
+
+        A delayed-delivery notice (no failed recipients) links to the lead but marks nothing.
+        """
+        rows = self.conn.execute(
+            select(_messages.c.id, _messages.c.lead_id).where(
+                _messages.c.message_id.in_(list(verdict.bounced_message_ids)),
+                _messages.c.direction == "out",
             )
         ).all()
-        if not rows:
-            return None
-        self.session.execute(
-            update(Message).where(Message.id.in_([r.id for r in rows])).values(bounced=True)
-        )
         leads = sorted({r.lead_id for r in rows if r.lead_id is not None})
-        if leads:
-            self.session.execute(
-                update(Lead).where(Lead.id.in_(leads)).values(email_bouncing=True)
+        if rows and verdict.failed_recipients:
+            self.conn.execute(
+                update(_messages)
+                .where(_messages.c.id.in_([r.id for r in rows]))
+                .values(bounced=True)
             )
-            reasons.append(f"bounce marks lead(s) {', '.join(map(str, leads))} as bouncing")
+            if leads:
+                self.conn.execute(
+                    update(_leads)
+                    .where(_leads.c.id.in_(leads))
+                    .values(email_bouncing=True, updated_at=self.now)
+                )
+                reasons.append(f"bounce marks lead(s) {', '.join(map(str, leads))} as bouncing")
         return leads[0] if leads else None
 
-    def _threaded(self, match: ThreadMatch, verdict: Classification, reasons: list[str],
-                  sender_key: str, org: str | None) -> IntakeResult:
+    def _threaded(
+        self,
+        match: ThreadMatch,
+        verdict: Classification,
+        reasons: list[str],
+        sender_key: str,
+        org: str | None,
+    ) -> IntakeResult:
         assert match.lead_id is not None
-        lead = self.session.get(Lead, match.lead_id)
-        assert lead is not None
-        from_lead_side = sender_key == lead.email_key or (
-            org is not None and org == lead.organization_domain
-        ) or self._is_contact(lead.id, sender_key)
-        result = self._store(Outcome.THREADED, verdict, reasons, lead.id)
-        message_row_id = self._last_message_id
+        lead = self.conn.execute(
+            select(
+                _leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status
+            ).where(_leads.c.id == match.lead_id)
+        ).one()
+        from_lead_side = (
+            sender_key == lead.email_key
+            or (org is not None and org == lead.organization_domain)
+            or self._is_contact(lead.id, sender_key)
+        )
+        result, row_id = self._store_row(Outcome.THREADED, verdict, reasons, lead.id)
         if from_lead_side:
-            self._add_contact(lead, sender_key)
+            self._add_contact(lead.id, lead.email_key, sender_key)
             if lead.status in (LeadStatus.LEAD, LeadStatus.REPLIED):
-                self._change_status(lead, LeadStatus.OPEN,
-                                    f"reply from {sender_key}", message_row_id)
+                self._set_status(
+                    lead.id, lead.status, LeadStatus.OPEN, f"reply from {sender_key}", row_id
+                )
         return result
 
-    def _created(self, match: ThreadMatch, verdict: Classification, reasons: list[str],
-                 sender: Any, sender_key: str, org: str | None) -> IntakeResult:
+    def _created(
+        self,
+        match: ThreadMatch,
+        verdict: Classification,
+        reasons: list[str],
+        sender: LeadSender,
+        sender_key: str,
+        org: str | None,
+    ) -> IntakeResult:
         address = sender.address
-        lead = Lead(
-            person_name=(address.name or "").strip()[:255] or None,
-            email=address.email,
-            email_key=sender_key,
-            organization_domain=org,
-            company_name=guess_organization(sender_key, self.app.sender_policy),
-            status=LeadStatus.LEAD.value,
-            source=self.app.settings.leads.default_source,
-            related_lead_id=match.related_lead_id,
-            custom_fields={},
+        assert address is not None
+        name = (address.name or "").strip()[:255] or None
+        lead_id = self.conn.scalar(
+            _INSERT_LEAD,
+            dict(
+                is_organization=False,
+                person_name=name,
+                email=address.email[:320],
+                email_key=sender_key[:320],
+                organization_domain=org,
+                company_name=guess_organization(sender_key, self.app.sender_policy),
+                status=LeadStatus.LEAD.value,
+                source=self.app.settings.leads.default_source,
+                related_lead_id=match.related_lead_id,
+                custom_fields={},
+                email_bouncing=False,
+                created_at=self.now,
+                updated_at=self.now,
+            ),
         )
-        self.session.add(lead)
-        self.session.flush()
-        self.session.add(Contact(lead_id=lead.id, name=lead.person_name, email=address.email,
-                                 email_key=sender_key, is_primary=True))
-        result = self._store(Outcome.CREATED, verdict, reasons, lead.id)
-        self._change_status(lead, LeadStatus.LEAD, f"created from message {self.msg.message_id}",
-                            self._last_message_id, from_status=None)
+        assert lead_id is not None
+        result, row_id = self._store_row(Outcome.CREATED, verdict, reasons, lead_id)
+        self._set_status(
+            lead_id, None, LeadStatus.LEAD, f"created from message {self.msg.message_id}", row_id
+        )
         if self.assigner is not None:
-            self.assigner.assign(self.session, lead, self.msg)
+            self.assigner.assign(self.conn, lead_id, self.msg)
         return result
 
     # -- writes -------------------------------------------------------------------------
 
-    _last_message_id: int | None = None
+    def _store(
+        self, outcome: Outcome, verdict: Classification, reasons: list[str], lead_id: int | None
+    ) -> IntakeResult:
+        return self._store_row(outcome, verdict, reasons, lead_id)[0]
 
-    def _store(self, outcome: Outcome, verdict: Classification, reasons: list[str],
-               lead_id: int | None) -> IntakeResult:
+    def _store_row(
+        self, outcome: Outcome, verdict: Classification, reasons: list[str], lead_id: int | None
+    ) -> tuple[IntakeResult, int]:
         msg = self.msg
         sender = msg.from_address
-        row = Message(
-            direction="in", account=self.raw.account, folder=self.raw.folder, uid=self.raw.uid,
-            source=self.raw.source, message_id=msg.message_id,
-            in_reply_to=list(msg.in_reply_to), references=list(msg.references)[-100:],
-            sender=sender.email if sender else None,
-            sender_name=(sender.name[:255] or None) if sender else None,
-            recipients={"to": [str(a) for a in msg.to], "cc": [str(a) for a in msg.cc],
-                        "reply_to": [str(a) for a in msg.reply_to]},
-            subject=msg.subject, subject_key=normalize_subject(msg.subject) or None,
-            sent_at=msg.date, kind=verdict.kind.value, outcome=outcome.value,
-            reasons=reasons, body_text=msg.text, body_html=msg.html or None,
-            raw_sha256=self.item.raw_sha256, content_hash=self.item.content_hash,
-            size=len(self.raw.data), defects=list(msg.defects)[:50], lead_id=lead_id,
+        row_id = self.conn.scalar(
+            _INSERT_MESSAGE,
+            dict(
+                direction="in",
+                account=self.raw.account,
+                folder=self.raw.folder,
+                uid=self.raw.uid,
+                source=self.raw.source,
+                message_id=msg.message_id[:998],
+                in_reply_to=list(msg.in_reply_to)[:20],
+                references=list(msg.references)[-100:],
+                sender=sender.email[:320] if sender else None,
+                sender_name=(sender.name[:255] or None) if sender else None,
+                recipients={
+                    "to": [str(a) for a in msg.to],
+                    "cc": [str(a) for a in msg.cc],
+                    "reply_to": [str(a) for a in msg.reply_to],
+                },
+                subject=msg.subject,
+                subject_key=normalize_subject(msg.subject)[:255] or None,
+                sent_at=msg.date,
+                kind=verdict.kind.value,
+                outcome=outcome.value,
+                reasons=reasons,
+                body_text=msg.text,
+                body_html=msg.html or None,
+                raw_sha256=self.item.raw_sha256,
+                content_hash=self.item.content_hash,
+                size=self.item.size,
+                defects=list(msg.defects)[:50],
+                bounced=False,
+                lead_id=lead_id,
+                created_at=self.now,
+            ),
         )
-        self.session.add(row)
-        self.session.flush()
-        self._last_message_id = row.id
-        for attachment, digest in zip(msg.attachments, self.item.attachment_hashes, strict=True):
-            self.session.add(Attachment(
-                message_id=row.id, filename=safe_filename(attachment.filename),
-                content_type=attachment.content_type[:255], size=len(attachment.payload),
-                sha256=digest, content_id=attachment.content_id, inline=attachment.inline))
+        assert row_id is not None
+        if msg.attachments:
+            self.conn.execute(
+                _INSERT_ATTACHMENT,
+                [
+                    {
+                        "message_id": row_id,
+                        "filename": safe_filename(a.filename),
+                        "content_type": a.content_type[:255],
+                        "size": size,
+                        "sha256": digest,
+                        "content_id": (a.content_id or None) and a.content_id[:998],
+                        "inline": a.inline,
+                    }
+                    for a, digest, size in zip(
+                        msg.attachments,
+                        self.item.attachment_hashes,
+                        self.item.attachment_sizes,
+                        strict=True,
+                    )
+                ],
+            )
         if lead_id is not None and outcome in (Outcome.CREATED, Outcome.THREADED):
             self._add_participants(lead_id)
-        return IntakeResult(self.raw.source, msg.message_id, outcome, verdict.kind.value,
-                            lead_id, tuple(reasons), size=len(self.raw.data))
+        result = IntakeResult(
+            self.raw.source,
+            msg.message_id,
+            outcome,
+            verdict.kind.value,
+            lead_id,
+            tuple(reasons),
+            size=self.item.size,
+        )
+        return result, row_id
 
     def _add_participants(self, lead_id: int) -> None:
-        keys = {email_key(a.email) for a in (*self.msg.from_, *self.msg.to, *self.msg.cc,
-                                              *self.msg.reply_to)}
-        keys.discard("")
+        people: tuple[Address, ...] = (
+            *self.msg.from_,
+            *self.msg.to,
+            *self.msg.cc,
+            *self.msg.reply_to,
+        )
+        keys = sorted({email_key(a.email)[:320] for a in people} - {""})
         if not keys:
             return
-        known = set(self.session.scalars(select(Participant.email_key).where(
-            Participant.lead_id == lead_id, Participant.email_key.in_(keys))))
-        for key in sorted(keys - known):
-            self.session.add(Participant(lead_id=lead_id, email_key=key[:320]))
+        rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
+        self.conn.execute(_PARTICIPANT_UPSERT[self.conn.dialect.name], rows)
 
     def _is_contact(self, lead_id: int, key: str) -> bool:
-        return self.session.scalar(select(Contact.id).where(
-            Contact.lead_id == lead_id, Contact.email_key == key)) is not None
+        return self.conn.scalar(IS_CONTACT, {"lead_id": lead_id, "email_key": key}) is not None
 
-    def _add_contact(self, lead: Lead, key: str) -> None:
-        if key == lead.email_key or self._is_contact(lead.id, key):
+    def _add_contact(self, lead_id: int, lead_key: str | None, key: str) -> None:
+        if key == lead_key or self._is_contact(lead_id, key):
             return
         address = next((a for a in self.msg.from_ if email_key(a.email) == key), None)
-        self.session.add(Contact(lead_id=lead.id, name=(address.name if address else None) or None,
-                                 email=address.email if address else key, email_key=key))
+        self.conn.execute(
+            _INSERT_CONTACT,
+            dict(
+                lead_id=lead_id,
+                name=(address.name if address else None) or None,
+                email=(address.email if address else key)[:320],
+                email_key=key[:320],
+                designation=None,
+                phone=None,
+                is_primary=False,
+                created_at=self.now,
+            ),
+        )
 
-    def _change_status(self, lead: Lead, to: LeadStatus, cause: str, message_row_id: int | None,
-                       from_status: str | None | type[Ellipsis] = ...) -> None:
-        before = lead.status if from_status is ... else from_status
-        lead.status = to.value
-        self.session.add(StatusChange(lead_id=lead.id, from_status=before, to_status=to.value,
-                                      cause=cause, message_id=message_row_id))
+    def _set_status(
+        self,
+        lead_id: int,
+        before: str | None,
+        to: LeadStatus,
+        cause: str,
+        message_row_id: int | None,
+    ) -> None:
+        if before is not None:
+            self.conn.execute(
+                _SET_STATUS, {"lead_id": lead_id, "status": to.value, "now": self.now}
+            )
+        self.conn.execute(
+            _INSERT_STATUS,
+            dict(
+                lead_id=lead_id,
+                from_status=before,
+                to_status=to.value,
+                cause=cause,
+                message_id=message_row_id,
+                at=self.now,
+            ),
+        )

@@ -35,16 +35,20 @@ def check_status(status: str) -> str:
     raise LeadmailError(f"unknown status {status!r}; one of: {', '.join(STATUSES)}", status)
 
 
-def list_leads(app: App, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def list_leads(
+    app: App, status: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     counts = (
         select(Message.lead_id, func.count(Message.id).label("n"))
         .where(Message.lead_id.is_not(None))
         .group_by(Message.lead_id)
         .subquery()
     )
-    query = select(Lead, func.coalesce(counts.c.n, 0)).outerjoin(
-        counts, counts.c.lead_id == Lead.id
-    ).order_by(Lead.id)
+    query = (
+        select(Lead, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.lead_id == Lead.id)
+        .order_by(Lead.id)
+    )
     if status:
         query = query.where(Lead.status == check_status(status))
     if limit:
@@ -148,13 +152,28 @@ def _timeline(session: Any, lead_id: int, messages: Any) -> list[dict[str, Any]]
             }
         )
     for comment in session.scalars(select(Comment).where(Comment.lead_id == lead_id)):
-        entries.append({"at": _iso(comment.at), "type": "comment", "author": comment.author,
-                        "text": comment.text, "_order": _iso(comment.at)})
+        entries.append(
+            {
+                "at": _iso(comment.at),
+                "type": "comment",
+                "author": comment.author,
+                "text": comment.text,
+                "_order": _iso(comment.at),
+            }
+        )
     for act in session.scalars(select(Activity).where(Activity.lead_id == lead_id)):
         kind = "assignment" if act.kind == "assignment" else "activity"
-        entries.append({"at": _iso(act.at), "type": kind, "kind": act.kind,
-                        "summary": act.summary, "actor": act.actor, "details": act.details,
-                        "_order": _iso(act.at)})
+        entries.append(
+            {
+                "at": _iso(act.at),
+                "type": kind,
+                "kind": act.kind,
+                "summary": act.summary,
+                "actor": act.actor,
+                "details": act.details,
+                "_order": _iso(act.at),
+            }
+        )
     # Order by when leadmail recorded each entry: a message's Date header can lie.
     entries.sort(key=lambda e: (e["_order"] or "", 0 if e["type"] == "message" else 1))
     for entry in entries:

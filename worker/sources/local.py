@@ -18,8 +18,24 @@ _ESCAPED_FROM = re.compile(rb"^>+From ")
 MAILDIR_SUBDIRS = ("cur", "new")
 SKIP_NAMES = {".DS_Store", "Thumbs.db"}
 # Files met while walking a directory that are certainly not mail (named files always count).
-SKIP_SUFFIXES = {".md", ".json", ".py", ".pyc", ".toml", ".yaml", ".yml", ".gz", ".zip",
-                 ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".db"}
+SKIP_SUFFIXES = {
+    ".md",
+    ".json",
+    ".py",
+    ".pyc",
+    ".toml",
+    ".yaml",
+    ".yml",
+    ".gz",
+    ".zip",
+    ".pdf",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".csv",
+    ".db",
+}
 
 
 def is_maildir(path: Path) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +54,8 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._tmp = root / "tmp"
+        self._known_dirs: set[Path] = set()
+        self._counter = 0
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -78,21 +81,37 @@ class BlobStore:
                 digests.append(digest)
                 if digest not in pending and not self.has(digest):
                     pending[digest] = self._write_temp(data)
-            for tmp in pending.values():
-                _fsync_path(tmp)
+            if not pending:
+                return digests
+            self._sync_files(list(pending.values()))
             dirs: set[Path] = set()
             for digest, tmp in pending.items():
                 final = self.path_for(digest)
-                final.parent.mkdir(exist_ok=True)
+                if final.parent not in self._known_dirs:
+                    final.parent.mkdir(exist_ok=True)
+                    self._known_dirs.add(final.parent)
                 os.replace(tmp, final)
                 dirs.add(final.parent)
-            for directory in dirs | ({self.root} if dirs else set()):
-                _fsync_dir(directory)
+            self._sync_dirs(dirs | {self.root})
         except OSError as exc:
             for tmp in pending.values():
                 tmp.unlink(missing_ok=True)
             raise StoreError(f"blob store write failed: {exc.strerror}", str(self.root)) from None
         return digests
+
+    def _sync_files(self, files: list[Path]) -> None:
+        # One syncfs(2) flushes a whole batch for the price of one fsync; elsewhere, or when
+        # it fails, each file is fsynced.
+        if len(files) > 1 and _syncfs(self._tmp):
+            return
+        for file in files:
+            _fsync_path(file)
+
+    def _sync_dirs(self, dirs: set[Path]) -> None:
+        if len(dirs) > 2 and _syncfs(self.root):
+            return
+        for directory in dirs:
+            _fsync_dir(directory)
 
     def get(self, digest: str) -> bytes:
         try:
@@ -104,10 +123,14 @@ class BlobStore:
         return data
 
     def _write_temp(self, data: bytes) -> Path:
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        # pid + counter is unique among writers (O_EXCL guards the rest) and much cheaper
+        # than tempfile's random names.
+        self._counter += 1
+        path = self._tmp / f"{os.getpid()}-{self._counter}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        return Path(name)
+        return path
 
 
 def _fsync_path(path: Path) -> None:
@@ -122,5 +145,32 @@ def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        func = ctypes.CDLL(name, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int]
+    func.restype = ctypes.c_int
+    return func
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush the file system holding ``path`` (Linux syncfs); False if unavailable."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return bool(_SYNCFS(fd) == 0)
     finally:
         os.close(fd)

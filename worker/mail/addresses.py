@@ -1,0 +1,383 @@
+"""Address normalisation, free-mail and no-reply detection, web-form relays and organisations."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import translate
+
+from worker.mail.message import Address, InboundMessage
+
+
+def _domains(names: Iterable[str], suffixes: Iterable[str]) -> frozenset[str]:
+    """Every ``name.suffix`` pair: real regional variants of one provider, written out once."""
+    suffix_list = tuple(suffixes)
+    return frozenset(f"{name}.{suffix}" for name in names for suffix in suffix_list)
+
+
+# Regional domains the providers actually operate (checked against their sign-up pages / MX
+# records); a wildcard like yahoo.* would wrongly include e.g. yahoo.example or squatted domains.
+_YAHOO = _domains(
+    ["yahoo"],
+    [
+        "com", "co.uk", "co.jp", "co.th", "co.in", "co.id", "co.nz", "co.za", "co.kr",
+        "com.au", "com.ar", "com.br", "com.cn", "com.hk", "com.mx", "com.my", "com.ph",
+        "com.sg", "com.tw", "com.vn", "com.tr", "com.co", "com.pe", "com.ve",
+        "ca", "de", "fr", "es", "it", "ie", "in", "gr", "se", "no", "dk", "fi", "pl",
+        "ro", "at", "be", "ch", "nl", "pt", "cz", "hu",
+    ],
+)  # fmt: skip
+_HOTMAIL = _domains(
+    ["hotmail"],
+    [
+        "com", "co.uk", "co.jp", "co.th", "co.kr", "co.nz", "co.za", "co.il", "co.in",
+        "com.au", "com.ar", "com.br", "com.mx", "com.tr", "com.tw", "com.hk", "com.sg",
+        "com.vn", "com.my", "com.ph",
+        "fr", "de", "es", "it", "be", "ca", "nl", "se", "dk", "fi", "no", "gr", "at",
+        "ch", "cz", "hu", "ie", "pt", "ru", "sg", "rs", "lt", "lv", "sk",
+    ],
+)  # fmt: skip
+_OUTLOOK = _domains(
+    ["outlook"],
+    [
+        "com", "co.uk", "co.jp", "co.th", "co.id", "co.il", "co.nz", "com.au", "com.ar",
+        "com.br", "com.tr", "com.vn", "com.gr", "fr", "de", "es", "it", "be", "at", "cl",
+        "cz", "dk", "ie", "in", "jp", "kr", "lv", "my", "ph", "pt", "sa", "sg", "sk", "hu",
+    ],
+)  # fmt: skip
+_LIVE = _domains(
+    ["live"],
+    [
+        "com", "co.uk", "co.za", "co.kr", "com.au", "com.ar", "com.mx", "com.sg",
+        "com.my", "com.pt", "ca", "fr", "de", "it", "nl", "be", "at", "ch", "dk", "se",
+        "no", "fi", "ie", "in", "jp", "cl", "hk", "ru", "cn",
+    ],
+)  # fmt: skip
+_WINDOWSLIVE = frozenset({"windowslive.com", "msn.com", "passport.com"})
+_GMX = _domains(["gmx"], ["com", "net", "de", "at", "ch", "fr", "es", "co.uk", "us", "eu", "info"])
+_YANDEX = _domains(["yandex"], ["ru", "com", "ua", "by", "kz", "com.tr"])
+_PROTON = frozenset({"protonmail.com", "protonmail.ch", "pm.me", "proton.me"})
+_FASTMAIL = frozenset({"fastmail.com", "fastmail.fm", "fastmail.net", "fastmail.org"})
+_TUTANOTA = frozenset({"tutanota.com", "tutanota.de", "tutamail.com", "tuta.io", "tuta.com"})
+
+FREE_MAIL_DOMAINS: frozenset[str] = (
+    _YAHOO
+    | _HOTMAIL
+    | _OUTLOOK
+    | _LIVE
+    | _WINDOWSLIVE
+    | _GMX
+    | _YANDEX
+    | _PROTON
+    | _FASTMAIL
+    | _TUTANOTA
+    | frozenset(
+        {
+            # Google, Apple, AOL/Verizon media
+            "gmail.com", "googlemail.com", "icloud.com", "me.com", "mac.com",
+            "aol.com", "aim.com", "aol.co.uk", "aol.de", "aol.fr", "ymail.com",
+            "rocketmail.com",
+            # Europe
+            "web.de", "t-online.de", "freenet.de", "arcor.de", "posteo.de", "posteo.net",
+            "mailbox.org", "orange.fr", "wanadoo.fr", "free.fr", "laposte.net", "sfr.fr",
+            "neuf.fr", "libero.it", "virgilio.it", "tiscali.it", "alice.it", "tin.it",
+            "seznam.cz", "centrum.cz", "email.cz", "wp.pl", "o2.pl", "onet.pl", "interia.pl",
+            "btinternet.com", "virginmedia.com", "sky.com", "talktalk.net", "ntlworld.com",
+            "bluewin.ch", "telenet.be", "skynet.be", "ziggo.nl", "kpnmail.nl", "home.nl",
+            "planet.nl", "hetnet.nl", "abv.bg", "inbox.lv", "mail.ee", "freemail.hu",
+            "citromail.hu", "sapo.pt", "terra.es", "telefonica.net", "mail.ru", "inbox.ru",
+            "list.ru", "bk.ru", "rambler.ru", "ukr.net", "i.ua",
+            # North America / Oceania
+            "sbcglobal.net", "comcast.net", "verizon.net", "att.net", "bellsouth.net",
+            "cox.net", "charter.net", "earthlink.net", "optonline.net", "juno.com",
+            "netzero.net", "shaw.ca", "rogers.com", "sympatico.ca", "bigpond.com",
+            "bigpond.net.au", "optusnet.com.au", "xtra.co.nz",
+            # Asia
+            "qq.com", "foxmail.com", "163.com", "126.com", "yeah.net", "sina.com",
+            "sina.cn", "sohu.com", "aliyun.com", "139.com", "naver.com", "hanmail.net",
+            "daum.net", "nate.com", "rediffmail.com", "docomo.ne.jp", "ezweb.ne.jp",
+            "au.com", "softbank.ne.jp", "i.softbank.jp", "nifty.com", "biglobe.ne.jp",
+            "ocn.ne.jp", "hinet.net", "pchome.com.tw", "yahoo.com.tw",
+            # Independent / privacy providers
+            "zoho.com", "zohomail.com", "mail.com", "email.com", "usa.com", "post.com",
+            "hey.com", "hushmail.com", "runbox.com", "disroot.org", "gmx.com",
+            "inbox.com", "lycos.com", "excite.com",
+        }
+    )
+)  # fmt: skip
+
+DEFAULT_RELAY_PATTERNS: tuple[str, ...] = (
+    # generic no-reply senders of web-form plugins and SaaS notifications
+    "no-reply@*",
+    "noreply@*",
+    "no_reply@*",
+    "do-not-reply@*",
+    "donotreply@*",
+    "do_not_reply@*",
+    "no-reply-*@*",
+    "noreply-*@*",
+    # CMS and form builders
+    "wordpress@*",
+    "forms@*",
+    "form@*",
+    "webform@*",
+    "web-form@*",
+    "form-submission@*",
+    "formresponses@*",
+    "*@formspree.io",
+    "*@typeform.io",
+    "notifications@typeform.com",
+    "*@jotform.com",
+    "*@wufoo.com",
+    "*@formstack.com",
+    "*@cognitoforms.com",
+    "*@123formbuilder.com",
+    "*@formsubmit.co",
+    "*@getform.io",
+    "*@hubspot*",
+    "*@*.hubspot.com",
+    "*@*.hubspotemail.net",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SenderPolicy:
+    """Which senders are relays (the real sender is in Reply-To) and extra free-mail domains."""
+
+    relay_patterns: tuple[str, ...] = DEFAULT_RELAY_PATTERNS
+    extra_free_mail: frozenset[str] = frozenset()
+
+
+_MAILTO = re.compile(r"^mailto:", re.IGNORECASE)
+_ANGLE = re.compile(r"<([^<>]*)>")
+_LOCAL_OK = re.compile(r"^[^\s@<>()\[\],;:\\\"]+$|^\"[^\"\r\n]+\"$")
+_DOMAIN_OK = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+)
+_DOMAIN_LITERAL = re.compile(r"^\[[0-9a-f:.]+\]$")
+
+
+def _ascii_domain(domain: str) -> str:
+    """Lower-cased domain in ASCII (IDNA) form, or '' when it cannot be a domain."""
+    domain = domain.strip().rstrip(".").lower()
+    if _DOMAIN_LITERAL.match(domain):
+        return domain
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            return ""
+    return domain if _DOMAIN_OK.match(domain) else ""
+
+
+def normalize_email(value: str) -> str:
+    """``'Jane <Jane.Doe@ACME.com>'`` → ``'Jane.Doe@acme.com'``; '' if ``value`` is not an address.
+
+    Strips spaces, angle brackets and ``mailto:`` (with any ``?subject=…``), lower-cases the
+    domain (IDNA to ASCII) and keeps the local part's case, which RFC 5321 leaves to the receiver.
+    """
+    text = value.strip()
+    bracketed = _ANGLE.findall(text)
+    if bracketed:
+        text = bracketed[-1].strip()
+    text = _MAILTO.sub("", text).split("?", 1)[0].strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not _LOCAL_OK.match(local):
+        return ""
+    ascii_domain = _ascii_domain(domain)
+    return f"{local}@{ascii_domain}" if ascii_domain else ""
+
+
+def email_key(value: str) -> str:
+    """The fully lower-cased address used for equality and DB lookups ('' if not an address)."""
+    return normalize_email(value).lower()
+
+
+def _domain_of(value: str) -> str:
+    if "@" in value:
+        return email_key(value).rpartition("@")[2]
+    return _ascii_domain(value)
+
+
+def _parents(domain: str) -> Iterable[str]:
+    """``a.b.c`` → ``a.b.c``, ``b.c``, ``c``."""
+    labels = domain.split(".")
+    for i in range(len(labels)):
+        yield ".".join(labels[i:])
+
+
+def is_free_mail(domain: str, policy: SenderPolicy = SenderPolicy()) -> bool:
+    """True for a consumer mailbox provider (or a subdomain of one); accepts an address too."""
+    name = _domain_of(domain)
+    if not name:
+        return False
+    return any(
+        part in FREE_MAIL_DOMAINS or part in policy.extra_free_mail for part in _parents(name)
+    )
+
+
+_NO_REPLY_LOCAL = re.compile(
+    r"""^(?:
+        no[-_.]?reply | do[-_.]?not[-_.]?reply | dont[-_.]?reply | no[-_.]?answer
+      | mailer[-_.]?daemon | mail[-_.]?daemon | postmaster
+      | bounces? | auto[-_.]?reply | autoresponder
+    )(?:[-+_.].*)?$
+    | ^.+[-+_.](?:bounces?|no[-_.]?reply|mailer[-_.]?daemon)$
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def is_no_reply(email: str) -> bool:
+    """True for addresses nobody reads: no-reply, donotreply, mailer-daemon, postmaster, bounces."""
+    local = email_key(email).rpartition("@")[0] or email.strip().lower()
+    return bool(_NO_REPLY_LOCAL.match(local))
+
+
+@functools.lru_cache(maxsize=32)
+def _relay_matcher(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    # One compiled alternation per policy: fnmatch would re-run each glob per address.
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{translate(p.lower())})" for p in patterns))
+
+
+def is_relay(email: str, policy: SenderPolicy) -> bool:
+    """True when ``email`` matches a relay glob: a sender whose Reply-To is the real person."""
+    key = email_key(email)
+    matcher = _relay_matcher(policy.relay_patterns)
+    return bool(key and matcher and matcher.match(key))
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSender:
+    """The person a lead is about and how we decided it."""
+
+    address: Address | None
+    reason: str
+
+
+_EMAIL_IN_TEXT = (
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+)
+_FORM_EMAIL = re.compile(
+    r"^[ \t*>|-]*(?:your[ \t]+)?(?:e-?mail|courriel|correo)(?:[ \t-]*(?:address|adresse|addr))?"
+    r"[ \t*]*[:=][ \t*]*(?:\[|<|mailto:)?(" + _EMAIL_IN_TEXT + r")",
+    re.IGNORECASE | re.MULTILINE,
+)
+_FORM_NAME = re.compile(
+    r"^[ \t*>|-]*(?:your[ \t]+|full[ \t]+|contact[ \t]+)?name[ \t*]*[:=][ \t*]*([^\r\n<>@]{1,80})$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TAG = re.compile(r"<[^>]*>")
+_BR = re.compile(r"<(?:br|/p|/div|/tr|/li)\b[^>]*>", re.IGNORECASE)
+
+
+def _html_to_lines(html: str) -> str:
+    return _TAG.sub(" ", _BR.sub("\n", html))
+
+
+def _form_field_sender(msg: InboundMessage, relay: str, policy: SenderPolicy) -> Address | None:
+    """The submitter's address from an 'Email: …' line of a web-form notification body."""
+    for body in (msg.text, _html_to_lines(msg.html) if msg.html else ""):
+        for match in _FORM_EMAIL.finditer(body[:20_000]):
+            email = normalize_email(match.group(1))
+            key = email.lower()
+            if not email or key == email_key(relay) or is_no_reply(key) or is_relay(key, policy):
+                continue
+            name_match = _FORM_NAME.search(body[:20_000])
+            name = " ".join(name_match.group(1).split()) if name_match else ""
+            return Address(name, email)
+    return None
+
+
+def lead_sender(msg: InboundMessage, policy: SenderPolicy = SenderPolicy()) -> LeadSender:
+    """Who the lead is: From, or the real person behind a web-form relay (Reply-To / body field)."""
+    sender = msg.from_address
+    usable_reply_to = [
+        a
+        for a in msg.reply_to
+        if email_key(a.email) and not is_relay(a.email, policy) and not is_no_reply(a.email)
+    ]
+    if sender is None or not email_key(sender.email):
+        if usable_reply_to:
+            return LeadSender(usable_reply_to[0], "Reply-To (no usable From)")
+        return LeadSender(None, "no From or Reply-To address")
+    if not is_relay(sender.email, policy):
+        return LeadSender(sender, "From")
+    if usable_reply_to:
+        return LeadSender(usable_reply_to[0], f"Reply-To (From {sender.email} is a relay)")
+    found = _form_field_sender(msg, sender.email, policy)
+    if found is not None:
+        return LeadSender(
+            found, f"body 'Email:' field (From {sender.email} is a relay without Reply-To)"
+        )
+    return LeadSender(sender, f"From ({sender.email} is a relay but names no other sender)")
+
+
+# Second-level public suffixes under which organisations register (a practical subset of the
+# Public Suffix List: country code SLDs used by businesses). Single-label TLDs need no entry.
+_MULTI_PART_SUFFIXES: frozenset[str] = frozenset(
+    {
+        "co.uk", "org.uk", "ac.uk", "gov.uk", "ltd.uk", "plc.uk", "me.uk", "net.uk",
+        "sch.uk", "nhs.uk", "police.uk",
+        "co.th", "ac.th", "go.th", "or.th", "in.th", "mi.th", "net.th",
+        "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp", "ad.jp", "ed.jp", "gr.jp", "lg.jp",
+        "com.au", "net.au", "org.au", "edu.au", "gov.au", "asn.au", "id.au",
+        "co.nz", "org.nz", "net.nz", "ac.nz", "govt.nz", "school.nz",
+        "com.br", "net.br", "org.br", "gov.br", "edu.br", "ind.br",
+        "co.za", "org.za", "gov.za", "ac.za", "net.za",
+        "co.in", "net.in", "org.in", "firm.in", "gen.in", "ind.in", "ac.in", "gov.in",
+        "com.cn", "net.cn", "org.cn", "gov.cn", "edu.cn", "ac.cn",
+        "com.hk", "org.hk", "net.hk", "edu.hk", "gov.hk",
+        "com.tw", "org.tw", "net.tw", "edu.tw", "gov.tw", "idv.tw",
+        "com.sg", "org.sg", "net.sg", "edu.sg", "gov.sg",
+        "com.my", "org.my", "net.my", "edu.my", "gov.my",
+        "co.id", "or.id", "ac.id", "go.id", "web.id",
+        "com.ph", "org.ph", "net.ph", "edu.ph", "gov.ph",
+        "com.vn", "net.vn", "org.vn", "edu.vn", "gov.vn",
+        "co.kr", "or.kr", "ac.kr", "go.kr", "ne.kr", "re.kr",
+        "co.il", "org.il", "ac.il", "gov.il", "net.il",
+        "com.mx", "org.mx", "gob.mx", "edu.mx", "net.mx",
+        "com.ar", "org.ar", "gob.ar", "net.ar", "com.co", "org.co", "gov.co",
+        "com.pe", "org.pe", "gob.pe", "com.ve", "co.ve", "com.uy", "com.ec",
+        "com.tr", "org.tr", "net.tr", "gov.tr", "edu.tr", "gen.tr",
+        "com.sa", "org.sa", "gov.sa", "com.eg", "org.eg", "gov.eg", "co.ae", "gov.ae",
+        "com.pk", "org.pk", "gov.pk", "com.bd", "org.bd", "com.lk", "org.lk", "com.np",
+        "co.ke", "or.ke", "com.ng", "org.ng", "gov.ng", "co.tz", "co.ug", "com.gh",
+        "com.ua", "org.ua", "net.ua", "com.ru", "org.ru", "com.pl", "net.pl", "org.pl",
+        "co.at", "or.at", "ac.at", "gv.at", "com.es", "org.es", "com.pt", "com.gr",
+        "com.cy", "com.mt", "co.hu", "com.ro", "co.rs",
+    }
+)  # fmt: skip
+
+
+def organization_domain(email: str, policy: SenderPolicy = SenderPolicy()) -> str | None:
+    """Registrable domain of an address ('acme.co.uk'); None for free mail or no domain."""
+    domain = _domain_of(email)
+    if not domain or domain.startswith("[") or is_free_mail(domain, policy):
+        return None
+    labels = domain.split(".")
+    if len(labels) < 2:
+        return None
+    suffix_len = 2 if ".".join(labels[-2:]) in _MULTI_PART_SUFFIXES else 1
+    if len(labels) <= suffix_len:
+        return None
+    return ".".join(labels[-(suffix_len + 1) :])
+
+
+def guess_organization(email: str, policy: SenderPolicy = SenderPolicy()) -> str | None:
+    """A display name for the sender's organisation: 'acme-corp.com' → 'Acme Corp'."""
+    registrable = organization_domain(email, policy)
+    if registrable is None:
+        return None
+    label = registrable.split(".", 1)[0]
+    if label.startswith("xn--"):
+        with contextlib.suppress(UnicodeError):
+            label = label.encode("ascii").decode("idna")
+    words = re.split(r"[-_]+", label)
+    return " ".join(w[:1].upper() + w[1:] for w in words if w) or None

@@ -1,0 +1,191 @@
+"""The part of intake that needs no transaction: parse and write blobs, optionally in workers.
+
+Parsing is the one CPU-heavy step and blob writes wait on the disk; running both in worker
+processes while the main process commits the previous batch keeps both cores busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from pathlib import Path
+
+from worker.errors import LeadmailError, ParseError
+from worker.mail.addresses import (
+    LeadSender,
+    SenderPolicy,
+    email_key,
+    lead_sender,
+    organization_domain,
+)
+from worker.mail.classify import Classification, OwnIdentity, classify
+from worker.mail.message import InboundMessage, RawMessage
+from worker.mail.parse import normalize, parse
+from worker.store.blobs import BlobStore, sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A message after parsing and blob writes, ready for its transaction.
+
+    ``raw.data`` and attachment payloads are dropped once their blobs are written, so that
+    handing a batch back from a worker process costs little.
+    """
+
+    raw: RawMessage
+    size: int
+    content_hash: str
+    raw_sha256: str = ""
+    msg: InboundMessage | None = None
+    error: LeadmailError | None = None
+    attachment_hashes: list[str] = field(default_factory=list)
+    attachment_sizes: list[int] = field(default_factory=list)
+    verdict: Classification | None = None
+    sender: LeadSender | None = None
+    sender_key: str = ""
+    org: str | None = None  # the sender's organisation domain (None for free mail)
+
+
+@dataclass(frozen=True, slots=True)
+class MailPolicy:
+    """What understanding a message needs besides its bytes: who we are, who relays."""
+
+    own: OwnIdentity
+    senders: SenderPolicy
+
+
+def content_hash(data: bytes) -> str:
+    try:
+        return sha256_hex(normalize(data))
+    except ParseError:
+        return sha256_hex(data)  # not mail at all: it will be quarantined under its bytes
+
+
+def _understand(item: Prepared, policy: MailPolicy) -> None:
+    """The pure decisions about a message that need no database: kind and real sender."""
+    assert item.msg is not None
+    item.verdict = classify(item.msg, policy.own)
+    item.sender = lead_sender(item.msg, policy.senders)
+    if item.sender.address is not None:
+        item.sender_key = email_key(item.sender.address.email)
+        item.org = organization_domain(item.sender_key, policy.senders) or None
+
+
+def _parse_one(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> Prepared:
+    item = Prepared(raw, size=len(raw.data), content_hash=content_hash(raw.data))
+    if len(raw.data) > max_bytes:
+        item.error = ParseError(
+            f"message of {len(raw.data)} bytes exceeds leads.max_message_bytes ({max_bytes})",
+            len(raw.data),
+        )
+        return item
+    try:
+        item.msg = parse(raw.data)
+        _understand(item, policy)
+    except ParseError as exc:
+        item.error = exc
+    except Exception as exc:  # a parser bug must cost one message, not the run
+        log.exception("parser failed on %s", raw.source)
+        item.msg = None
+        item.error = ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
+    return item
+
+
+def prepare_batch(
+    raws: list[RawMessage], blobs: BlobStore | None, max_bytes: int, policy: MailPolicy
+) -> list[Prepared]:
+    """Parse a batch and make its blobs durable together; ``blobs=None`` only hashes (dry run)."""
+    batch = [_parse_one(raw, max_bytes, policy) for raw in raws]
+    payloads: list[bytes] = []
+    for item in batch:
+        payloads.append(item.raw.data)
+        if item.msg is not None:
+            payloads.extend(a.payload for a in item.msg.attachments)
+    digests = blobs.put_many(payloads) if blobs is not None else [sha256_hex(p) for p in payloads]
+    position = 0
+    for item in batch:
+        item.raw_sha256 = digests[position]
+        count = len(item.msg.attachments) if item.msg is not None else 0
+        item.attachment_hashes = digests[position + 1 : position + 1 + count]
+        position += 1 + count
+        _drop_payloads(item)
+    return batch
+
+
+def _drop_payloads(item: Prepared) -> None:
+    item.raw = replace(item.raw, data=b"")
+    if item.msg is not None and item.msg.attachments:
+        item.attachment_sizes = [len(a.payload) for a in item.msg.attachments]
+        stripped = tuple(replace(a, payload=b"") for a in item.msg.attachments)
+        item.msg = replace(item.msg, attachments=stripped)
+
+
+# -- worker processes -------------------------------------------------------------------
+
+_worker_blobs: BlobStore | None = None
+
+
+def _init_worker(blob_root: str | None) -> None:
+    global _worker_blobs
+    _worker_blobs = BlobStore(Path(blob_root)) if blob_root is not None else None
+
+
+def _worker_batch(raws: list[RawMessage], max_bytes: int, policy: MailPolicy) -> list[Prepared]:
+    return prepare_batch(raws, _worker_blobs, max_bytes, policy)
+
+
+class Preparer:
+    """Yields prepared batches in input order, in this process or in ``workers`` processes."""
+
+    def __init__(
+        self, blobs: BlobStore | None, max_bytes: int, batch: int, workers: int, policy: MailPolicy
+    ) -> None:
+        self.policy = policy
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+        self.batch = batch
+        self.workers = workers
+
+    def batches(self, raws: Iterable[RawMessage]) -> Iterator[list[Prepared]]:
+        chunks = _chunks(iter(raws), self.batch)
+        if self.workers <= 0:
+            for chunk in chunks:
+                yield prepare_batch(chunk, self.blobs, self.max_bytes, self.policy)
+            return
+        yield from self._pooled(chunks)
+
+    def _pooled(self, chunks: Iterator[list[RawMessage]]) -> Iterator[list[Prepared]]:
+        # fork: workers start in milliseconds and inherit the imported parser; they touch no
+        # database connection of ours.
+        context = multiprocessing.get_context("fork")
+        root = str(self.blobs.root) if self.blobs is not None else None
+        with ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(root,)
+        ) as pool:
+            # A bounded window of batches in flight keeps memory flat whatever the input size.
+            window: deque[Future[list[Prepared]]] = deque()
+            for chunk in chunks:
+                window.append(pool.submit(_worker_batch, chunk, self.max_bytes, self.policy))
+                if len(window) > self.workers:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+
+
+def _chunks(iterator: Iterator[RawMessage], size: int) -> Iterator[list[RawMessage]]:
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def default_workers() -> int:
+    """Worker processes for bulk intake: one per core beyond the committing process, max 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(4, (cores or 1)))

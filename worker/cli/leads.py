@@ -11,17 +11,7 @@ from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
-LIST_COLUMNS = [
-    "id",
-    "status",
-    "name",
-    "email",
-    "company",
-    "source",
-    "assigned_to",
-    "messages",
-    "created_at",
-]
+LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
 CSV_COLUMNS = [
     "id",
     "email",

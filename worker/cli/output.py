@@ -24,7 +24,10 @@ format_option = click.option(
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output (make run, a pager, a log) has no terminal width; rich would assume 80
+    # columns and fold every address, so give it room.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def to_json(data: Any) -> str:

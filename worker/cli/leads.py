@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from worker.cli.context import Context, pass_ctx, ready_app
@@ -96,19 +97,20 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     for key in SHOW_FIELDS:
         value = detail.get(key)
         if value not in (None, "", {}, []):
-            fields.add_row(f"[bold]{key}[/bold]", _text(value))
+            fields.add_row(f"[bold]{key}[/bold]", escape(_text(value)))
     out.print(fields)
     if detail["contacts"]:
         out.print("[bold]contacts[/bold]")
         for c in detail["contacts"]:
-            out.print(
-                f"  {c['name'] or ''} <{c['email']}>{' (primary)' if c['is_primary'] else ''}"
-            )
+            primary = " (primary)" if c["is_primary"] else ""
+            out.print(escape(f"  {c['name'] or ''} <{c['email']}>{primary}"))
     timeline = Table(title="timeline")
     for column in ("at", "type", "what"):
         timeline.add_column(column, overflow="fold")
     for entry in detail["timeline"]:
-        timeline.add_row((entry["at"] or "")[:19].replace("T", " "), entry["type"], _what(entry))
+        timeline.add_row(
+            (entry["at"] or "")[:19].replace("T", " "), entry["type"], escape(_what(entry))
+        )
     out.print(timeline)
 
 

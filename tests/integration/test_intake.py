@@ -244,3 +244,16 @@ def test_dry_run_stores_nothing(app: App) -> None:
     result = Intake(app, dry_run=True).process(raw(make_mail()))
     assert result.outcome is Outcome.CREATED
     assert count(app, Lead) == 0 and count(app, Message) == 0
+
+
+def test_relay_without_a_real_sender_is_ignored_not_a_lead(app: App) -> None:
+    data = make_mail(
+        sender="Notifier <no-reply@saas.example>",
+        subject="Your weekly report",
+        message_id="<n1@saas.example>",
+        body="Nothing to see.\n",
+    )
+    result = Intake(app).process(raw(data))
+    assert result.outcome is Outcome.IGNORED and result.kind == "human"
+    assert "no-reply" in result.reasons[-1]
+    assert count(app, Lead) == 0

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
-from worker.mail.addresses import LeadSender, email_key, guess_organization
+from worker.mail.addresses import LeadSender, email_key, guess_organization, is_no_reply
 from worker.mail.classify import Classification, Kind
 from worker.mail.message import Address, InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, normalize_subject, thread
@@ -322,6 +322,10 @@ class _Decision:
             return self._store(Outcome.IGNORED, verdict, [*reasons, "spam: not a lead"], None)
         if not sender_key or sender.address is None:
             return self._store(Outcome.IGNORED, verdict, [*reasons, "no sender address"], None)
+        if is_no_reply(sender_key):
+            # A notification nobody can answer (a relay that named no real sender).
+            why = f"sender {sender_key} is a no-reply address: nobody to contact"
+            return self._store(Outcome.IGNORED, verdict, [*reasons, why], None)
         match = thread(self.msg, sender_key, lookups, self.app.signer)
         reasons.append(f"thread: {match.reason}")
         if match.lead_id is not None:

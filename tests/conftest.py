@@ -17,10 +17,12 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from tests.corpus import CORPUS
+
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 """Server for throwaway test databases; override with LEADMAIL_TEST_PG (any database on it)."""
 
-_KEEP_ENV = frozenset({"LEADMAIL_TEST_PG"})
+_KEEP_ENV = frozenset({"LEADMAIL_TEST_PG", "LEADMAIL_TEST_CORPUS"})
 
 # Unique per process (pid) and per database within it, so xdist workers and concurrent runs
 # against one server never collide.
@@ -130,7 +132,7 @@ def db_url(
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     """The shared corpus of real messages, which lives beside the repository, not inside it."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+    path = CORPUS
     if not path.is_dir():
         pytest.fail(
             f"mail corpus not found at {path}; it is expected in ../shared/corpus "

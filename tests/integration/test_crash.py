@@ -46,7 +46,25 @@ def _ingest(db_url: str, data: Path, mbox: Path, kill_after: float | None = None
         seen += 1
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    _assert_no_orphans(str(mbox))
     return seen
+
+
+def _assert_no_orphans(marker: str) -> None:
+    """Worker processes of the killed ingest must die with it."""
+    deadline = time.monotonic() + 10
+    while True:
+        alive = []
+        for status in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if marker.encode() in status.read_bytes():
+                    alive.append(status.parent.name)
+            except OSError:
+                continue
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not alive, f"ingest workers outlived the killed parent: {alive}"
 
 
 def _state(db_url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:

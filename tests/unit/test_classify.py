@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import CORPUS
 from worker.mail.classify import (
     AUTO_REPLY_RULES,
     BOUNCE_RULES,
@@ -23,8 +24,6 @@ from worker.mail.classify import (
 )
 from worker.mail.message import Address, Attachment, InboundMessage, ReportPart
 from worker.mail.parse import parse
-
-CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 
 
 def _corpus(*categories: str) -> list[Path]:

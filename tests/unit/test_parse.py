@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.corpus import CORPUS
 from worker.errors import ParseError
 from worker.mail.message import Address
 from worker.mail.parse import html_to_text, message_ids, normalize, parse
 
-CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 CORPUS_FILES = sorted(CORPUS.rglob("*.eml"))
 # Not mail at all (one line, no header): the only corpus file that must be refused.
 NOT_MAIL = {"malformed/enmime--erroneous.eml"}

@@ -6,9 +6,12 @@ processes while the main process commits the previous batch keeps both cores bus
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -131,11 +134,30 @@ def _drop_payloads(item: Prepared) -> None:
 # -- worker processes -------------------------------------------------------------------
 
 _worker_blobs: BlobStore | None = None
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(blob_root: str | None) -> None:
+def _init_worker(blob_root: str | None, parent: int) -> None:
     global _worker_blobs
+    _die_with_parent(parent)
     _worker_blobs = BlobStore(Path(blob_root)) if blob_root is not None else None
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive a killed ingest: it would hold files and CPU for nothing.
+
+    A pool worker blocked on its queue does not notice a SIGKILLed parent, so ask Linux to
+    kill it when the parent dies (prctl PR_SET_PDEATHSIG), and exit if that already happened.
+    """
+    libc_name = ctypes.util.find_library("c")
+    if libc_name:
+        try:
+            libc = ctypes.CDLL(libc_name, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _worker_batch(raws: list[RawMessage], max_bytes: int, policy: MailPolicy) -> list[Prepared]:
@@ -168,7 +190,7 @@ class Preparer:
         context = multiprocessing.get_context("fork")
         root = str(self.blobs.root) if self.blobs is not None else None
         with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(root,)
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(root, os.getpid())
         ) as pool:
             # A bounded window of batches in flight keeps memory flat whatever the input size.
             window: deque[Future[list[Prepared]]] = deque()

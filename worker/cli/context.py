@@ -41,7 +41,9 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
-pass_ctx = click.make_pass_decorator(Context)
+# Ids are INTEGER columns (int4 on PostgreSQL): a larger number would fail inside the driver
+# as an internal error instead of being refused as input.
+ROW_ID = click.IntRange(min=1, max=2**31 - 1)
 
 
 def ready_app(ctx: Context) -> App:

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from worker.cli.context import Context, pass_ctx, ready_app
+from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
@@ -81,7 +81,7 @@ def list_command(ctx: Context, status: str | None, limit: int | None, fmt: str) 
 
 
 @leads.command("show")
-@click.argument("lead_id", type=int)
+@click.argument("lead_id", type=ROW_ID)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )

@@ -31,8 +31,10 @@ class LeadmailGroup(click.Group):
         except Exception as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 raise
+            # One line: a driver error's text goes on with the SQL and its parameters.
+            first_line = (str(exc).strip().splitlines() or [""])[0]
             click.echo(
-                f"leadmail: internal error: {type(exc).__name__}: {exc} "
+                f"leadmail: internal error: {type(exc).__name__}: {first_line} "
                 "(run with --debug for the traceback)",
                 err=True,
             )

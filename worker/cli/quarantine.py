@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from worker.cli.context import Context, pass_ctx, ready_app
+from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
 from worker.cli.output import emit, format_option, to_json
 from worker.services import quarantine as service
 
@@ -27,7 +27,7 @@ def list_command(ctx: Context, include_all: bool, fmt: str) -> None:
 
 
 @quarantine.command("show")
-@click.argument("entry_id", type=int)
+@click.argument("entry_id", type=ROW_ID)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -45,7 +45,7 @@ def show_command(ctx: Context, entry_id: int, fmt: str) -> None:
 
 
 @quarantine.command("replay")
-@click.argument("entry_id", type=int, required=False)
+@click.argument("entry_id", type=ROW_ID, required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every held entry.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 @pass_ctx

@@ -65,7 +65,13 @@ _PARTICIPANT_UPSERT = {
     "postgresql": pg_insert(_participants).on_conflict_do_nothing(),
 }
 _DUPLICATE = (
-    select(_messages.c.id, _messages.c.lead_id, _messages.c.kind, _messages.c.message_id)
+    select(
+        _messages.c.id,
+        _messages.c.lead_id,
+        _messages.c.kind,
+        _messages.c.message_id,
+        _messages.c.account,
+    )
     .where(
         or_(
             (_messages.c.account == bindparam("account"))
@@ -156,12 +162,18 @@ class Intake:
         )
         with self.app.db.connect() as conn:
             self._conn = conn
+            # A dry run keeps one outer transaction, each message a savepoint inside it, so a
+            # reply or a copy later in the run sees the lead an earlier message would create;
+            # the whole run is rolled back at the end.
+            outer = conn.begin() if self.dry_run else None
             try:
                 for prepared_batch in preparer.batches(raws):
                     for prepared in prepared_batch:
                         yield self._finish(prepared, None)
             finally:
                 self._conn = None
+                if outer is not None:
+                    outer.rollback()
 
     def replay(self, entry_id: int) -> IntakeResult:
         """Run a quarantined message through intake again from its stored raw bytes."""
@@ -225,6 +237,9 @@ class Intake:
         if not self.dry_run:
             with self.app.db.begin(self._conn) as conn:
                 return work(conn)
+        if self._conn is not None and self._conn.in_transaction():
+            with self._conn.begin_nested():
+                return work(self._conn)
         outcome: list[IntakeResult] = []
         try:
             with self.app.db.begin(self._conn) as conn:
@@ -345,11 +360,10 @@ class _Decision:
         ).first()
         if existing is None:
             return None
-        why = (
-            "Message-ID already stored"
-            if existing.message_id == self.msg.message_id
-            else "same content already stored"
+        same_id = (
+            existing.message_id == self.msg.message_id and existing.account == self.raw.account
         )
+        why = "Message-ID already stored" if same_id else "same content already stored"
         return IntakeResult(
             self.raw.source,
             self.msg.message_id,

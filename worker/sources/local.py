@@ -43,8 +43,11 @@ def is_maildir(path: Path) -> bool:
 
 
 def looks_like_mbox(path: Path) -> bool:
-    if path.suffix.lower() in {".mbox", ".mbx"}:
+    suffix = path.suffix.lower()
+    if suffix in {".mbox", ".mbx"}:
         return True
+    if suffix == ".eml":  # one message, even with an mbox "From " line in front of it
+        return False
     try:
         with path.open("rb") as handle:
             head = handle.read(5)

@@ -30,8 +30,9 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     url = normalize_url(settings.url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"bad database url: {exc}", value=settings.url) from None
+    except (ArgumentError, ValueError) as exc:
+        # The message names the problem, never the URL: it may hold a password.
+        raise StoreError(f"bad database.url: {exc}", value="database.url") from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, settings)
     return create_engine(url, echo=settings.echo, pool_pre_ping=True, future=True)

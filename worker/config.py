@@ -28,6 +28,9 @@ class DatabaseSettings(_Section):
     # each commit as well, at several times the cost per message.
     sqlite_synchronous: Literal["full", "normal"] = "normal"
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    # SQLite only: copy the WAL back into the database every this many pages. SQLite's own
+    # 1,000 checkpoints (and fsyncs) every few dozen messages during a bulk ingest.
+    sqlite_wal_autocheckpoint: int = Field(default=10_000, ge=0)
     echo: bool = False
 
     @field_validator("url")

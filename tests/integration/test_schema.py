@@ -14,6 +14,7 @@ from worker.store.models import Base
 def test_migrations_match_models_and_are_idempotent(db_url: str) -> None:
     db = Database(DatabaseSettings(url=db_url))
     try:
+        assert schema.alembic_head() == schema.HEAD
         before, after = schema.upgrade(db.engine)
         assert before is None and after == schema.head_revision()
         assert schema.upgrade(db.engine) == (after, after)

@@ -26,7 +26,7 @@ from worker.services.preparation import (
     prepare_batch,
 )
 from worker.store.blobs import safe_filename
-from worker.store.lookups import IS_CONTACT, StoreLookups
+from worker.store.lookups import IS_CONTACT, KNOWN_SENDER, StoreLookups
 from worker.store.models import (
     Attachment,
     Contact,
@@ -64,14 +64,9 @@ _PARTICIPANT_UPSERT = {
     "sqlite": sqlite_insert(_participants).on_conflict_do_nothing(),
     "postgresql": pg_insert(_participants).on_conflict_do_nothing(),
 }
-_DUPLICATE = (
-    select(
-        _messages.c.id,
-        _messages.c.lead_id,
-        _messages.c.kind,
-        _messages.c.message_id,
-        _messages.c.account,
-    )
+# One round trip answers both "stored already?" and "do we know this sender?".
+_DUPLICATE_ID = (
+    select(_messages.c.id)
     .where(
         or_(
             (_messages.c.account == bindparam("account"))
@@ -81,7 +76,16 @@ _DUPLICATE = (
         )
     )
     .limit(1)
+    .scalar_subquery()
 )
+_PRECHECK = select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery())
+_STORED = select(
+    _messages.c.id,
+    _messages.c.lead_id,
+    _messages.c.kind,
+    _messages.c.message_id,
+    _messages.c.account,
+).where(_messages.c.id == bindparam("id"))
 _SET_STATUS = (
     update(_leads)
     .where(_leads.c.id == bindparam("lead_id"))
@@ -313,16 +317,23 @@ class _Decision:
         self.now = utcnow()
 
     def run(self) -> IntakeResult:
-        duplicate = self._duplicate()
-        if duplicate is not None:
-            return duplicate
         verdict, sender = self.item.verdict, self.item.sender
         assert verdict is not None and sender is not None
         sender_key, org = self.item.sender_key, self.item.org
+        params = {
+            "account": self.raw.account,
+            "message_id": self.msg.message_id,
+            "content_hash": self.item.content_hash,
+            "email_key": sender_key,
+        }
+        duplicate_id, known = self.conn.execute(_PRECHECK, params).one()
+        if duplicate_id is not None:
+            return self._duplicate(duplicate_id)
         reasons = list(verdict.reasons)
         if sender.address is not None and sender.reason != "From":
             reasons.append(f"sender: {sender.reason}")
         lookups = StoreLookups(self.conn, {sender_key: org} if sender_key else {})
+        lookups.remember_known(sender_key, bool(known))
         if (
             verdict.kind is Kind.OWN
             and sender.reason != "From"
@@ -349,17 +360,8 @@ class _Decision:
 
     # -- outcomes ----------------------------------------------------------------------
 
-    def _duplicate(self) -> IntakeResult | None:
-        existing = self.conn.execute(
-            _DUPLICATE,
-            {
-                "account": self.raw.account,
-                "message_id": self.msg.message_id,
-                "content_hash": self.item.content_hash,
-            },
-        ).first()
-        if existing is None:
-            return None
+    def _duplicate(self, row_id: int) -> IntakeResult:
+        existing = self.conn.execute(_STORED, {"id": row_id}).one()
         same_id = (
             existing.message_id == self.msg.message_id and existing.account == self.raw.account
         )

@@ -56,6 +56,7 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> Engine:
         cursor.execute(f"PRAGMA synchronous={settings.sqlite_synchronous.upper()}")
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(settings.sqlite_wal_autocheckpoint)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -39,7 +39,7 @@ _BY_SUBJECT = (
     .order_by(_messages.c.id.desc())
     .limit(20)
 )
-_KNOWN_SENDER = select(
+KNOWN_SENDER = select(
     or_(
         exists().where(_leads.c.email_key == bindparam("email_key")),
         exists().where(_contacts.c.email_key == bindparam("email_key")),
@@ -114,9 +114,13 @@ class StoreLookups:
         """
         known = self._known.get(email_key)
         if known is None:
-            known = bool(self.conn.scalar(_KNOWN_SENDER, {"email_key": email_key}))
+            known = bool(self.conn.scalar(KNOWN_SENDER, {"email_key": email_key}))
             self._known[email_key] = known
         return known
+
+    def remember_known(self, email_key: str, known: bool) -> None:
+        """Seed ``knows_sender`` with an answer the caller already fetched."""
+        self._known[email_key] = known
 
     def leads_by_address(self, email_key: str) -> list[int]:
         """The lead whose address (or a contact's) is the sender's; the oldest lead wins."""

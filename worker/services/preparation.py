@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 
 from worker.errors import LeadmailError, ParseError
@@ -202,8 +201,21 @@ class Preparer:
                 yield window.popleft().result()
 
 
+# A batch also ends at this many raw bytes: a few large messages then make several batches,
+# so the worker parses the next while this process commits the last.
+BATCH_BYTES = 512 * 1024
+
+
 def _chunks(iterator: Iterator[RawMessage], size: int) -> Iterator[list[RawMessage]]:
-    while chunk := list(islice(iterator, size)):
+    chunk: list[RawMessage] = []
+    volume = 0
+    for raw in iterator:
+        chunk.append(raw)
+        volume += len(raw.data)
+        if len(chunk) >= size or volume >= BATCH_BYTES:
+            yield chunk
+            chunk, volume = [], 0
+    if chunk:
         yield chunk
 
 

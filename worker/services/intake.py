@@ -13,10 +13,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
-from worker.mail.addresses import LeadSender, email_key, guess_organization, is_no_reply
+from worker.mail.addresses import LeadSender, email_key, is_no_reply
 from worker.mail.classify import Classification, Kind
-from worker.mail.message import Address, InboundMessage, RawMessage
-from worker.mail.threading import ThreadMatch, normalize_subject, thread
+from worker.mail.message import InboundMessage, RawMessage
+from worker.mail.threading import ThreadMatch, thread
 from worker.services.context import App
 from worker.services.preparation import (
     MailPolicy,
@@ -86,6 +86,9 @@ _STORED = select(
     _messages.c.message_id,
     _messages.c.account,
 ).where(_messages.c.id == bindparam("id"))
+_LEAD_STATE = select(
+    _leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status
+).where(_leads.c.id == bindparam("id"))
 _SET_STATUS = (
     update(_leads)
     .where(_leads.c.id == bindparam("lead_id"))
@@ -315,6 +318,7 @@ class _Decision:
         self.msg = msg
         self.raw = item.raw
         self.now = utcnow()
+        self._lead_key: str | None = None  # the email key of the lead the message lands on
 
     def run(self) -> IntakeResult:
         verdict, sender = self.item.verdict, self.item.sender
@@ -426,11 +430,8 @@ class _Decision:
         org: str | None,
     ) -> IntakeResult:
         assert match.lead_id is not None
-        lead = self.conn.execute(
-            select(
-                _leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status
-            ).where(_leads.c.id == match.lead_id)
-        ).one()
+        lead = self.conn.execute(_LEAD_STATE, {"id": match.lead_id}).one()
+        self._lead_key = lead.email_key
         from_lead_side = (
             sender_key == lead.email_key
             or (org is not None and org == lead.organization_domain)
@@ -457,6 +458,7 @@ class _Decision:
         address = sender.address
         assert address is not None
         name = (address.name or "").strip()[:255] or None
+        self._lead_key = sender_key
         lead_id = self.conn.scalar(
             _INSERT_LEAD,
             dict(
@@ -465,7 +467,7 @@ class _Decision:
                 email=address.email[:320],
                 email_key=sender_key[:320],
                 organization_domain=org,
-                company_name=guess_organization(sender_key, self.app.sender_policy),
+                company_name=self.item.company,
                 status=LeadStatus.LEAD.value,
                 source=self.app.settings.leads.default_source,
                 related_lead_id=match.related_lead_id,
@@ -495,42 +497,16 @@ class _Decision:
         self, outcome: Outcome, verdict: Classification, reasons: list[str], lead_id: int | None
     ) -> tuple[IntakeResult, int]:
         msg = self.msg
-        sender = msg.from_address
-        row_id = self.conn.scalar(
-            _INSERT_MESSAGE,
-            dict(
-                direction="in",
-                account=self.raw.account,
-                folder=self.raw.folder,
-                uid=self.raw.uid,
-                source=self.raw.source,
-                message_id=msg.message_id[:998],
-                in_reply_to=list(msg.in_reply_to)[:20],
-                references=list(msg.references)[-100:],
-                sender=sender.email[:320] if sender else None,
-                sender_name=(sender.name[:255] or None) if sender else None,
-                recipients={
-                    "to": [str(a) for a in msg.to],
-                    "cc": [str(a) for a in msg.cc],
-                    "reply_to": [str(a) for a in msg.reply_to],
-                },
-                subject=msg.subject,
-                subject_key=normalize_subject(msg.subject)[:255] or None,
-                sent_at=msg.date,
-                kind=verdict.kind.value,
-                outcome=outcome.value,
-                reasons=reasons,
-                body_text=msg.text,
-                body_html=msg.html or None,
-                raw_sha256=self.item.raw_sha256,
-                content_hash=self.item.content_hash,
-                size=self.item.size,
-                defects=list(msg.defects)[:50],
-                bounced=False,
-                lead_id=lead_id,
-                created_at=self.now,
-            ),
+        row = dict(
+            self.item.row,
+            kind=verdict.kind.value,
+            outcome=outcome.value,
+            reasons=reasons,
+            raw_sha256=self.item.raw_sha256,
+            lead_id=lead_id,
+            created_at=self.now,
         )
+        row_id = self.conn.scalar(_INSERT_MESSAGE, row)
         assert row_id is not None
         if msg.attachments:
             self.conn.execute(
@@ -567,13 +543,8 @@ class _Decision:
         return result, row_id
 
     def _add_participants(self, lead_id: int) -> None:
-        people: tuple[Address, ...] = (
-            *self.msg.from_,
-            *self.msg.to,
-            *self.msg.cc,
-            *self.msg.reply_to,
-        )
-        keys = sorted({email_key(a.email)[:320] for a in people} - {""})
+        # The lead's own address needs no row: is_participant checks it on the lead itself.
+        keys = [k for k in self.item.participant_keys if k != self._lead_key]
         if not keys:
             return
         rows = [{"lead_id": lead_id, "email_key": key} for key in keys]

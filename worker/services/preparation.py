@@ -17,18 +17,21 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from worker.errors import LeadmailError, ParseError
 from worker.mail.addresses import (
     LeadSender,
     SenderPolicy,
     email_key,
+    guess_organization,
     lead_sender,
     organization_domain,
 )
 from worker.mail.classify import Classification, OwnIdentity, classify
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
+from worker.mail.threading import normalize_subject
 from worker.store.blobs import BlobStore, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,11 @@ class Prepared:
     sender: LeadSender | None = None
     sender_key: str = ""
     org: str | None = None  # the sender's organisation domain (None for free mail)
+    company: str | None = None  # a company name guessed from the sender's domain
+    # Everything of the message row that needs no database, computed here so the committing
+    # process (the bottleneck of a bulk ingest) only adds ids and the outcome.
+    row: dict[str, Any] = field(default_factory=dict)
+    participant_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +82,49 @@ def content_hash(data: bytes) -> str:
 def _understand(item: Prepared, policy: MailPolicy) -> None:
     """The pure decisions about a message that need no database: kind and real sender."""
     assert item.msg is not None
-    item.verdict = classify(item.msg, policy.own)
-    item.sender = lead_sender(item.msg, policy.senders)
+    msg = item.msg
+    item.verdict = classify(msg, policy.own)
+    item.sender = lead_sender(msg, policy.senders)
     if item.sender.address is not None:
         item.sender_key = email_key(item.sender.address.email)
         item.org = organization_domain(item.sender_key, policy.senders) or None
+        item.company = guess_organization(item.sender_key, policy.senders)
+    people = (*msg.from_, *msg.to, *msg.cc, *msg.reply_to)
+    keys = {email_key(a.email)[:320] for a in people} - {""} - policy.own.addresses
+    item.participant_keys = tuple(sorted(keys))
+    item.row = _message_row(item)
+
+
+def _message_row(item: Prepared) -> dict[str, Any]:
+    msg = item.msg
+    assert msg is not None
+    sender = msg.from_address
+    return {
+        "direction": "in",
+        "account": item.raw.account,
+        "folder": item.raw.folder,
+        "uid": item.raw.uid,
+        "source": item.raw.source,
+        "message_id": msg.message_id[:998],
+        "in_reply_to": list(msg.in_reply_to)[:20],
+        "references": list(msg.references)[-100:],
+        "sender": sender.email[:320] if sender else None,
+        "sender_name": (sender.name[:255] or None) if sender else None,
+        "recipients": {
+            "to": [str(a) for a in msg.to],
+            "cc": [str(a) for a in msg.cc],
+            "reply_to": [str(a) for a in msg.reply_to],
+        },
+        "subject": msg.subject,
+        "subject_key": normalize_subject(msg.subject)[:255] or None,
+        "sent_at": msg.date,
+        "body_text": msg.text,
+        "body_html": msg.html or None,
+        "content_hash": item.content_hash,
+        "size": item.size,
+        "defects": list(msg.defects)[:50],
+        "bounced": False,
+    }
 
 
 def _parse_one(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> Prepared:

@@ -45,7 +45,7 @@ class DatabaseSettings(_Section):
 class StorageSettings(_Section):
     path: Path = Path("leadmail-data")
     # Blob writes are fsynced in groups of this many before the commits that refer to them.
-    fsync_batch: int = Field(default=32, ge=1, le=10_000)
+    fsync_batch: int = Field(default=64, ge=1, le=10_000)
 
 
 class LeadSettings(_Section):
@@ -70,7 +70,7 @@ class IngestSettings(_Section):
     # Account name recorded for messages ingested from local files (dedup is per account).
     account: str = "local"
     # Worker processes that parse and write blobs while the main process commits; 0 parses
-    # in the main process. -1 means one per core beyond the first (at most 4).
+    # in the main process. -1 means one per core (at most 4).
     parse_workers: int = Field(default=-1, ge=-1, le=64)
 
 

@@ -6,8 +6,7 @@ processes while the main process commits the previous batch keeps both cores bus
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -32,7 +31,7 @@ from worker.mail.classify import Classification, OwnIdentity, classify
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
 from worker.mail.threading import normalize_subject
-from worker.store.blobs import BlobStore, sha256_hex
+from worker.store.blobs import BlobStore, libc, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -194,13 +193,10 @@ def _die_with_parent(parent: int) -> None:
     A pool worker blocked on its queue does not notice a SIGKILLed parent, so ask Linux to
     kill it when the parent dies (prctl PR_SET_PDEATHSIG), and exit if that already happened.
     """
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
-        try:
-            libc = ctypes.CDLL(libc_name, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    lib = libc()
+    if lib is not None:
+        with contextlib.suppress(AttributeError):
+            lib.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         os._exit(1)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import os
 import re
@@ -149,13 +148,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _load_syncfs() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    name = ctypes.util.find_library("c")
-    if not name:
-        return None
+def libc() -> ctypes.CDLL | None:
+    """The C library already loaded in this process (dlopen(NULL)).
+
+    ctypes.util.find_library would run ldconfig in a subprocess, on every start-up.
+    """
     try:
-        func = ctypes.CDLL(name, use_errno=True).syncfs
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _load_syncfs() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    lib = libc()
+    try:
+        func = lib.syncfs if lib is not None else None
+    except AttributeError:
+        return None
+    if func is None:
         return None
     func.argtypes = [ctypes.c_int]
     func.restype = ctypes.c_int

@@ -257,3 +257,25 @@ def test_relay_without_a_real_sender_is_ignored_not_a_lead(app: App) -> None:
     assert result.outcome is Outcome.IGNORED and result.kind == "human"
     assert "no-reply" in result.reasons[-1]
     assert count(app, Lead) == 0
+
+
+def test_form_on_our_own_site_is_a_lead_not_our_own_mail(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.conftest import settings_for
+    from worker.store import schema
+
+    ours = App.from_settings(settings_for(db_url, tmp_path, own_domains=["northwind.example"]))
+    schema.upgrade(ours.db.engine)
+    try:
+        data = make_mail(
+            sender="Website <no-reply@northwind.example>",
+            subject="Contact form",
+            message_id="<form-1@northwind.example>",
+            headers={"Reply-To": "Ana <ana@client-co.example>"},
+        )
+        result = Intake(ours).process(raw(data))
+        assert result.outcome is Outcome.CREATED and result.kind == "human"
+        assert "relay for an outside sender" in result.reasons
+        own = make_mail(sender="Bob <bob@northwind.example>", message_id="<o2@northwind.example>")
+        assert Intake(ours).process(raw(own)).kind == "own"
+    finally:
+        ours.close()

@@ -93,6 +93,11 @@ class ThreadMatch:
     related_lead_id: int | None = None
 
 
+def ancestor_ids(msg: InboundMessage) -> list[str]:
+    """The ids a message replies to, closest first: In-Reply-To, then References newest-first."""
+    return list(dict.fromkeys([*msg.in_reply_to, *reversed(msg.references)]))
+
+
 def thread(
     msg: InboundMessage,
     sender_key: str,
@@ -129,8 +134,7 @@ def _candidate_steps(
     lookups: ThreadLookups,
     signer: TokenSigner | None,
 ) -> Iterable[tuple[str, list[int], str]]:
-    # Closest ancestors first: In-Reply-To, then References from the newest end.
-    ids = list(dict.fromkeys([*msg.in_reply_to, *reversed(msg.references)]))
+    ids = ancestor_ids(msg)
     if ids:
         yield "references", lookups.leads_by_message_ids(ids), "In-Reply-To/References"
     if signer is not None:

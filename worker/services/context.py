@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from worker.config import Settings
@@ -28,7 +28,6 @@ class App:
     signer: TokenSigner
     sender_policy: SenderPolicy
     own: OwnIdentity
-    extra_own_addresses: set[str] = field(default_factory=set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> App:

@@ -16,7 +16,7 @@ from worker.errors import LeadmailError, NotFoundError
 from worker.mail.addresses import LeadSender, email_key, is_no_reply
 from worker.mail.classify import Classification, Kind
 from worker.mail.message import InboundMessage, RawMessage
-from worker.mail.threading import ThreadMatch, thread
+from worker.mail.threading import ThreadMatch, ancestor_ids, thread
 from worker.services.context import App
 from worker.services.preparation import (
     MailPolicy,
@@ -338,14 +338,6 @@ class _Decision:
             reasons.append(f"sender: {sender.reason}")
         lookups = StoreLookups(self.conn, {sender_key: org} if sender_key else {})
         lookups.remember_known(sender_key, bool(known))
-        if (
-            verdict.kind is Kind.OWN
-            and sender.reason != "From"
-            and sender_key
-            and (sender_key not in self.app.own.addresses)
-        ):
-            # A form on our own site sends from our domain on behalf of a stranger.
-            verdict = Classification(Kind.HUMAN, (*verdict.reasons, "relay for an outside sender"))
         if verdict.kind is not Kind.HUMAN:
             return self._ignored(verdict, reasons, lookups)
         if verdict.spam:
@@ -386,10 +378,8 @@ class _Decision:
         lead_id: int | None = None
         if verdict.kind is Kind.BOUNCE and verdict.bounced_message_ids:
             lead_id = self._mark_bounced(verdict, reasons)
-        if lead_id is None and (self.msg.in_reply_to or self.msg.references):
-            found = lookups.leads_by_message_ids(
-                [*self.msg.in_reply_to, *reversed(self.msg.references)]
-            )
+        if lead_id is None:
+            found = lookups.leads_by_message_ids(ancestor_ids(self.msg))
             lead_id = found[0] if found else None
         reasons.append(f"{verdict.kind.value}: never a lead")
         return self._store(Outcome.IGNORED, verdict, reasons, lead_id)

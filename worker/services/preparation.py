@@ -27,7 +27,7 @@ from worker.mail.addresses import (
     lead_sender,
     organization_domain,
 )
-from worker.mail.classify import Classification, OwnIdentity, classify
+from worker.mail.classify import Classification, Kind, OwnIdentity, classify
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
 from worker.mail.threading import normalize_subject
@@ -88,6 +88,14 @@ def _understand(item: Prepared, policy: MailPolicy) -> None:
         item.sender_key = email_key(item.sender.address.email)
         item.org = organization_domain(item.sender_key, policy.senders) or None
         item.company = guess_organization(item.sender_key, policy.senders)
+        if (
+            item.verdict.kind is Kind.OWN
+            and item.sender.reason != "From"
+            and item.sender_key not in policy.own.addresses
+        ):
+            # A form on our own site sends from our domain on behalf of a stranger.
+            reasons = (*item.verdict.reasons, "relay for an outside sender")
+            item.verdict = Classification(Kind.HUMAN, reasons)
     people = (*msg.from_, *msg.to, *msg.cc, *msg.reply_to)
     keys = {email_key(a.email)[:320] for a in people} - {""} - policy.own.addresses
     item.participant_keys = tuple(sorted(keys))

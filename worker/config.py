@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from worker.errors import ConfigError
 
@@ -74,6 +82,96 @@ class IngestSettings(_Section):
     parse_workers: int = Field(default=-1, ge=-1, le=64)
 
 
+class PollerSettings(_Section):
+    # A poller holds a lease on each (account, folder) it works; another poller takes over
+    # when the holder has not renewed it for this long (a killed process, a dead host).
+    lease_seconds: float = Field(default=60.0, ge=5, le=3600)
+    # IDLE is renewed this often; servers may drop an IDLE after 30 minutes (RFC 2177).
+    idle_renew_seconds: float = Field(default=1440.0, ge=10, le=1500)
+    # Reconnect after a failure: exponential backoff from the first to the last value, with
+    # jitter, so a fleet of pollers does not hammer a server that just came back.
+    reconnect_min_seconds: float = Field(default=1.0, ge=0.05, le=3600)
+    reconnect_max_seconds: float = Field(default=300.0, ge=0.05, le=86400)
+    # A refused login is retried this often, never in a tight loop (account lock-outs).
+    auth_retry_seconds: float = Field(default=600.0, ge=1, le=86400)
+
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
+_POST_ACTION = re.compile(r"^(none|flag|move:.+)$")
+
+
+class _Account(_Section):
+    # Recorded on every message; Message-ID dedup is per account.
+    name: str
+    # Larger messages are quarantined with their headers (default: leads.max_message_bytes).
+    max_message_bytes: int | None = Field(default=None, ge=1024)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _ACCOUNT_NAME.match(value):
+            raise ValueError("use letters, digits and . _ @ - (at most 128)")
+        return value
+
+
+class ImapAccount(_Account):
+    kind: Literal["imap"]
+    host: str
+    # Default: 993 for ssl, 143 for starttls and none.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    verify_tls: bool = True
+    # A CA bundle to verify the server with instead of the system's (self-signed servers).
+    ca_file: Path | None = None
+    username: str
+    # The environment variable holding the password; the password itself never goes here.
+    password_env: str
+    folders: tuple[str, ...] = ("INBOX",)
+    idle: bool = True
+    poll_interval: float = Field(default=60.0, ge=1, le=86400)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    # none: the mailbox is never changed (the folder is opened read-only). flag: set \Flagged
+    # on each processed message. move:FOLDER: move it there. Applied only after the commit.
+    post_action: str = "none"
+    # Seconds a network read may block before the connection is treated as dead.
+    timeout: float = Field(default=60.0, ge=1, le=3600)
+
+    @field_validator("post_action")
+    @classmethod
+    def _known_action(cls, value: str) -> str:
+        if not _POST_ACTION.match(value):
+            raise ValueError("use none, flag or move:FOLDER")
+        return value
+
+    @field_validator("folders")
+    @classmethod
+    def _some_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not f.strip() for f in value):
+            raise ValueError("list at least one folder name")
+        if len(set(value)) != len(value):
+            raise ValueError("a folder is listed twice")
+        return value
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "ssl" else 143)
+
+
+class MaildirAccount(_Account):
+    kind: Literal["maildir"]
+    path: Path
+    # How often the Maildir is scanned for new files, in seconds.
+    poll_interval: float = Field(default=2.0, ge=0.1, le=86400)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return (str(self.path),)
+
+
+Account = Annotated[ImapAccount | MaildirAccount, Field(discriminator="kind")]
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -85,7 +183,26 @@ class Settings(_Section):
     leads: LeadSettings = LeadSettings()
     ingest: IngestSettings = IngestSettings()
     logging: LoggingSettings = LoggingSettings()
+    poller: PollerSettings = PollerSettings()
+    accounts: tuple[Account, ...] = ()
     source_file: Path | None = None  # where these settings came from, for messages
+
+    @model_validator(mode="after")
+    def _unique_accounts(self) -> Settings:
+        names = [a.name for a in self.accounts]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"account name {name!r} is used twice")
+        if self.poller.reconnect_min_seconds > self.poller.reconnect_max_seconds:
+            raise ValueError("poller.reconnect_min_seconds exceeds reconnect_max_seconds")
+        return self
+
+    def account(self, name: str) -> ImapAccount | MaildirAccount:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(a.name for a in self.accounts) or "none configured"
+        raise ConfigError(f"no account named {name!r} ({known})", value=name)
 
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -148,9 +265,33 @@ def _env_value(raw: str) -> Any:
 
 def _first_error(label: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(root)"
+    key = _key_name(err["loc"])
     if err["type"] == "extra_forbidden":
-        return f"{label}: unknown key {key!r}"
+        hint = " (passwords come from the env var named by password_env)" if "pass" in key else ""
+        return f"{label}: unknown key {key!r}{hint}"
     value = err.get("input")
-    shown = "" if isinstance(value, dict) or "secret" in key else f" (got {value!r})"
+    hidden = isinstance(value, dict) or any(w in key for w in ("secret", "password"))
+    shown = "" if hidden else f" (got {value!r})"
     return f"{label}: {key}: {err['msg']}{shown}"
+
+
+def _key_name(loc: tuple[int | str, ...]) -> str:
+    """accounts.0.imap.host -> accounts[0].host: the discriminator is no key of the file."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+        elif (
+            i >= 2
+            and loc[0] == "accounts"
+            and isinstance(loc[i - 1], int)
+            and part
+            in (
+                "imap",
+                "maildir",
+            )
+        ):
+            continue
+        else:
+            parts.append(part)
+    return ".".join(parts) or "(root)"

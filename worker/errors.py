@@ -48,7 +48,23 @@ class SourceError(LeadmailError):
 
 
 class FetchError(SourceError):
-    """Fetching mail from a server failed."""
+    """Fetching mail from a server failed (connection, protocol, a folder that is missing)."""
+
+
+class AuthError(FetchError):
+    """The server refused our login: retried slowly, never in a tight loop."""
+
+    exit_code = 4
+
+
+class LeaseHeldError(StoreError):
+    """Another poller works this (account, folder) now."""
+
+    exit_code = 5
+
+
+class LeaseLostError(StoreError):
+    """Our lease on a folder was taken over: stop before committing anything more."""
 
 
 class SendError(LeadmailError):

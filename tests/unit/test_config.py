@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.config import load_settings
+from worker.config import ImapAccount, MaildirAccount, load_settings
 from worker.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,11 +23,15 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config.example.toml", environ={})
     text = (ROOT / "config.example.toml").read_text()
     for section_name, section in settings:
-        if section_name == "source_file":
+        if section_name in ("source_file", "accounts"):
             continue
         assert f"[{section_name}]" in text
         for key in type(section).model_fields:
             assert f"\n{key} = " in text, f"{section_name}.{key} undocumented"
+    assert "[[accounts]]" in text
+    for model in (ImapAccount, MaildirAccount):
+        for key in model.model_fields:
+            assert f"\n{key} = " in text or f"\n# {key} = " in text, f"accounts.{key} undocumented"
 
 
 def test_env_overrides_file(tmp_path: Path) -> None:
@@ -74,3 +78,62 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, content: str, nee
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+IMAP = """
+[[accounts]]
+name = "sales"
+kind = "imap"
+host = "imap.example.com"
+username = "sales@example.com"
+password_env = "IMAP_PASSWORD"
+"""
+
+
+def test_imap_account_defaults(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(IMAP)
+    (account,) = load_settings(file, environ={}).accounts
+    assert isinstance(account, ImapAccount)
+    assert account.folders == ("INBOX",)
+    assert (account.security, account.effective_port, account.verify_tls) == ("ssl", 993, True)
+    assert (account.idle, account.poll_interval, account.batch_size) == (True, 60.0, 100)
+    assert account.post_action == "none"
+
+
+def test_starttls_port_default(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(IMAP + 'security = "starttls"\n')
+    assert load_settings(file, environ={}).accounts[0].effective_port == 143  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ('password = "hunter2"\n', "unknown key 'accounts[0].password'"),
+        ('post_action = "delete"\n', "accounts[0].post_action"),
+        ("folders = []\n", "accounts[0].folders"),
+        ('security = "tls"\n', "accounts[0].security"),
+        ("port = 0\n", "accounts[0].port"),
+        ('[[accounts]]\nname = "sales"\nkind = "maildir"\npath = "x"\n', "used twice"),
+        ('[[accounts]]\nname = "x"\nkind = "pop3"\n', "accounts[1]"),
+        ('[[accounts]]\nname = "bad name"\nkind = "maildir"\npath = "x"\n', "accounts[1].name"),
+    ],
+)
+def test_bad_account_is_one_line_naming_the_key(tmp_path: Path, extra: str, needle: str) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(IMAP + extra)
+    with pytest.raises(ConfigError) as info:
+        load_settings(file, environ={})
+    assert needle in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_account_lookup_names_the_known_ones(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(IMAP)
+    settings = load_settings(file, environ={})
+    assert settings.account("sales").name == "sales"
+    with pytest.raises(ConfigError, match="no account named 'nope' \\(sales\\)"):
+        settings.account("nope")

@@ -92,3 +92,6 @@ class RawMessage:
     account: str
     folder: str | None = None
     uid: int | None = None
+    # The message's real size when ``data`` holds only part of it (the headers of an
+    # over-size message a server reported): such a message is quarantined, never processed.
+    size: int | None = None

@@ -22,10 +22,11 @@ from worker.services.preparation import (
     MailPolicy,
     Prepared,
     Preparer,
+    content_hash,
     default_workers,
     prepare_batch,
 )
-from worker.store.blobs import safe_filename
+from worker.store.blobs import safe_filename, sha256_hex
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER, StoreLookups
 from worker.store.models import (
     Attachment,
@@ -44,6 +45,8 @@ from worker.store.models import (
 log = logging.getLogger(__name__)
 
 InTransaction = Callable[[Connection], None]
+# Called inside each message's transaction with the message it commits (a cursor update).
+PerMessage = Callable[[Connection, RawMessage], None]
 
 _leads = table_of(Lead)
 _messages = table_of(Message)
@@ -129,16 +132,29 @@ class _DryRunRollback(Exception):
     """Raised inside a dry-run transaction so that nothing it wrote is committed."""
 
 
+class _CallbackFailed(Exception):
+    """The caller's in-transaction step failed: not the message's fault, so no quarantine."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 class Intake:
     """Turns raw messages into stored outcomes. Owns the transaction; nothing below commits."""
 
     def __init__(
-        self, app: App, *, assigner: Assigner | None = None, dry_run: bool = False
+        self,
+        app: App,
+        *,
+        assigner: Assigner | None = None,
+        dry_run: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.assigner = assigner
         self.dry_run = dry_run
-        self.max_bytes = app.settings.leads.max_message_bytes
+        self.max_bytes = max_bytes or app.settings.leads.max_message_bytes
         self._conn: Connection | None = None  # held across a batch by process_many
         self._blobs = None if dry_run else app.blobs
         self._policy = MailPolicy(app.own, app.sender_policy)
@@ -151,12 +167,18 @@ class Intake:
         return self._finish(prepared, in_transaction)
 
     def process_many(
-        self, raws: Iterable[RawMessage], batch: int | None = None, workers: int | None = None
+        self,
+        raws: Iterable[RawMessage],
+        batch: int | None = None,
+        workers: int | None = None,
+        in_transaction: PerMessage | None = None,
     ) -> Iterator[IntakeResult]:
         """Many messages; blob fsyncs are shared per batch, each message is still one commit.
 
         With ``workers`` > 0, batches are parsed and written in worker processes while this
-        one commits the batch before.
+        one commits the batch before. ``in_transaction`` runs inside each message's commit
+        (the IMAP cursor); when it raises, the message is rolled back and the error ends
+        the run: the caller's state, not the message, is at fault.
         """
         settings = self.app.settings
         count = settings.ingest.parse_workers if workers is None else workers
@@ -176,7 +198,7 @@ class Intake:
             try:
                 for prepared_batch in preparer.batches(raws):
                     for prepared in prepared_batch:
-                        yield self._finish(prepared, None)
+                        yield self._finish(prepared, _bind(in_transaction, prepared.raw))
             finally:
                 self._conn = None
                 if outer is not None:
@@ -220,6 +242,8 @@ class Intake:
                 # Another process stored the same message between our check and our insert:
                 # the second attempt finds it and reports a duplicate.
                 return self._transact(item, item.msg, in_transaction)
+        except _CallbackFailed as failed:
+            raise failed.original from None
         except Exception as exc:
             log.exception("intake failed for %s", item.raw.source)
             error = (
@@ -234,8 +258,7 @@ class Intake:
     ) -> IntakeResult:
         def work(conn: Connection) -> IntakeResult:
             result = _Decision(self, conn, item, msg).run()
-            if in_transaction is not None:
-                in_transaction(conn)
+            _call(in_transaction, conn)
             return result
 
         return self._in_transaction(work)
@@ -291,8 +314,7 @@ class Intake:
                     .where(_quarantine.c.id == entry_id)
                     .values(attempts=_quarantine.c.attempts + 1, reason=reason)
                 )
-            if in_transaction is not None:
-                in_transaction(conn)
+            _call(in_transaction, conn)
             return IntakeResult(
                 item.raw.source,
                 message_id,
@@ -304,7 +326,49 @@ class Intake:
                 size=item.size,
             )
 
-        return self._in_transaction(work)
+        try:
+            return self._in_transaction(work)
+        except _CallbackFailed as failed:
+            raise failed.original from None
+
+    def known(self, raws: list[RawMessage]) -> set[int]:
+        """Positions in ``raws`` of messages stored or held already, by their bytes alone.
+
+        Lets a watcher that rescans a folder skip the parse of everything it has seen.
+        """
+        hashes = [content_hash(raw.data) for raw in raws]
+        raw_hashes = [sha256_hex(raw.data) for raw in raws]
+        with self.app.db.engine.connect() as conn:
+            stored = set(
+                conn.scalars(
+                    select(_messages.c.content_hash).where(_messages.c.content_hash.in_(hashes))
+                )
+            )
+            held = set(
+                conn.scalars(
+                    select(_quarantine.c.raw_sha256).where(_quarantine.c.raw_sha256.in_(raw_hashes))
+                )
+            )
+        return {
+            i
+            for i, (h, r) in enumerate(zip(hashes, raw_hashes, strict=True))
+            if h in stored or r in held
+        }
+
+
+def _bind(callback: PerMessage | None, raw: RawMessage) -> InTransaction | None:
+    if callback is None:
+        return None
+    return lambda conn: callback(conn, raw)
+
+
+def _call(callback: InTransaction | None, conn: Connection) -> None:
+    if callback is None:
+        return
+    try:
+        callback(conn)
+    except Exception as exc:
+        raise _CallbackFailed(exc) from exc
 
 
 class _Decision:

@@ -135,11 +135,12 @@ def _message_row(item: Prepared) -> dict[str, Any]:
 
 
 def _parse_one(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> Prepared:
-    item = Prepared(raw, size=len(raw.data), content_hash=content_hash(raw.data))
-    if len(raw.data) > max_bytes:
+    size = raw.size if raw.size is not None else len(raw.data)
+    item = Prepared(raw, size=size, content_hash=content_hash(raw.data))
+    if size > max_bytes or raw.size is not None:
+        kept = "; its headers are kept" if raw.size is not None else ""
         item.error = ParseError(
-            f"message of {len(raw.data)} bytes exceeds leads.max_message_bytes ({max_bytes})",
-            len(raw.data),
+            f"message of {size} bytes exceeds max_message_bytes ({max_bytes}){kept}", size
         )
         return item
     try:

@@ -290,6 +290,16 @@ class MailboxCursor(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Messages beyond the cursor when the folder was last looked at (for `leadmail status`).
+    waiting: Mapped[int | None] = mapped_column(Integer)
+    # Processed messages up to this UID have had the account's post_action applied; the
+    # rest of (post_action_uid, last_uid] is applied on the next pass, so a crash between
+    # the commit and the action loses no action.
+    post_action_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The lease: who works this folder now, until when. The cursor update of every message
+    # names the holder, so a poller that lost its lease cannot commit a message.
+    lease_holder: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
 
 
 def table_of(model: type[Base]) -> Table:

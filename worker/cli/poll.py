@@ -1,0 +1,183 @@
+"""``leadmail poll``, ``leadmail run`` and ``leadmail status``: the mailboxes, live."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+
+from worker.cli.context import Context, pass_ctx, ready_app
+from worker.cli.output import emit, format_option, to_json
+from worker.config import Settings
+from worker.errors import ConfigError, LeadmailError, LeaseHeldError
+from worker.poller import Poller, holder_id, workers_for
+from worker.services.intake import IntakeResult
+from worker.services.status import mailbox_status
+
+log = logging.getLogger("leadmail")
+
+STATUS_COLUMNS = [
+    "account",
+    "folder",
+    "uidvalidity",
+    "last_uid",
+    "waiting",
+    "last_success_at",
+    "last_error",
+    "worked_by",
+]
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings, debug: bool) -> None:
+    """Long-running commands log to stderr at [logging] level, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.logging.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else settings.logging.level.upper())
+    for noisy in ("imapclient", "mailparser", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("mailparser").setLevel(logging.DEBUG if debug else logging.ERROR)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask for a clean stop; a second one exits at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            click.echo("leadmail: stopping now", err=True)
+            raise SystemExit(128 + signum)
+        log.info("%s: finishing the message in hand, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _printer(as_json: bool) -> Any:
+    if not as_json:
+        return None
+
+    def emit_line(result: IntakeResult) -> None:
+        click.echo(to_json(result.to_json()))
+
+    return emit_line
+
+
+def _require_accounts(settings: Settings) -> None:
+    if not settings.accounts:
+        where = settings.source_file or "the built-in defaults"
+        raise ConfigError(
+            f"no [[accounts]] configured in {where}: see config.example.toml", value=where
+        )
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Fetch what is new once, then exit.")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Only this account (repeatable; default: every account).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per message.")
+@pass_ctx
+def poll(ctx: Context, once: bool, accounts: tuple[str, ...], as_json: bool) -> None:
+    """Fetch new mail from the configured accounts: once, or until stopped (IDLE / polling).
+
+    Run one `leadmail poll` per mailbox to spread them over hosts: a lease in the database
+    makes sure only one poller works a folder at a time; the others stand by.
+    """
+    settings = ctx.settings
+    _require_accounts(settings)
+    app = ready_app(ctx)
+    configure_logging(settings, ctx.debug)
+    stop = threading.Event()
+    workers = workers_for(app, settings, accounts, stop=stop, on_result=_printer(as_json))
+    if not once:
+        with stop_on_signals(stop):
+            Poller(workers, stop).start_and_wait()
+        return
+    failures: list[LeadmailError] = []
+    with stop_on_signals(stop):
+        for worker in workers:
+            if stop.is_set():
+                break
+            try:
+                report = worker.run_once()
+            except LeaseHeldError as exc:
+                click.echo(f"leadmail: skipped {worker.where}: {exc}", err=True)
+                continue
+            except LeadmailError as exc:
+                failures.append(exc)
+                click.echo(f"leadmail: error: {exc}", err=True)
+                continue
+            click.echo(report.summary(), err=as_json)
+    if failures:
+        sys.exit(max(f.exit_code for f in failures))
+
+
+@click.command()
+@pass_ctx
+def run(ctx: Context) -> None:
+    """Run every configured account until SIGINT/SIGTERM (Ctrl-C), then stop cleanly."""
+    settings = ctx.settings
+    _require_accounts(settings)
+    app = ready_app(ctx)
+    configure_logging(settings, ctx.debug)
+    stop = threading.Event()
+    workers = workers_for(app, settings, stop=stop, holder=holder_id())
+    names = ", ".join(w.where for w in workers)
+    log.info("leadmail running: %s (Ctrl-C or SIGTERM stops it)", names)
+    with stop_on_signals(stop):
+        Poller(workers, stop).start_and_wait()
+    log.info("leadmail stopped")
+
+
+@click.command()
+@click.option("--live", is_flag=True, help="Ask each IMAP server now how many messages wait.")
+@format_option
+@pass_ctx
+def status(ctx: Context, live: bool, fmt: str) -> None:
+    """Each account and folder: UIDVALIDITY, last UID, messages waiting, last success/error."""
+    app = ready_app(ctx)
+    rows = mailbox_status(app, live=live)
+    if not rows and fmt == "table":
+        click.echo("no accounts configured and nothing polled yet")
+        return
+    columns = STATUS_COLUMNS + (["live_error"] if any("live_error" in r for r in rows) else [])
+    emit(rows, columns, fmt, title="mailboxes")
+
+
+COMMANDS = [poll, run, status]

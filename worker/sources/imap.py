@@ -1,0 +1,341 @@
+"""One IMAP folder through imapclient: login, our own UID range, batched PEEK fetches, IDLE.
+
+Everything here leaves the mailbox as it was: the folder is opened read-only (EXAMINE) unless
+the account asks for a post-action, and bodies are fetched with ``BODY.PEEK[]``. Every
+network or protocol failure becomes a FetchError (AuthError for a refused login) whose text
+never contains the password.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from worker.config import ImapAccount
+from worker.errors import AuthError, ConfigError, FetchError
+from worker.mail.message import RawMessage
+
+log = logging.getLogger(__name__)
+
+_BODY = b"BODY[]"
+_HEADER = b"BODY[HEADER]"
+_SIZE = b"RFC822.SIZE"
+# idle_check returns [] at once, without raising, when the server closed the connection:
+# this many instant empty returns in a row mean the connection is dead.
+_INSTANT_EMPTY_LIMIT = 3
+# TCP keepalive finds a peer that vanished without a FIN (a dead NAT, a pulled cable) in
+# about idle + interval * count seconds instead of at the next IDLE renewal.
+_KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+_NETWORK_ERRORS = (OSError, IMAPClientError, imaplib.IMAP4.error, EOFError)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    exists: int
+    uidnext: int | None
+
+
+def password_for(account: ImapAccount, environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    password = env.get(account.password_env)
+    if not password:
+        raise ConfigError(
+            f"account {account.name}: environment variable {account.password_env} "
+            "(password_env) is not set",
+            account.password_env,
+        )
+    return password
+
+
+def tls_context(account: ImapAccount) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
+    if not account.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class ImapFolder:
+    """A logged-in connection with one folder selected; not thread-safe (one user at a time)."""
+
+    def __init__(self, account: ImapAccount, folder: str, password: str) -> None:
+        self.account = account
+        self.folder = folder
+        self._password = password
+        self._client: IMAPClient | None = None
+        self.state: FolderState | None = None
+        self._idling = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.account.name}/{self.folder}"
+
+    # -- connection ---------------------------------------------------------------------
+
+    def connect(self) -> FolderState:
+        """Connect, log in and select the folder; returns its UIDVALIDITY and counts."""
+        account = self.account
+        try:
+            client = IMAPClient(
+                account.host,
+                port=account.effective_port,
+                use_uid=True,
+                ssl=account.security == "ssl",
+                ssl_context=tls_context(account) if account.security == "ssl" else None,
+                timeout=account.timeout,
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError(
+                f"{account.name}: TLS certificate of {account.host} not trusted: "
+                f"{exc.verify_message} (set ca_file, or verify_tls = false for a test server)",
+                account.host,
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise FetchError(
+                f"{account.name}: cannot connect to {account.host}:{account.effective_port}: "
+                f"{_describe(exc)}",
+                account.host,
+            ) from None
+        self._client = client
+        try:
+            _keepalive(client)
+            if account.security == "starttls":
+                client.starttls(tls_context(account))
+            self._login(client)
+            self.state = self._select(client)
+        except BaseException:
+            self.close()
+            raise
+        return self.state
+
+    def _login(self, client: IMAPClient) -> None:
+        try:
+            client.login(self.account.username, self._password)
+        except LoginError as exc:
+            raise AuthError(
+                f"{self.account.name}: login as {self.account.username} refused by "
+                f"{self.account.host}: {_describe(exc)}",
+                self.account.username,
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise FetchError(
+                f"{self.account.name}: TLS certificate of {self.account.host} not trusted: "
+                f"{exc.verify_message}",
+                self.account.host,
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise FetchError(f"{self.account.name}: login failed: {_describe(exc)}") from None
+
+    def _select(self, client: IMAPClient) -> FolderState:
+        readonly = self.account.post_action == "none"
+        try:
+            info = client.select_folder(self.folder, readonly=readonly)
+        except IMAPClientError as exc:
+            raise FetchError(f"{self.where}: cannot open folder: {_describe(exc)}") from None
+        uidnext = info.get(b"UIDNEXT")
+        return FolderState(
+            uidvalidity=int(info[b"UIDVALIDITY"]),
+            exists=int(info.get(b"EXISTS", 0)),
+            uidnext=int(uidnext) if uidnext is not None else None,
+        )
+
+    def reselect(self) -> FolderState:
+        """Select the folder again: fresh UIDVALIDITY and counts before each sync."""
+        self.state = self._select(self.client)
+        return self.state
+
+    @property
+    def client(self) -> IMAPClient:
+        if self._client is None:
+            raise FetchError(f"{self.where}: not connected")
+        return self._client
+
+    def close(self) -> None:
+        """Log out politely when the connection still works; never raises."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if self._idling:
+                client.idle_done()
+            client.logout()
+        except Exception:  # a dead connection is why we close it
+            try:
+                client.shutdown()
+            except Exception:
+                log.debug("shutdown of %s failed", self.where, exc_info=True)
+        finally:
+            self._idling = False
+
+    # -- reading --------------------------------------------------------------------------
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above ``last_uid``; ``n:*`` always matches the highest UID, so filter it."""
+        found = self._call("search", ["UID", f"{last_uid + 1}:*"])
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def uids_between(self, first: int, last: int) -> list[int]:
+        if last < first:
+            return []
+        found = self._call("search", ["UID", f"{first}:{last}"])
+        return sorted(uid for uid in found if first <= uid <= last)
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for chunk in _chunked(uids, 1000):
+            data = self._call("fetch", chunk, [_SIZE])
+            sizes.update({uid: int(item.get(_SIZE, 0)) for uid, item in data.items()})
+        return sizes
+
+    def fetch(self, uids: list[int], max_bytes: int, batch: int) -> Iterator[list[RawMessage]]:
+        """Batches of messages in UID order, bodies by PEEK; an over-size one brings its
+        headers and its real size only (intake quarantines it).
+
+        A UID that vanished (expunged meanwhile) is skipped: there is nothing to lose.
+        """
+        sizes = self.sizes(uids)
+        for chunk in _chunked([u for u in uids if u in sizes], batch):
+            small = [u for u in chunk if sizes[u] <= max_bytes]
+            large = [u for u in chunk if sizes[u] > max_bytes]
+            bodies = self._call("fetch", small, ["BODY.PEEK[]"]) if small else {}
+            heads = self._call("fetch", large, ["BODY.PEEK[HEADER]"]) if large else {}
+            out: list[RawMessage] = []
+            for uid in chunk:
+                if uid in bodies and bodies[uid].get(_BODY) is not None:
+                    out.append(self._raw(uid, bytes(bodies[uid][_BODY])))
+                elif uid in heads and heads[uid].get(_HEADER) is not None:
+                    out.append(self._raw(uid, bytes(heads[uid][_HEADER]), size=sizes[uid]))
+            yield out
+
+    def _raw(self, uid: int, data: bytes, size: int | None = None) -> RawMessage:
+        assert self.state is not None
+        return RawMessage(
+            data=data,
+            source=f"imap://{self.account.name}/{self.folder};UIDVALIDITY={self.state.uidvalidity};UID={uid}",
+            account=self.account.name,
+            folder=self.folder,
+            uid=uid,
+            size=size,
+        )
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    @property
+    def can_idle(self) -> bool:
+        return self.account.idle and self._call("has_capability", "IDLE")
+
+    def idle_wait(self, seconds: float, should_stop: Callable[[], bool], tick: float = 1.0) -> bool:
+        """IDLE for up to ``seconds``; True as soon as the server reports new mail.
+
+        Returns early (False) when ``should_stop()`` turns true; checks it every ``tick``.
+        """
+        client = self.client
+        try:
+            client.idle()
+            self._idling = True
+            deadline = time.monotonic() + seconds
+            instant_empties = 0
+            news = False
+            while not news and not should_stop():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                wait = min(tick, left)
+                started = time.monotonic()
+                responses = client.idle_check(timeout=wait)
+                if responses:
+                    instant_empties = 0
+                    news = any(_is_news(r) for r in responses)
+                elif time.monotonic() - started < wait / 4:
+                    instant_empties += 1
+                    if instant_empties >= _INSTANT_EMPTY_LIMIT:
+                        raise FetchError(f"{self.where}: connection closed by the server")
+                else:
+                    instant_empties = 0
+            self._idling = False
+            client.idle_done()
+            return news
+        except FetchError:
+            raise
+        except _NETWORK_ERRORS as exc:
+            why = _describe(exc)
+            raise FetchError(f"{self.where}: connection lost during IDLE: {why}") from None
+
+    def noop(self) -> bool:
+        """A NOOP that also tells whether the server reported new mail meanwhile."""
+        _, responses = self._call("noop")
+        return any(_is_news(r) for r in responses)
+
+    # -- after the commit --------------------------------------------------------------------
+
+    def apply_post_action(self, uids: list[int]) -> None:
+        action = self.account.post_action
+        if action == "none" or not uids:
+            return
+        target = action.split(":", 1)[1] if action.startswith("move:") else ""
+        for chunk in _chunked(uids, 500):
+            if action == "flag":
+                self._call("add_flags", chunk, [b"\\Flagged"], silent=True)
+            else:
+                self._move(chunk, target)
+
+    def _move(self, uids: list[int], target: str) -> None:
+        if self._call("has_capability", "MOVE"):
+            self._call("move", uids, target)
+            return
+        self._call("copy", uids, target)
+        self._call("delete_messages", uids, silent=True)
+        if self._call("has_capability", "UIDPLUS"):
+            self._call("uid_expunge", uids)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """One imapclient call with its failures as FetchError."""
+        try:
+            return getattr(self.client, command)(*args, **kwargs)
+        except FetchError:
+            raise
+        except _NETWORK_ERRORS as exc:
+            raise FetchError(f"{self.where}: {_describe(exc)}") from None
+
+
+def _is_news(response: Any) -> bool:
+    return (
+        isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+    )
+
+
+def _chunked(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _keepalive(client: IMAPClient) -> None:
+    sock = client.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in _KEEPALIVE.items():
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        log.debug("TCP keepalive not available", exc_info=True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(text, str) and text.startswith("b'") and text.endswith("'"):
+        text = text[2:-1]
+    first = (text.splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -16,15 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## run: the main job on the embedded default (SQLite + demo Maildir)
+## run: the main job on the embedded default: `leadmail run` watching the demo Maildir (SQLite)
 run: $(STAMP)
 	$(BIN)/leadmail --config $(CONFIG) demo write $(DEMO)
 	$(BIN)/leadmail --config $(CONFIG) init
-	$(BIN)/leadmail --config $(CONFIG) ingest $(DEMO)
-	$(BIN)/leadmail --config $(CONFIG) leads list
+	@echo "leadmail run: watching $(DEMO)/ (new files in $(DEMO)/new/ become leads within seconds)."
+	@echo "  Leads:  $(BIN)/leadmail --config $(CONFIG) leads list     (in another terminal)"
+	@echo "  Status: $(BIN)/leadmail --config $(CONFIG) status"
+	@echo "  Stop:   Ctrl-C (or SIGTERM); the message in hand is finished first."
+	$(BIN)/leadmail --config $(CONFIG) run
 
-## services: the servers the tests need (PostgreSQL)
+## services: the servers the tests need: PostgreSQL running; Dovecot installed (the tests
+## start their own throwaway Dovecot on free loopback ports)
 services:
+	bash scripts/ensure-debs.sh dovecot-imapd
 	bash scripts/ensure-postgres.sh
 
 ## test: lint, type-check, then the whole suite on SQLite and PostgreSQL
@@ -43,6 +48,7 @@ check: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/imap.py
 
 clean:
 	rm -rf $(VENV) leadmail.db leadmail.db-* leadmail-data $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -236,8 +236,12 @@ class FolderWorker:
         intake = Intake(self.app, max_bytes=self.max_bytes)
         # Worker processes pay off for a backlog; a message or two from IDLE is faster here.
         workers = self.parse_workers if count > 2 * self.account.batch_size else 0
+        # Batches the size of a FETCH: each is processed as soon as it has arrived.
         results = intake.process_many(
-            raws, workers=workers, in_transaction=self.advance(uidvalidity)
+            raws,
+            batch=self.account.batch_size,
+            workers=workers,
+            in_transaction=self.advance(uidvalidity),
         )
         try:
             for result in results:

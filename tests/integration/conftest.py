@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.imap_fixtures import (  # noqa: F401 (fixtures)
+    cutting_proxy,
+    dovecot,
+    dovecot_factory,
+    imap_user,
+)
 from worker.config import Settings, load_settings
 from worker.services.context import App
 from worker.store import schema

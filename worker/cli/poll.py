@@ -85,9 +85,18 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _log_result(result: IntakeResult) -> None:
+    """One log line per message, as mail servers do: what happened and why."""
+    lead = f" -> lead #{result.lead_id}" if result.lead_id is not None else ""
+    why = result.reasons[-1] if result.reasons else ""
+    log.info(
+        "%s %s%s [%s] %s", result.outcome.value, result.message_id, lead, result.kind or "-", why
+    )
+
+
 def _printer(as_json: bool) -> Any:
     if not as_json:
-        return None
+        return _log_result
 
     def emit_line(result: IntakeResult) -> None:
         click.echo(to_json(result.to_json()))
@@ -157,7 +166,7 @@ def run(ctx: Context) -> None:
     app = ready_app(ctx)
     configure_logging(settings, ctx.debug)
     stop = threading.Event()
-    workers = workers_for(app, settings, stop=stop, holder=holder_id())
+    workers = workers_for(app, settings, stop=stop, on_result=_log_result, holder=holder_id())
     names = ", ".join(w.where for w in workers)
     log.info("leadmail running: %s (Ctrl-C or SIGTERM stops it)", names)
     with stop_on_signals(stop):

@@ -291,6 +291,8 @@ class ImapFolder:
                 self._move(chunk, target)
 
     def _move(self, uids: list[int], target: str) -> None:
+        if not self._call("folder_exists", target):
+            self._call("create_folder", target)
         if self._call("has_capability", "MOVE"):
             self._call("move", uids, target)
             return

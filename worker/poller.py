@@ -331,6 +331,8 @@ class ImapWorker(FolderWorker):
     def wait_for_mail(self) -> None:
         imap = self.imap
         assert imap is not None
+        if imap.heard_of_new_mail():
+            return  # announced while we were busy: look again before waiting
         if imap.can_idle:
             imap.idle_wait(self.poller.idle_renew_seconds, self.heartbeat)
             return

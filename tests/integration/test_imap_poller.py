@@ -314,3 +314,28 @@ def test_post_action_missed_by_a_crash_is_applied_next_time(
     assert worker.run_once().processed == 0
     flags = dovecot.flags(imap_user)
     assert all(b"\\Flagged" in flags[uid] for uid in uids)
+
+
+def test_mail_announced_during_a_sync_is_not_left_for_the_next_idle(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dovecot announces mail that lands mid-sync in the reply to our FETCH; IDLE will not
+    announce it again, so the poller must notice it there."""
+    from worker.sources.imap import ImapFolder
+
+    dovecot.append(imap_user, "INBOX", mails(1))
+    original = ImapFolder.fetch
+    calls: list[int] = []
+
+    def fetch_while_mail_arrives(self: ImapFolder, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if not calls:
+            dovecot.append(imap_user, "INBOX", mails(1, start=1))
+            time.sleep(0.6)  # past Dovecot's notification batching
+        calls.append(1)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ImapFolder, "fetch", fetch_while_mail_arrives)
+    worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX")
+    with Running(worker):
+        wait_for(lambda: len(stored_ids(imap_app)) == 2, timeout=8)
+    assert_each_once(imap_app, 2)

@@ -153,7 +153,22 @@ class ImapFolder:
     def reselect(self) -> FolderState:
         """Select the folder again: fresh UIDVALIDITY and counts before each sync."""
         self.state = self._select(self.client)
+        self.heard_of_new_mail()  # SELECT's own EXISTS is not news
         return self.state
+
+    def heard_of_new_mail(self) -> bool:
+        """Whether the server slipped an EXISTS into a reply since the last look.
+
+        Mail that arrives during a sync is announced in an untagged response to whatever
+        command runs then; imaplib keeps it aside, and IDLE will not announce it again, so
+        without this check such mail would wait for the next IDLE renewal.
+        """
+        client = self._client
+        if client is None:
+            return False
+        pending = client._imap.untagged_responses
+        news = pending.pop("EXISTS", None), pending.pop("RECENT", None)
+        return any(news)
 
     @property
     def client(self) -> IMAPClient:

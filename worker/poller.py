@@ -352,6 +352,10 @@ class MaildirWorker(FolderWorker):
         self.watch = MaildirWatch(account.path, account.name)
         self._keys: dict[str, str] = {}  # source path -> Maildir key, until its outcome
 
+    @property
+    def where(self) -> str:
+        return f"{self.account.name} (Maildir {self.folder})"
+
     def connect(self) -> None:
         self.watch.check()
 

@@ -213,3 +213,42 @@ def test_run_without_accounts_says_what_to_do(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "no [[accounts]] configured" in proc.stderr
+
+
+def test_run_watches_the_demo_maildir_of_make_run(tmp_path: Path) -> None:
+    """`make run`: the example config's Maildir account, a file dropped in, SIGTERM."""
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [sys.executable, "-m", "worker", "demo", "write", str(tmp_path / "demo-inbox")],
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(
+        (repo / "config.example.toml")
+        .read_text()
+        .replace('url = "sqlite:///leadmail.db"', f'url = "sqlite:///{tmp_path}/demo.db"')
+        .replace('path = "leadmail-data"', f'path = "{tmp_path}/data"')
+        .replace('path = "demo-inbox"', f'path = "{tmp_path}/demo-inbox"')
+    )
+    db_url = f"sqlite:///{tmp_path}/demo.db"
+    proc = leadmail(config, "run")
+    try:
+        deadline = time.monotonic() + 30
+        while len(message_ids(db_url)) < 12 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(message_ids(db_url)) == 12
+        (tmp_path / "demo-inbox" / "new" / "1790000001.M9P9.test").write_bytes(
+            mails(1, start=500)[0]
+        )
+        deadline = time.monotonic() + 15
+        while len(message_ids(db_url)) < 13 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "created cli-500@firm500.example -> lead #" in err
+    assert "leadmail stopped" in err
+    assert len(message_ids(db_url)) == 13

@@ -82,6 +82,14 @@ class IngestSettings(_Section):
     parse_workers: int = Field(default=-1, ge=-1, le=64)
 
 
+class RulesSettings(_Section):
+    # The assignment-rule file (YAML). When it does not exist, leads stay unassigned.
+    path: Path = Path("rules/assignment.yaml")
+    # `leadmail run` looks at the file this often and loads it again when it changed; an
+    # invalid new file is refused (its errors logged) and the rules in use are kept.
+    reload_seconds: float = Field(default=5.0, ge=0.1, le=3600)
+
+
 class PollerSettings(_Section):
     # A poller holds a lease on each (account, folder) it works; another poller takes over
     # when the holder has not renewed it for this long (a killed process, a dead host).
@@ -184,6 +192,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     logging: LoggingSettings = LoggingSettings()
     poller: PollerSettings = PollerSettings()
+    rules: RulesSettings = RulesSettings()
     accounts: tuple[Account, ...] = ()
     source_file: Path | None = None  # where these settings came from, for messages
 

@@ -470,14 +470,20 @@ class Poller:
             thread.start()
             self._threads.append(thread)
 
-    def wait(self) -> None:
-        """Until stopped; then each worker finishes its message in hand and lets go."""
+    def wait(self, every: float = 0.5, tick: Callable[[], None] | None = None) -> None:
+        """Until stopped, calling ``tick`` every ``every`` seconds (housekeeping); then each
+        worker finishes its message in hand and lets go."""
         while not self.stop.is_set() and any(t.is_alive() for t in self._threads):
-            self.stop.wait(0.5)
+            self.stop.wait(every)
+            if tick is not None and not self.stop.is_set():
+                try:
+                    tick()
+                except Exception:
+                    log.exception("housekeeping failed")
         self.stop.set()
         for thread in self._threads:
             thread.join()
 
-    def start_and_wait(self) -> None:
+    def start_and_wait(self, every: float = 0.5, tick: Callable[[], None] | None = None) -> None:
         self.start()
-        self.wait()
+        self.wait(every, tick)

@@ -24,6 +24,8 @@ def settings_for(db_url: str, tmp_path: Path, **leads: object) -> Settings:
         "LEADMAIL_STORAGE__PATH": str(tmp_path / "data"),
         "LEADMAIL_STORAGE__FSYNC_BATCH": "8",
         "LEADMAIL_DATABASE__SQLITE_SYNCHRONOUS": '"normal"',
+        # No rule file unless a test writes one: leads stay unassigned.
+        "LEADMAIL_RULES__PATH": str(tmp_path / "rules.yaml"),
     }
     for key, value in leads.items():
         env[f"LEADMAIL_LEADS__{key.upper()}"] = repr(value).replace("'", '"')

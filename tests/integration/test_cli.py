@@ -66,6 +66,7 @@ class Leadmail:
         self.db_url = db_url
         self.storage = tmp_path / "data"
         self.config = tmp_path / "leadmail.toml"
+        self.rules_file = tmp_path / "rules.yaml"
         self.write_config()
 
     def write_config(self, max_message_bytes: int | None = None) -> None:
@@ -80,6 +81,8 @@ class Leadmail:
         ]
         if max_message_bytes is not None:
             lines.append(f"max_message_bytes = {max_message_bytes}")
+        # A rule file only where a test writes one (rules_file); else leads stay unassigned.
+        lines += ["[rules]", f"path = {json.dumps(str(self.rules_file))}"]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:

@@ -34,6 +34,7 @@ def imap_app(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
             "LEADMAIL_POLLER__RECONNECT_MIN_SECONDS": "0.05",
             "LEADMAIL_POLLER__RECONNECT_MAX_SECONDS": "0.3",
             "LEADMAIL_POLLER__LEASE_SECONDS": "30",
+            "LEADMAIL_RULES__PATH": str(tmp_path / "rules.yaml"),
         }
     )
     application = App.from_settings(settings)

@@ -60,3 +60,10 @@ def ready_app(ctx: Context) -> App:
             current,
         )
     return app
+
+
+def ready_rules(app: App) -> None:
+    """Refuse to start on an invalid rule file: every error with its file, line and column."""
+    from worker.services.assignment import rule_book
+
+    rule_book(app).load()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from worker.cli.context import Context, pass_ctx, ready_app
+from worker.cli.context import Context, pass_ctx, ready_app, ready_rules
 from worker.cli.output import to_json
 from worker.services.intake import Intake
 from worker.sources.local import iter_messages, total_bytes
@@ -36,6 +36,7 @@ def ingest(
 ) -> None:
     """Ingest local mail: .eml files, directories of them, mbox files, Maildir folders."""
     app = ready_app(ctx)
+    ready_rules(app)
     intake = Intake(app, dry_run=dry_run)
     name = account or app.settings.ingest.account
     show = sys.stderr.isatty() if progress is None else progress

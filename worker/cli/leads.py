@@ -10,6 +10,7 @@ from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
+from worker.services.assignment import assign_manually
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
@@ -112,6 +113,18 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
             (entry["at"] or "")[:19].replace("T", " "), entry["type"], escape(_what(entry))
         )
     out.print(timeline)
+
+
+@leads.command("assign")
+@click.argument("lead_id", type=ROW_ID)
+@click.argument("executive")
+@click.option("--by", "actor", help="Who assigns (recorded in the timeline).")
+@pass_ctx
+def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None) -> None:
+    """Assign a lead to an executive by hand, overriding the rules (logged)."""
+    done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor)
+    was = done["previous"] or "unassigned"
+    click.echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
 
 
 def _text(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from worker.cli import demo, ingest, init, leads, poll, quarantine
+from worker.cli import demo, ingest, init, leads, poll, quarantine, rules
 from worker.cli.context import Context
 from worker.errors import LeadmailError
 
@@ -63,7 +63,7 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in (init, ingest, poll, leads, quarantine, demo):
+for _module in (init, ingest, poll, leads, rules, quarantine, demo):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -14,11 +14,13 @@ from typing import Any
 
 import click
 
-from worker.cli.context import Context, pass_ctx, ready_app
+from worker.cli.context import Context, pass_ctx, ready_app, ready_rules
 from worker.cli.output import emit, format_option, to_json
 from worker.config import Settings
 from worker.errors import ConfigError, LeadmailError, LeaseHeldError
 from worker.poller import Poller, holder_id, workers_for
+from worker.services.assignment import reassign_unavailable, rule_book
+from worker.services.context import App
 from worker.services.intake import IntakeResult
 from worker.services.status import mailbox_status
 
@@ -131,6 +133,7 @@ def poll(ctx: Context, once: bool, accounts: tuple[str, ...], as_json: bool) -> 
     settings = ctx.settings
     _require_accounts(settings)
     app = ready_app(ctx)
+    ready_rules(app)
     configure_logging(settings, ctx.debug)
     stop = threading.Event()
     workers = workers_for(app, settings, accounts, stop=stop, on_result=_printer(as_json))
@@ -166,12 +169,28 @@ def run(ctx: Context) -> None:
     app = ready_app(ctx)
     configure_logging(settings, ctx.debug)
     stop = threading.Event()
+    ready_rules(app)
     workers = workers_for(app, settings, stop=stop, on_result=_log_result, holder=holder_id())
     names = ", ".join(w.where for w in workers)
     log.info("leadmail running: %s (Ctrl-C or SIGTERM stops it)", names)
     with stop_on_signals(stop):
-        Poller(workers, stop).start_and_wait()
+        Poller(workers, stop).start_and_wait(settings.rules.reload_seconds, _housekeeping(app))
     log.info("leadmail stopped")
+
+
+def _housekeeping(app: App) -> Any:
+    """What `run` does between mails: reload a changed rule file, move leads off
+    executives who became unavailable (when the rules ask for it)."""
+    book = rule_book(app)
+
+    def tick() -> None:
+        rules = book.current()
+        if rules is not None and rules.reassign_unavailable:
+            moved = reassign_unavailable(app, rules)
+            if moved:
+                log.info("reassigned %d lead(s) of unavailable executives", len(moved))
+
+    return tick
 
 
 @click.command()

@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from worker.config import Settings
 from worker.errors import ConfigError
@@ -28,6 +29,8 @@ class App:
     signer: TokenSigner
     sender_policy: SenderPolicy
     own: OwnIdentity
+    # The assignment rules in use (services.assignment.RuleBook), made on first use.
+    rules: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> App:

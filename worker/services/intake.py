@@ -152,7 +152,7 @@ class Intake:
         max_bytes: int | None = None,
     ) -> None:
         self.app = app
-        self.assigner = assigner
+        self.assigner = assigner if assigner is not None else default_assigner(app)
         self.dry_run = dry_run
         self.max_bytes = max_bytes or app.settings.leads.max_message_bytes
         self._conn: Connection | None = None  # held across a batch by process_many
@@ -354,6 +354,13 @@ class Intake:
             for i, (h, r) in enumerate(zip(hashes, raw_hashes, strict=True))
             if h in stored or r in held
         }
+
+
+def default_assigner(app: App) -> Assigner:
+    """The rule engine, with the rule file of the config ([rules] path)."""
+    from worker.services.assignment import RuleAssigner, rule_book
+
+    return RuleAssigner(rule_book(app))
 
 
 def _bind(callback: PerMessage | None, raw: RawMessage) -> InTransaction | None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from worker.errors import StoreError
+
+_temp_numbers = itertools.count(1)  # next() is atomic under the GIL
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com\d|lpt\d)(\..*)?$", re.IGNORECASE)
@@ -54,7 +58,6 @@ class BlobStore:
         self.root = root
         self._tmp = root / "tmp"
         self._known_dirs: set[Path] = set()
-        self._counter = 0
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -122,14 +125,18 @@ class BlobStore:
         return data
 
     def _write_temp(self, data: bytes) -> Path:
-        # pid + counter is unique among writers (O_EXCL guards the rest) and much cheaper
-        # than tempfile's random names.
-        self._counter += 1
-        path = self._tmp / f"{os.getpid()}-{self._counter}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return path
+        # pid + thread + a process-wide counter is unique among writers (pollers run one
+        # thread per folder, each may have its own store) and much cheaper than tempfile's
+        # random names; O_EXCL guards the rest (a leftover of a killed run with a reused pid).
+        while True:
+            path = self._tmp / f"{os.getpid()}-{threading.get_ident()}-{next(_temp_numbers)}"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            return path
 
 
 def _fsync_path(path: Path) -> None:

@@ -302,6 +302,21 @@ class MailboxCursor(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column()
 
 
+class RoutingCounter(Base):
+    """Rule-engine state that must change atomically with each assignment.
+
+    (rule, "#next") is a round-robin rule's next position; (rule, executive) counts the leads
+    a weighted rule gave that executive; ("*", "lock") is the row every assignment locks on
+    PostgreSQL so two intakes never read the same rotation slot.
+    """
+
+    __tablename__ = "routing_counters"
+
+    scope: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table behind a model, typed, for the Core statements of the hot path."""
     table = model.__table__

@@ -1,0 +1,117 @@
+"""`leadmail rules check|explain|test` and `leadmail leads assign`, as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import make_mail
+from tests.integration.test_cli import Leadmail, assert_user_error
+
+RULES = """\
+executives:
+  - {id: alice, name: Alice Chan, email: alice@northwind.example}
+  - {id: bob, name: Bob Stone, email: bob@northwind.example}
+rules:
+  - name: companies
+    when: {all: [{field: company, exists: true}]}
+    assign: {strategy: load_balancing, to: [alice, bob]}
+  - name: everyone-else
+    assign: {strategy: round_robin, to: [alice, bob]}
+"""
+BROKEN = """\
+executives:
+  - {id: alice, name: Alice Chan, email: alice@northwind.example}
+rules:
+  - name: one
+    when: {all: [{field: compnay, exists: true}]}
+    assign: {strategy: round_robin, to: [alice, zoe]}
+  - name: two
+    colour: blue
+    assign: {strategy: round_robin, to: [alice]}
+"""
+
+
+@pytest.fixture
+def lm(tmp_path: Path) -> Leadmail:
+    tool = Leadmail(tmp_path, f"sqlite:///{tmp_path}/leadmail.db")
+    tool.rules_file.write_text(RULES)
+    return tool
+
+
+def test_rules_check_valid_and_broken(lm: Leadmail, tmp_path: Path) -> None:
+    ok = lm.ok("rules", "check")
+    assert ok.stdout.strip() == f"{lm.rules_file}: OK: 2 executives (2 active), 2 rules"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    result = lm.run("rules", "check", str(broken))
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith(f"{broken}:5:")
+    assert "compnay" in lines[0]
+    assert lines[1].startswith(f"{broken}:6:") and "zoe" in lines[1]
+    assert lines[2].startswith(f"{broken}:8:") and "colour" in lines[2]
+
+
+def test_ingest_assigns_and_explain_tells_why(lm: Leadmail, tmp_path: Path) -> None:
+    mail = tmp_path / "in"
+    mail.mkdir()
+    (mail / "1.eml").write_bytes(make_mail())  # acme-industrial.example: a company
+    (mail / "2.eml").write_bytes(
+        make_mail(sender="Jo <jo@gmail.com>", message_id="<jo-1@gmail.com>", subject="Hi")
+    )
+    lm.ok("ingest", str(mail))
+    leads = {row["email"]: row for row in lm.json("leads", "list", "--format", "json")}
+    company = leads["jane@acme-industrial.example"]
+    assert company["assigned_to"] == "alice"
+    why = lm.json("rules", "explain", str(company["id"]), "--format", "json")
+    assert set(why) >= {"lead_id", "executive", "rule", "trace"}
+    assert (why["lead_id"], why["executive"], why["rule"]) == (company["id"], "alice", "companies")
+    assert why["trace"][0]["rule"] == "companies" and why["trace"][0]["matched"] is True
+    private = leads["jo@gmail.com"]
+    why = lm.json("rules", "explain", str(private["id"]), "--format", "json")
+    assert [t["matched"] for t in why["trace"]] == [False, True]
+    assert why["rule"] == "everyone-else"
+    shown = lm.json("leads", "show", str(private["id"]), "--format", "json")
+    assert any(e["type"] == "assignment" for e in shown["timeline"])
+    table = lm.ok("rules", "explain", str(private["id"])).stdout
+    assert "everyone-else" in table and "companies" in table
+
+
+def test_rules_test_is_a_dry_run(lm: Leadmail, tmp_path: Path) -> None:
+    eml = tmp_path / "probe.eml"
+    eml.write_bytes(make_mail())
+    found = lm.json("rules", "test", str(eml), "--format", "json")
+    assert found["outcome"] == "created" and found["executive"] == "alice"
+    assert found["rule"] == "companies" and found["trace"][0]["matched"] is True
+    assert lm.json("leads", "list", "--format", "json") == []
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        RULES.replace("to: [alice, bob]}\n  - name: everyone", "to: [bob]}\n  - name: everyone")
+    )
+    found = lm.json("rules", "test", str(eml), "--rules", str(other), "--format", "json")
+    assert found["executive"] == "bob"
+
+
+def test_leads_assign_by_hand(lm: Leadmail, tmp_path: Path) -> None:
+    eml = tmp_path / "1.eml"
+    eml.write_bytes(make_mail())
+    lm.ok("ingest", str(eml))
+    result = lm.ok("leads", "assign", "1", "bob", "--by", "manager")
+    assert result.stdout.strip() == "lead 1: assigned to bob (was alice)"
+    why = lm.json("rules", "explain", "1", "--format", "json")
+    assert why["executive"] == "bob" and why["cause"] == "manual"
+    assert_user_error(lm.run("leads", "assign", "1", "zoe"), "no executive 'zoe'")
+    assert_user_error(lm.run("leads", "assign", "99", "bob"), "no lead 99")
+
+
+def test_an_invalid_rule_file_stops_ingest_with_its_errors(lm: Leadmail, tmp_path: Path) -> None:
+    lm.rules_file.write_text(BROKEN)
+    eml = tmp_path / "1.eml"
+    eml.write_bytes(make_mail())
+    result = lm.run("ingest", str(eml))
+    assert result.exit_code == 2
+    assert f"leadmail: error: {lm.rules_file}:5:" in result.stderr
+    assert lm.json("leads", "list", "--format", "json") == []

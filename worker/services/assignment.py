@@ -1,0 +1,437 @@
+"""Assignment: the rule engine's decisions applied inside the intake transaction.
+
+The engine (worker/routing) is pure; this module gives it the state it needs (open leads
+per executive, round-robin positions, weighted counts), stores what it decided on the lead
+and in its timeline, and moves the counters in the same transaction. On PostgreSQL every
+assignment first locks one row, so concurrent intakes in several processes take rotation
+slots one after another; on SQLite the intake transaction is BEGIN IMMEDIATE, which already
+serialises writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker.errors import NotFoundError, RuleError
+from worker.mail.addresses import email_key
+from worker.mail.language import guess_language
+from worker.mail.message import InboundMessage
+from worker.routing.engine import (
+    Decision,
+    LeadFacts,
+    MessageFacts,
+    RoutingState,
+    decide,
+    eligible,
+)
+from worker.routing.loader import RuleFileError, load_rules_file
+from worker.routing.schema import RuleSet
+from worker.services.context import App
+from worker.store.models import Activity, Lead, LeadStatus, RoutingCounter, table_of, utcnow
+
+log = logging.getLogger(__name__)
+
+_leads = table_of(Lead)
+_activities = table_of(Activity)
+_counters = table_of(RoutingCounter)
+
+# Leads an executive still works on: what capacity and load balancing count.
+OPEN_STATUSES = (
+    LeadStatus.LEAD,
+    LeadStatus.OPEN,
+    LeadStatus.REPLIED,
+    LeadStatus.OPPORTUNITY,
+    LeadStatus.QUOTATION,
+    LeadStatus.INTERESTED,
+)
+_NEXT = "#next"
+_LOCK = ("*", "lock")
+
+
+class RuleBook:
+    """The rules in use, loaded again when the file changes; a broken new file keeps the old.
+
+    ``current()`` is cheap: it looks at the file's mtime at most every ``reload_seconds``.
+    """
+
+    def __init__(self, path: Path, reload_seconds: float = 5.0) -> None:
+        self.path = path
+        self.reload_seconds = reload_seconds
+        self._rules: RuleSet | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._checked = float("-inf")  # the first current() looks at the file
+        self._lock = threading.Lock()
+
+    def load(self) -> RuleSet | None:
+        """Load now; RuleFileError (every problem with its line) when the file is invalid.
+
+        None when the file does not exist: leads then stay unassigned.
+        """
+        with self._lock:
+            stamp = self._file_stamp()
+            self._checked = time.monotonic()
+            if stamp is None:
+                self._rules, self._stamp = None, None
+                return None
+            self._rules, self._stamp = load_rules_file(self.path), stamp
+            return self._rules
+
+    def current(self) -> RuleSet | None:
+        with self._lock:
+            if time.monotonic() - self._checked < self.reload_seconds:
+                return self._rules
+            self._checked = time.monotonic()
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return self._rules
+            if stamp is None:
+                log.warning("rule file %s is gone: keeping the rules in use", self.path)
+                return self._rules
+            try:
+                rules = load_rules_file(self.path)
+            except RuleFileError as exc:
+                log.error("rule file %s refused, keeping the rules in use:\n%s", self.path, exc)
+                self._stamp = stamp  # do not re-read a broken file until it changes again
+                return self._rules
+            log.info("rule file %s reloaded: %d rules", self.path, len(rules.rules))
+            self._rules, self._stamp = rules, stamp
+            return rules
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size)
+
+
+def rule_book(app: App) -> RuleBook:
+    """The app's one RuleBook, made on first use (so every intake shares its reloads)."""
+    if app.rules is None:
+        settings = app.settings.rules
+        app.rules = RuleBook(settings.path, settings.reload_seconds)
+    assert isinstance(app.rules, RuleBook)
+    return app.rules
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    lead_id: int
+    decision: Decision
+
+
+class RuleAssigner:
+    """The intake's Assigner: routes each new lead in the transaction that creates it."""
+
+    def __init__(self, book: RuleBook, clock: Callable[[], datetime] = utcnow) -> None:
+        self.book = book
+        self.clock = clock
+        self.last: Applied | None = None  # for `rules test`: what the dry run decided
+
+    def assign(self, conn: Connection, lead_id: int, msg: InboundMessage) -> None:
+        rules = self.book.current()
+        if rules is None:
+            return
+        decision = route(conn, rules, lead_id, message_facts(msg), self.clock())
+        self.last = Applied(lead_id, decision)
+
+
+def route(
+    conn: Connection,
+    rules: RuleSet,
+    lead_id: int,
+    message: MessageFacts | None,
+    now: datetime,
+    cause: str = "rule",
+    record_unassigned: bool = True,
+) -> Decision:
+    """Decide and record one lead's executive; the caller's transaction commits it."""
+    _lock(conn)
+    lead = conn.execute(select(_leads).where(_leads.c.id == lead_id)).one()
+    state = routing_state(conn)
+    decision = decide(rules, lead_facts(lead), message, state, now)
+    if decision.executive is not None or record_unassigned:
+        _record(conn, rules, lead_id, decision, cause, now)
+    return decision
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: BEGIN IMMEDIATE has serialised this transaction already
+    conn.execute(
+        pg_insert(_counters).values(scope=_LOCK[0], key=_LOCK[1], value=0).on_conflict_do_nothing()
+    )
+    conn.execute(
+        select(_counters.c.value)
+        .where(_counters.c.scope == _LOCK[0], _counters.c.key == _LOCK[1])
+        .with_for_update()
+    )
+
+
+class OpenLeadCounts(Mapping[str, int]):
+    """Open leads per executive, counted only when a rule asks (capacity, load balancing).
+
+    The count reads every open lead; a round-robin-only rule file never pays for it.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._counts: dict[str, int] | None = None
+
+    def _load(self) -> dict[str, int]:
+        if self._counts is None:
+            self._counts = {
+                row[0]: int(row[1])
+                for row in self._conn.execute(
+                    select(_leads.c.assigned_to, func.count())
+                    .where(_leads.c.assigned_to.is_not(None), _leads.c.status.in_(OPEN_STATUSES))
+                    .group_by(_leads.c.assigned_to)
+                )
+            }
+        return self._counts
+
+    def __getitem__(self, key: str) -> int:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def routing_state(conn: Connection) -> RoutingState:
+    open_leads = OpenLeadCounts(conn)
+    rotation: dict[str, int] = {}
+    assigned: dict[tuple[str, str], int] = {}
+    for scope, key, value in conn.execute(
+        select(_counters.c.scope, _counters.c.key, _counters.c.value).where(
+            _counters.c.scope != _LOCK[0]
+        )
+    ):
+        if key == _NEXT:
+            rotation[scope] = int(value)
+        else:
+            assigned[(scope, key)] = int(value)
+    return RoutingState(open_leads=open_leads, rotation=rotation, assigned=assigned)
+
+
+def _record(
+    conn: Connection, rules: RuleSet, lead_id: int, decision: Decision, cause: str, now: datetime
+) -> None:
+    if decision.executive is not None:
+        conn.execute(
+            update(_leads)
+            .where(_leads.c.id == lead_id)
+            .values(assigned_to=decision.executive, updated_at=now)
+        )
+    if decision.rotation is not None:
+        _set_counter(conn, decision.rotation[0], _NEXT, decision.rotation[1])
+    if decision.executive is not None and decision.rule is not None:
+        rule = next((r for r in rules.rules if r.name == decision.rule), None)
+        if rule is not None and rule.assign.strategy == "weighted":
+            _bump_counter(conn, decision.rule, decision.executive)
+    summary = (
+        f"assigned to {decision.executive} by rule {decision.rule}"
+        if decision.executive is not None
+        else f"not assigned: {decision.reason}"
+    )
+    conn.execute(
+        insert(_activities).values(
+            lead_id=lead_id,
+            kind="assignment",
+            summary=summary[:2000],
+            actor=None if cause == "rule" else cause,
+            details={**decision.to_json(), "cause": cause, "rules_file": rules.source},
+            due_date=None,
+            at=now,
+        )
+    )
+
+
+def _upsert(conn: Connection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _set_counter(conn: Connection, scope: str, key: str, value: int) -> None:
+    statement = _upsert(conn)(_counters).values(scope=scope[:255], key=key[:255], value=value)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_counters.c.scope, _counters.c.key],
+            set_={"value": statement.excluded.value},
+        )
+    )
+
+
+def _bump_counter(conn: Connection, scope: str, key: str) -> None:
+    statement = _upsert(conn)(_counters).values(scope=scope[:255], key=key[:255], value=1)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[_counters.c.scope, _counters.c.key],
+            set_={"value": _counters.c.value + 1},
+        )
+    )
+
+
+# -- facts for the engine -----------------------------------------------------------------------
+
+
+def lead_facts(lead: Any) -> LeadFacts:
+    email = lead.email or ""
+    return LeadFacts(
+        fields={
+            "company": lead.company_name,
+            "email": email or None,
+            "email_domain": email_key(email).rpartition("@")[2] or None if email else None,
+            "name": lead.person_name,
+            "status": lead.status,
+            "source": lead.source,
+            "lead_type": lead.lead_type,
+            "market_segment": lead.market_segment,
+            "industry": lead.industry,
+            "territory": lead.territory,
+            "gender": lead.gender,
+            "is_organization": bool(lead.is_organization),
+            "phone": lead.phone,
+            "custom": dict(lead.custom_fields or {}),
+        }
+    )
+
+
+def message_facts(msg: InboundMessage) -> MessageFacts:
+    sender = email_key(msg.from_address.email) if msg.from_address else ""
+    return MessageFacts(
+        sender=sender,
+        sender_domain=sender.rpartition("@")[2],
+        subject=msg.subject,
+        body=msg.text,
+        to=tuple(email_key(a.email) for a in msg.to),
+        cc=tuple(email_key(a.email) for a in msg.cc),
+        charset=msg.charsets,
+        language=guess_language(msg),
+        has_attachment=any(not a.inline for a in msg.attachments),
+        attachment_names=tuple(a.filename for a in msg.attachments if a.filename),
+        headers=dict(msg.headers),
+    )
+
+
+# -- use cases outside intake --------------------------------------------------------------------
+
+
+def assign_manually(app: App, lead_id: int, executive: str, actor: str | None) -> dict[str, Any]:
+    """`leads assign`: a person overrides the rules; logged in the lead's timeline."""
+    rules = rule_book(app).load()
+    if rules is not None and rules.executive(executive) is None:
+        known = ", ".join(rules.executives) or "none"
+        raise RuleError(
+            f"no executive {executive!r} in {rules.source} (known: {known})", value=executive
+        )
+    now = utcnow()
+    with app.db.begin() as conn:
+        before = conn.scalar(select(_leads.c.assigned_to).where(_leads.c.id == lead_id))
+        exists = conn.scalar(select(_leads.c.id).where(_leads.c.id == lead_id))
+        if exists is None:
+            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        conn.execute(
+            update(_leads)
+            .where(_leads.c.id == lead_id)
+            .values(assigned_to=executive, updated_at=now)
+        )
+        who = actor or "a user"
+        conn.execute(
+            insert(_activities).values(
+                lead_id=lead_id,
+                kind="assignment",
+                summary=f"assigned to {executive} by hand (was {before or 'unassigned'})",
+                actor=actor,
+                details={
+                    "executive": executive,
+                    "rule": None,
+                    "reason": f"manual assignment by {who}",
+                    "trace": [],
+                    "cause": "manual",
+                    "previous": before,
+                },
+                due_date=None,
+                at=now,
+            )
+        )
+    return {"lead_id": lead_id, "executive": executive, "previous": before}
+
+
+def explain(app: App, lead_id: int) -> dict[str, Any]:
+    """`rules explain`: the last assignment decision of a lead, with its trace."""
+    with app.db.engine.connect() as conn:
+        if conn.scalar(select(_leads.c.id).where(_leads.c.id == lead_id)) is None:
+            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        row = conn.execute(
+            select(_activities.c.details, _activities.c.at)
+            .where(_activities.c.lead_id == lead_id, _activities.c.kind == "assignment")
+            .order_by(_activities.c.at.desc(), _activities.c.id.desc())
+            .limit(1)
+        ).first()
+        assigned = conn.scalar(select(_leads.c.assigned_to).where(_leads.c.id == lead_id))
+    if row is None:
+        return {
+            "lead_id": lead_id,
+            "executive": assigned,
+            "rule": None,
+            "reason": "no assignment was recorded for this lead",
+            "trace": [],
+            "at": None,
+        }
+    details = dict(row.details or {})
+    return {
+        "lead_id": lead_id,
+        "executive": details.get("executive"),
+        "rule": details.get("rule"),
+        "reason": details.get("reason"),
+        "cause": details.get("cause"),
+        "trace": details.get("trace", []),
+        "at": row.at.isoformat(),
+    }
+
+
+def reassign_unavailable(app: App, rules: RuleSet, now: datetime | None = None) -> list[int]:
+    """Route again the open leads whose executive is inactive or away (rules opt in).
+
+    Capacity does not count here: a full executive keeps the leads they have.
+    """
+    if not rules.reassign_unavailable:
+        return []
+    now = now or utcnow()
+    moved: list[int] = []
+    with app.db.engine.connect() as conn:
+        rows = conn.execute(
+            select(_leads.c.id, _leads.c.assigned_to).where(
+                _leads.c.assigned_to.is_not(None), _leads.c.status.in_(OPEN_STATUSES)
+            )
+        ).all()
+    unavailable: dict[str, str] = {}
+    for executive_id in {r.assigned_to for r in rows}:
+        executive = rules.executive(executive_id)
+        if executive is None:
+            continue  # assigned by hand to someone outside the file: leave it
+        ok, why = eligible(executive, RoutingState(), now, rules.timezone)
+        if not ok:
+            unavailable[executive_id] = why
+    for row in rows:
+        if row.assigned_to not in unavailable:
+            continue
+        with app.db.begin() as conn:
+            cause = f"reassigned: {row.assigned_to} {unavailable[row.assigned_to]}"
+            decision = route(conn, rules, row.id, None, now, cause, record_unassigned=False)
+            if decision.executive is not None:
+                moved.append(row.id)
+    return moved

@@ -49,6 +49,7 @@ check: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/imap.py
+	$(BIN)/python bench/rules.py
 
 clean:
 	rm -rf $(VENV) leadmail.db leadmail.db-* leadmail-data $(DEMO) .pytest_cache .mypy_cache .ruff_cache

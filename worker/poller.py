@@ -51,6 +51,7 @@ class SyncReport:
     last_uid: int = 0
     resynced: bool = False  # UIDVALIDITY changed: the folder was read again from the start
     known: int = 0  # Maildir files whose bytes were stored before (not processed again)
+    label: str = ""  # how to name the folder to people (default account/folder)
 
     @property
     def processed(self) -> int:
@@ -59,7 +60,7 @@ class SyncReport:
     def summary(self) -> str:
         parts = ", ".join(f"{n} {o}" for o, n in sorted(self.outcomes.items())) or "nothing new"
         extra = " (new UIDVALIDITY: folder read again)" if self.resynced else ""
-        return f"{self.account}/{self.folder}: {parts}{extra}"
+        return f"{self.label or f'{self.account}/{self.folder}'}: {parts}{extra}"
 
 
 class Backoff:
@@ -363,7 +364,7 @@ class MaildirWorker(FolderWorker):
         pass
 
     def sync(self) -> SyncReport:
-        report = SyncReport(self.account.name, self.folder)
+        report = SyncReport(self.account.name, self.folder, label=self.where)
         files = self.watch.scan()
         report.found = len(files)
         if files:

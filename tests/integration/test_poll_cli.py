@@ -252,3 +252,15 @@ def test_run_watches_the_demo_maildir_of_make_run(tmp_path: Path) -> None:
     assert "created cli-500@firm500.example -> lead #" in err
     assert "leadmail stopped" in err
     assert len(message_ids(db_url)) == 13
+
+
+def test_the_password_never_shows_even_in_debug_logs(
+    db_url: str, tmp_path: Path, dovecot: Dovecot, imap_user: str
+) -> None:
+    dovecot.append(imap_user, "INBOX", mails(1))
+    config = write_config(tmp_path, db_url, dovecot, imap_user)
+    proc = leadmail(config, "--debug", "poll", "--once", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "LOGIN" in err or "login" in err.lower()  # the debug log did cover the login
+    assert Dovecot.PASSWORD not in out + err

@@ -1,8 +1,8 @@
 """Rule-engine benchmark: the time of one ``decide`` on a 100-rule file (target median < 100 µs).
 
-The file is generated: 99 rules with two conditions each (field contains / regex on the
-subject / header in / not equals / ends_with + numeric custom field), a schedule on every
-fifth, priorities mixed, and a catch-all last. Two workloads:
+The file is ``tests.rulegen.generated_rules(100)``: 99 rules with two conditions each (field
+contains / regex on the subject / header in / not equals / ends_with + numeric custom field),
+a schedule on every fifth, priorities mixed, and a catch-all last. Two workloads:
 
 - worst: a lead that fails every rule until the catch-all (100 rules tried, 100 trace entries);
 - varied: 1,000 different leads and messages, a random share of which match some rule early.
@@ -30,40 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.rulegen import generated_rules  # noqa: E402
 from worker.routing.engine import LeadFacts, MessageFacts, RoutingState, decide  # noqa: E402
 from worker.routing.loader import load_rules  # noqa: E402
 from worker.routing.schema import RuleSet  # noqa: E402
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)  # a Wednesday, inside office hours
 TARGET_US = 100.0
-SHAPES = [
-    "{{all: [{{field: company, contains: acme{i}}}, {{message: subject, regex: 'q{i}\\b'}}]}}",
-    "{{any: [{{field: territory, equals: T{i}}}, {{header: X-Tag, in: [a{i}, b{i}]}}]}}",
-    "{{not: {{field: custom.tier, equals: silver}}}}",
-    "{{all: [{{message: sender_domain, ends_with: .d{i}}}, {{field: custom.b, gt: {i}}}]}}",
-]
-
-
-def rule_file(count: int = 100) -> str:
-    strategies = ["round_robin", "load_balancing", "weighted"]
-    lines = ["timezone: Europe/Berlin", "executives:"]
-    lines += [f"  - {{id: e{e}, capacity: 1000, weight: {1 + e % 3}}}" for e in range(10)]
-    lines.append("rules:")
-    for i in range(count - 1):
-        lines += [
-            f"  - name: r{i}",
-            f"    priority: {i % 7}",
-            f"    when: {SHAPES[i % 4].format(i=i)}",
-            f"    assign: {{strategy: {strategies[i % 3]}, to: [e{i % 10}, e{(i + 1) % 10}]}}",
-        ]
-        if i % 5 == 0:
-            lines.append("    schedule: {days: [mon, tue, wed, thu, fri], hours: '09:00-18:00'}")
-    lines += [
-        "  - name: catch-all",
-        "    priority: -1",
-        "    assign: {strategy: round_robin, to: [e0, e1, e2, e3, e4, e5, e6, e7, e8, e9]}",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def worst_case() -> list[tuple[LeadFacts, MessageFacts]]:
@@ -126,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    text = rule_file()
+    text = generated_rules(100)
     results: dict[str, dict[str, list[float]]] = {
         "worst": {"median": [], "p99": []},
         "varied": {"median": [], "p99": []},

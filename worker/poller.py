@@ -184,6 +184,15 @@ class FolderWorker:
     def pause(self, seconds: float) -> None:
         self.stop.wait(seconds)
 
+    def sleep(self, seconds: float, tick: float = 0.5) -> None:
+        """Wait between polls, keeping the lease alive; returns early on stop."""
+        deadline = time.monotonic() + seconds
+        while not self.heartbeat():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(tick, left))
+
     # -- lease and cursor ----------------------------------------------------------------------
 
     def acquire(self) -> cursors.Cursor:
@@ -337,12 +346,7 @@ class ImapWorker(FolderWorker):
         if imap.can_idle:
             imap.idle_wait(self.poller.idle_renew_seconds, self.heartbeat)
             return
-        deadline = time.monotonic() + self.account.poll_interval
-        while not self.heartbeat():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.stop.wait(min(1.0, left))
+        self.sleep(self.account.poll_interval)
 
 
 class MaildirWorker(FolderWorker):
@@ -419,12 +423,7 @@ class MaildirWorker(FolderWorker):
             self.on_result = outer
 
     def wait_for_mail(self) -> None:
-        deadline = time.monotonic() + self.account.poll_interval
-        while not self.heartbeat():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self.stop.wait(min(0.5, left))
+        self.sleep(self.account.poll_interval)
 
 
 def workers_for(

@@ -36,3 +36,15 @@ def make_mail(
         msg[name] = value
     msg.set_content(body)
     return msg.as_bytes()
+
+
+def enquiries(count: int, start: int = 0, tag: str = "enquiry") -> list[bytes]:
+    """``count`` new enquiries from different senders, Message-ID <tag-N@firmN.example>."""
+    return [
+        make_mail(
+            sender=f"Buyer {n} <buyer{n}@firm{n}.example>",
+            message_id=f"<{tag}-{n}@firm{n}.example>",
+            subject=f"Quote request {n}",
+        )
+        for n in range(start, start + count)
+    ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.integration.helpers import make_mail
+from tests.integration.helpers import enquiries, make_mail
 from tests.integration.imap_fixtures import DovecotFactory, ProxyFactory
 from tests.servers.dovecot import Dovecot
 from worker.config import ImapAccount, load_settings
@@ -60,17 +60,6 @@ def account(server: Dovecot, user: str, port: int | None = None, **extra: object
     )
 
 
-def mails(count: int, start: int = 0) -> list[bytes]:
-    return [
-        make_mail(
-            sender=f"Buyer {n} <buyer{n}@firm{n}.example>",
-            message_id=f"<enquiry-{n}@firm{n}.example>",
-            subject=f"Quote request {n}",
-        )
-        for n in range(start, start + count)
-    ]
-
-
 def stored_ids(app: App) -> list[str]:
     with app.db.engine.connect() as conn:
         return list(conn.scalars(select(_messages.c.message_id).order_by(_messages.c.id)))
@@ -110,8 +99,8 @@ class Running:
 def test_append_becomes_lead_and_the_mailbox_is_untouched(
     imap_app: App, dovecot: Dovecot, imap_user: str
 ) -> None:
-    dovecot.append(imap_user, "INBOX", mails(3))
-    dovecot.append(imap_user, "INBOX", mails(1, start=3), flags=(b"\\Seen",))
+    dovecot.append(imap_user, "INBOX", enquiries(3))
+    dovecot.append(imap_user, "INBOX", enquiries(1, start=3), flags=(b"\\Seen",))
     before = dovecot.flags(imap_user)
     worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX")
     report = worker.run_once()
@@ -131,12 +120,12 @@ def test_append_becomes_lead_and_the_mailbox_is_untouched(
 
 
 def test_idle_delivers_within_seconds(imap_app: App, dovecot: Dovecot, imap_user: str) -> None:
-    dovecot.append(imap_user, "INBOX", mails(1))
+    dovecot.append(imap_user, "INBOX", enquiries(1))
     worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX")
     with Running(worker):
         wait_for(lambda: len(stored_ids(imap_app)) == 1)
         started = time.monotonic()
-        dovecot.append(imap_user, "INBOX", mails(2, start=1))
+        dovecot.append(imap_user, "INBOX", enquiries(2, start=1))
         wait_for(lambda: len(stored_ids(imap_app)) == 3, timeout=5)
         # Dovecot batches IDLE notifications for about half a second; polling would take 60 s.
         assert time.monotonic() - started < 5
@@ -149,7 +138,7 @@ def test_polling_without_idle(imap_app: App, dovecot: Dovecot, imap_user: str) -
     worker = ImapWorker(imap_app, account(dovecot, imap_user, idle=False, poll_interval=1), "INBOX")
     with Running(worker):
         time.sleep(0.3)
-        dovecot.append(imap_user, "INBOX", mails(2))
+        dovecot.append(imap_user, "INBOX", enquiries(2))
         wait_for(lambda: len(stored_ids(imap_app)) == 2, timeout=6)
     assert_each_once(imap_app, 2)
 
@@ -158,14 +147,14 @@ def test_server_killed_and_restarted_mid_run(
     imap_app: App, dovecot_factory: DovecotFactory, imap_user: str
 ) -> None:
     server = dovecot_factory()
-    server.append(imap_user, "INBOX", mails(2))
+    server.append(imap_user, "INBOX", enquiries(2))
     worker = ImapWorker(imap_app, account(server, imap_user), "INBOX")
     with Running(worker):
         wait_for(lambda: len(stored_ids(imap_app)) == 2)
         server.kill()
         time.sleep(0.5)  # the poller notices and retries against a dead port
         server.start()
-        server.append(imap_user, "INBOX", mails(3, start=2))
+        server.append(imap_user, "INBOX", enquiries(3, start=2))
         wait_for(lambda: len(stored_ids(imap_app)) == 5, timeout=20)
     assert_each_once(imap_app, 5)
     with imap_app.db.engine.connect() as conn:
@@ -176,7 +165,7 @@ def test_server_killed_and_restarted_mid_run(
 def test_connection_cut_in_the_middle_of_a_batch_fetch(
     imap_app: App, dovecot: Dovecot, imap_user: str, cutting_proxy: ProxyFactory
 ) -> None:
-    dovecot.append(imap_user, "INBOX", mails(40))
+    dovecot.append(imap_user, "INBOX", enquiries(40))
     proxy = cutting_proxy(dovecot)
     worker = ImapWorker(imap_app, account(dovecot, imap_user, port=proxy.port), "INBOX")
     # Greeting, login, select, search and sizes are a few KB; each message is ~0.6 KB: the cut
@@ -195,12 +184,12 @@ def test_new_uidvalidity_resyncs_without_duplicates(
     imap_app: App, dovecot: Dovecot, imap_user: str
 ) -> None:
     folder = "Enquiries"
-    dovecot.append(imap_user, folder, mails(3))
+    dovecot.append(imap_user, folder, enquiries(3))
     worker = ImapWorker(imap_app, account(dovecot, imap_user, folders=[folder]), folder)
     assert worker.run_once().outcomes == {"created": 3}
     old = dovecot.uidvalidity(imap_user, folder)
     dovecot.delete_folder(imap_user, folder)
-    dovecot.append(imap_user, folder, mails(4))  # the same three again, plus one
+    dovecot.append(imap_user, folder, enquiries(4))  # the same three again, plus one
     assert dovecot.uidvalidity(imap_user, folder) != old
     report = worker.run_once()
     assert report.resynced
@@ -211,12 +200,12 @@ def test_new_uidvalidity_resyncs_without_duplicates(
 def test_two_pollers_on_one_folder_store_each_message_once(
     imap_app: App, dovecot: Dovecot, imap_user: str
 ) -> None:
-    dovecot.append(imap_user, "INBOX", mails(20))
+    dovecot.append(imap_user, "INBOX", enquiries(20))
     first = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX", holder="poller-a")
     second = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX", holder="poller-b")
     with Running(first), Running(second):
         wait_for(lambda: len(stored_ids(imap_app)) == 20)
-        dovecot.append(imap_user, "INBOX", mails(10, start=20))
+        dovecot.append(imap_user, "INBOX", enquiries(10, start=20))
         wait_for(lambda: len(stored_ids(imap_app)) == 30)
         time.sleep(0.5)
     assert_each_once(imap_app, 30)
@@ -265,7 +254,7 @@ def test_oversize_message_is_quarantined_with_its_headers(
     big = make_mail(
         message_id="<huge@firm.example>", body="x" * 200 + "\n" + ("y" * 70 + "\n") * 400
     )
-    dovecot.append(imap_user, "INBOX", [*mails(1), big, *mails(1, start=1)])
+    dovecot.append(imap_user, "INBOX", [*enquiries(1), big, *enquiries(1, start=1)])
     worker = ImapWorker(imap_app, account(dovecot, imap_user, max_message_bytes=8192), "INBOX")
     report = worker.run_once()
     assert report.outcomes == {"created": 2, "quarantined": 1}
@@ -283,7 +272,7 @@ def test_oversize_message_is_quarantined_with_its_headers(
 def test_post_action_after_commit(
     imap_app: App, dovecot: Dovecot, imap_user: str, action: str
 ) -> None:
-    uids = dovecot.append(imap_user, "INBOX", mails(3))
+    uids = dovecot.append(imap_user, "INBOX", enquiries(3))
     worker = ImapWorker(imap_app, account(dovecot, imap_user, post_action=action), "INBOX")
     assert worker.run_once().outcomes == {"created": 3}
     if action == "flag":
@@ -300,7 +289,7 @@ def test_post_action_after_commit(
 def test_post_action_missed_by_a_crash_is_applied_next_time(
     imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uids = dovecot.append(imap_user, "INBOX", mails(2))
+    uids = dovecot.append(imap_user, "INBOX", enquiries(2))
     worker = ImapWorker(imap_app, account(dovecot, imap_user, post_action="flag"), "INBOX")
 
     def crash(self: object, uids: list[int]) -> None:
@@ -324,13 +313,13 @@ def test_mail_announced_during_a_sync_is_not_left_for_the_next_idle(
     announce it again, so the poller must notice it there."""
     from worker.sources.imap import ImapFolder
 
-    dovecot.append(imap_user, "INBOX", mails(1))
+    dovecot.append(imap_user, "INBOX", enquiries(1))
     original = ImapFolder.fetch
     calls: list[int] = []
 
     def fetch_while_mail_arrives(self: ImapFolder, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
         if not calls:
-            dovecot.append(imap_user, "INBOX", mails(1, start=1))
+            dovecot.append(imap_user, "INBOX", enquiries(1, start=1))
             time.sleep(0.6)  # past Dovecot's notification batching
         calls.append(1)
         return original(self, *args, **kwargs)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from tests.integration.helpers import make_mail
+from tests.integration.helpers import enquiries
 from tests.servers.dovecot import Dovecot
 
 PASSWORD_ENV = "SALES_IMAP_PASSWORD"
@@ -60,15 +60,8 @@ def leadmail(config: Path, *args: str, password: str = Dovecot.PASSWORD) -> subp
     )
 
 
-def mails(count: int, start: int = 0) -> list[bytes]:
-    return [
-        make_mail(
-            sender=f"Buyer {n} <buyer{n}@firm{n}.example>",
-            message_id=f"<cli-{n}@firm{n}.example>",
-            subject=f"Enquiry {n}",
-        )
-        for n in range(start, start + count)
-    ]
+def _mails(count: int, start: int = 0) -> list[bytes]:
+    return enquiries(count, start, tag="cli")
 
 
 def message_ids(db_url: str) -> list[str]:
@@ -85,7 +78,7 @@ def message_ids(db_url: str) -> list[str]:
 def test_poll_once_prints_json_and_status_shows_the_cursor(
     db_url: str, tmp_path: Path, dovecot: Dovecot, imap_user: str
 ) -> None:
-    uids = dovecot.append(imap_user, "INBOX", mails(3))
+    uids = dovecot.append(imap_user, "INBOX", _mails(3))
     config = write_config(tmp_path, db_url, dovecot, imap_user)
     proc = leadmail(config, "poll", "--once", "--json")
     out, err = proc.communicate(timeout=60)
@@ -102,7 +95,7 @@ def test_poll_once_prints_json_and_status_shows_the_cursor(
     assert row["uidvalidity"] == dovecot.uidvalidity(imap_user)
     assert row["last_uid"] == max(uids) and row["waiting"] == 0
     assert row["last_success_at"] and row["last_error"] is None
-    dovecot.append(imap_user, "INBOX", mails(2, start=3))
+    dovecot.append(imap_user, "INBOX", _mails(2, start=3))
     live = leadmail(config, "status", "--live", "--format", "json")
     out, err = live.communicate(timeout=60)
     assert live.returncode == 0, err
@@ -142,7 +135,7 @@ def test_poller_sigkilled_mid_batch_then_rerun_stores_each_message_once(
     db_url: str, tmp_path: Path, dovecot: Dovecot, imap_user: str
 ) -> None:
     count = 400
-    dovecot.append(imap_user, "INBOX", mails(count))
+    dovecot.append(imap_user, "INBOX", _mails(count))
     before = dovecot.flags(imap_user)
     config = write_config(tmp_path, db_url, dovecot, imap_user)
     proc = leadmail(config, "poll", "--once", "--json")
@@ -179,14 +172,14 @@ def test_run_stops_cleanly_on_sigterm_and_two_runs_share_the_work(
     )
     first, second = leadmail(config, "run"), leadmail(config, "run")
     try:
-        dovecot.append(imap_user, "INBOX", mails(30))
+        dovecot.append(imap_user, "INBOX", _mails(30))
         deadline = time.monotonic() + 30
         while len(message_ids(db_url)) < 30 and time.monotonic() < deadline:
             time.sleep(0.1)
         # The holder dies without a word; the other one takes over when its lease expires.
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        dovecot.append(imap_user, "INBOX", mails(10, start=30))
+        dovecot.append(imap_user, "INBOX", _mails(10, start=30))
         deadline = time.monotonic() + 30
         while len(message_ids(db_url)) < 40 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -240,7 +233,7 @@ def test_run_watches_the_demo_maildir_of_make_run(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert len(message_ids(db_url)) == 12
         (tmp_path / "demo-inbox" / "new" / "1790000001.M9P9.test").write_bytes(
-            mails(1, start=500)[0]
+            _mails(1, start=500)[0]
         )
         deadline = time.monotonic() + 15
         while len(message_ids(db_url)) < 13 and time.monotonic() < deadline:
@@ -257,7 +250,7 @@ def test_run_watches_the_demo_maildir_of_make_run(tmp_path: Path) -> None:
 def test_the_password_never_shows_even_in_debug_logs(
     db_url: str, tmp_path: Path, dovecot: Dovecot, imap_user: str
 ) -> None:
-    dovecot.append(imap_user, "INBOX", mails(1))
+    dovecot.append(imap_user, "INBOX", _mails(1))
     config = write_config(tmp_path, db_url, dovecot, imap_user)
     proc = leadmail(config, "--debug", "poll", "--once", "--json")
     out, err = proc.communicate(timeout=60)

@@ -29,7 +29,7 @@ run: $(STAMP)
 ## services: the servers the tests need: PostgreSQL running; Dovecot installed (the tests
 ## start their own throwaway Dovecot on free loopback ports)
 services:
-	bash scripts/ensure-debs.sh dovecot-imapd
+	bash scripts/ensure-debs.sh dovecot-imapd openssl
 	bash scripts/ensure-postgres.sh
 
 ## test: lint, type-check, then the whole suite on SQLite and PostgreSQL

@@ -18,7 +18,7 @@ from tests.servers.tcpproxy import CuttingProxy
 
 __all__ = ["cutting_proxy", "dovecot", "dovecot_factory", "imap_user"]
 
-DovecotFactory = Callable[[], Dovecot]
+DovecotFactory = Callable[..., Dovecot]
 ProxyFactory = Callable[[Dovecot], CuttingProxy]
 
 
@@ -44,8 +44,8 @@ def dovecot_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doveco
     """Private, started servers for tests that kill or restart them; all closed at test end."""
     servers: list[Dovecot] = []
 
-    def make() -> Dovecot:
-        server = Dovecot(tmp_path_factory.mktemp("dovecot-private"))
+    def make(tls: bool = False) -> Dovecot:
+        server = Dovecot(tmp_path_factory.mktemp("dovecot-private"), tls=tls)
         servers.append(server)
         return _started(server)
 

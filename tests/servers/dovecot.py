@@ -92,9 +92,11 @@ class Dovecot:
 
     HOST: ClassVar[str] = "127.0.0.1"
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, tls: bool = False) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.tls = tls
+        self._tls_port: int | None = None
         self._port = port
         self._port_fixed = port is not None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -125,6 +127,87 @@ class Dovecot:
     def mail_root(self) -> Path:
         """Parent of the users' home directories (``<mail_root>/<user>/Maildir``)."""
         return self._scratch_dir() / "mail"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA that signed the server's certificate (tls=True): trust it to verify."""
+        return self.root / "tls" / "ca.pem"
+
+    @property
+    def tls_port(self) -> int:
+        """The implicit-TLS (imaps) port of a tls=True server; the plain port offers STARTTLS."""
+        if self._tls_port is None:
+            self._tls_port = free_port(self.HOST)
+        return self._tls_port
+
+    def _make_certificates(self) -> Path:
+        """A throwaway CA and a server certificate for 127.0.0.1/localhost, via openssl."""
+        tls = self.root / "tls"
+        if (tls / "server.pem").is_file():
+            return tls
+        tls.mkdir(exist_ok=True)
+        (tls / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=tls, check=True, capture_output=True)
+
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=leadmail test CA",
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        )
+        return tls
+
+    def _ssl_config(self) -> tuple[str, str]:
+        """(the ssl settings, the imaps listener) for the config."""
+        if not self.tls:
+            return "ssl = no", "inet_listener imaps {\n    port = 0\n  }"
+        tls = self._make_certificates()
+        settings = f"ssl = yes\nssl_cert = <{tls / 'server.pem'}\nssl_key = <{tls / 'server.key'}"
+        listener = (
+            "inet_listener imaps {\n"
+            f"    address = {self.HOST}\n    port = {self.tls_port}\n    ssl = yes\n  }}"
+        )
+        return settings, listener
 
     @property
     def port(self) -> int:
@@ -261,6 +344,7 @@ class Dovecot:
                 f"default_internal_group = {group}\n"
             )
             chroot = "chroot =\n  "
+        ssl_settings, imaps_listener = self._ssl_config()
         self.conf_path.write_text(
             f"""\
 # Written by tests/servers/dovecot.py; throwaway test server.
@@ -271,7 +355,7 @@ state_dir = {state}
 log_path = {self.log_path}
 info_log_path = {self.log_path}
 {users}
-ssl = no
+{ssl_settings}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
@@ -315,9 +399,7 @@ service imap-login {{
     address = {self.HOST}
     port = {self.port}
   }}
-  inet_listener imaps {{
-    port = 0
-  }}
+  {imaps_listener}
   {chroot}process_min_avail = 1
 }}
 """

@@ -96,11 +96,7 @@ class ImapFolder:
                 timeout=account.timeout,
             )
         except ssl.SSLCertVerificationError as exc:
-            raise FetchError(
-                f"{account.name}: TLS certificate of {account.host} not trusted: "
-                f"{exc.verify_message} (set ca_file, or verify_tls = false for a test server)",
-                account.host,
-            ) from None
+            raise self._untrusted(exc) from None
         except _NETWORK_ERRORS as exc:
             raise FetchError(
                 f"{account.name}: cannot connect to {account.host}:{account.effective_port}: "
@@ -111,13 +107,29 @@ class ImapFolder:
         try:
             _keepalive(client)
             if account.security == "starttls":
-                client.starttls(tls_context(account))
+                self._starttls(client)
             self._login(client)
             self.state = self._select(client)
         except BaseException:
             self.close()
             raise
         return self.state
+
+    def _starttls(self, client: IMAPClient) -> None:
+        try:
+            client.starttls(tls_context(self.account))
+        except ssl.SSLCertVerificationError as exc:
+            raise self._untrusted(exc) from None
+        except _NETWORK_ERRORS as exc:
+            raise FetchError(f"{self.account.name}: STARTTLS failed: {_describe(exc)}") from None
+
+    def _untrusted(self, exc: ssl.SSLCertVerificationError) -> FetchError:
+        account = self.account
+        return FetchError(
+            f"{account.name}: TLS certificate of {account.host} not trusted: "
+            f"{exc.verify_message} (set ca_file, or verify_tls = false for a test server)",
+            account.host,
+        )
 
     def _login(self, client: IMAPClient) -> None:
         try:
@@ -129,11 +141,7 @@ class ImapFolder:
                 self.account.username,
             ) from None
         except ssl.SSLCertVerificationError as exc:
-            raise FetchError(
-                f"{self.account.name}: TLS certificate of {self.account.host} not trusted: "
-                f"{exc.verify_message}",
-                self.account.host,
-            ) from None
+            raise self._untrusted(exc) from None
         except _NETWORK_ERRORS as exc:
             raise FetchError(f"{self.account.name}: login failed: {_describe(exc)}") from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from worker.config import ImapAccount
@@ -45,12 +46,16 @@ def _row(
         "uidvalidity": cursor.uidvalidity if cursor else None,
         "last_uid": cursor.last_uid if cursor else None,
         "waiting": cursor.waiting if cursor else None,
-        "last_success_at": cursor.last_success_at if cursor else None,
+        "last_success_at": _iso(cursor.last_success_at) if cursor else None,
         "last_error": cursor.last_error if cursor else None,
-        "last_error_at": cursor.last_error_at if cursor else None,
+        "last_error_at": _iso(cursor.last_error_at) if cursor else None,
         "worked_by": cursor.lease_holder if cursor and live_lease else None,
-        "lease_expires_at": cursor.lease_expires_at if cursor and live_lease else None,
+        "lease_expires_at": _iso(cursor.lease_expires_at) if cursor and live_lease else None,
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
 
 
 def _live(

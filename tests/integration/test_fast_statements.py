@@ -1,0 +1,63 @@
+"""Statements run on the driver's cursor store exactly what Connection.execute would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, insert, select
+
+from worker.services.context import App
+from worker.store.fast import FastStatement
+from worker.store.models import Lead, table_of
+
+_leads = table_of(Lead)
+WHEN = datetime(2026, 11, 26, 21, 0, 5, tzinfo=UTC)
+
+
+def _row(email: str) -> dict[str, object]:
+    return {
+        "is_organization": True,
+        "company_name": "Acme ไทย",
+        "email": email,
+        "email_key": email,
+        "status": "Lead",
+        "custom_fields": {"tier": "gold", "seats": [1, 2]},
+        "email_bouncing": False,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+    }
+
+
+def test_insert_returning_and_select_match_core(app: App) -> None:
+    fast = FastStatement(insert(_leads).returning(_leads.c.id))
+    with app.db.begin() as conn:
+        fast_id = fast.scalar(conn, _row("fast@acme.example"))
+        core_id = conn.scalar(insert(_leads).returning(_leads.c.id), _row("core@acme.example"))
+    columns = [
+        _leads.c.company_name,
+        _leads.c.custom_fields,
+        _leads.c.created_at,
+        _leads.c.is_organization,
+        _leads.c.email_bouncing,
+    ]
+    with app.db.engine.connect() as conn:
+        got = conn.execute(select(*columns).where(_leads.c.id == fast_id)).one()
+        want = conn.execute(select(*columns).where(_leads.c.id == core_id)).one()
+    assert tuple(got) == tuple(want)
+    assert got.custom_fields == {"tier": "gold", "seats": [1, 2]}
+    assert got.created_at == WHEN
+
+
+def test_literal_and_repeated_binds(app: App) -> None:
+    with app.db.begin() as conn:
+        FastStatement(insert(_leads)).run(conn, _row("x@acme.example"))
+    query = FastStatement(
+        select(_leads.c.email).where(
+            (_leads.c.status == "Lead")
+            & (_leads.c.email_key == bindparam("key"))
+            & (_leads.c.email == bindparam("key"))
+        )
+    )
+    with app.db.begin() as conn:
+        assert query.one(conn, {"key": "x@acme.example"}) == ("x@acme.example",)
+        assert query.one(conn, {"key": "x@acme.example"}) == ("x@acme.example",)  # cached plan

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class Backoff:
         self.current = self.first
 
 
-class FolderWorker:
+class FolderWorker(ABC):
     """What every folder worker shares: the lease, the cursor, intake and the supervision."""
 
     def __init__(
@@ -111,18 +112,21 @@ class FolderWorker:
 
     # -- to be provided ---------------------------------------------------------------------
 
+    @abstractmethod
     def connect(self) -> None:
-        raise NotImplementedError
+        """Open the source (log in and select, or check the Maildir)."""
 
+    @abstractmethod
     def disconnect(self) -> None:
-        raise NotImplementedError
+        """Close it; never raises."""
 
+    @abstractmethod
     def sync(self) -> SyncReport:
-        raise NotImplementedError
+        """Process everything new, one transaction per message."""
 
+    @abstractmethod
     def wait_for_mail(self) -> None:
         """Block until new mail may be there, the stop flag is set, or it is time to look."""
-        raise NotImplementedError
 
     # -- running ------------------------------------------------------------------------------
 

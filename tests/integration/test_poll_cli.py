@@ -257,3 +257,67 @@ def test_the_password_never_shows_even_in_debug_logs(
     assert proc.returncode == 0, err
     assert "LOGIN" in err or "login" in err.lower()  # the debug log did cover the login
     assert Dovecot.PASSWORD not in out + err
+
+
+ONE_EXEC = """\
+executives:
+  - {{id: {who}, name: {who}}}
+rules:
+  - name: all
+    assign: {{strategy: round_robin, to: [{who}]}}
+"""
+
+
+def test_run_reloads_a_changed_rule_file_and_keeps_the_old_one_when_broken(
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    for sub in ("cur", "new", "tmp"):
+        (inbox / sub).mkdir(parents=True)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(ONE_EXEC.format(who="alice"))
+    db_url = f"sqlite:///{tmp_path}/run.db"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path}/data"\n'
+        f'[rules]\npath = "{rules}"\nreload_seconds = 0.2\n'
+        f'[[accounts]]\nname = "box"\nkind = "maildir"\npath = "{inbox}"\npoll_interval = 0.2\n'
+    )
+
+    def deliver(n: int) -> None:
+        (inbox / "new" / f"17900000{n:02d}.M1P1.test").write_bytes(_mails(1, start=n)[0])
+
+    def assigned() -> list[str | None]:
+        engine = create_engine(db_url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.scalars(text("SELECT assigned_to FROM leads ORDER BY id")))
+        except Exception:
+            return []
+        finally:
+            engine.dispose()
+
+    def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(assigned()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    proc = leadmail(config, "run")
+    try:
+        deliver(1)
+        wait_for(1)
+        rules.write_text(ONE_EXEC.format(who="bob"))
+        time.sleep(0.6)
+        deliver(2)
+        wait_for(2)
+        rules.write_text("rules: [oops\n")
+        time.sleep(0.6)
+        deliver(3)
+        wait_for(3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert assigned() == ["alice", "bob", "bob"]
+    assert "rule file" in err and "reloaded" in err
+    assert f"rule file {rules} refused, keeping the rules in use" in err

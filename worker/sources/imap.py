@@ -258,7 +258,7 @@ class ImapFolder:
     def can_idle(self) -> bool:
         return self.account.idle and self._call("has_capability", "IDLE")
 
-    def idle_wait(self, seconds: float, should_stop: Callable[[], bool], tick: float = 1.0) -> bool:
+    def idle_wait(self, seconds: float, should_stop: Callable[[], bool], tick: float = 0.5) -> bool:
         """IDLE for up to ``seconds``; True as soon as the server reports new mail.
 
         Returns early (False) when ``should_stop()`` turns true; checks it every ``tick``.

@@ -36,6 +36,7 @@ class App:
     def from_settings(cls, settings: Settings) -> App:
         leads = settings.leads
         blobs = BlobStore(settings.storage.path / "blobs")
+        blobs.sweep()  # temp files of killed runs
         return cls(
             settings=settings,
             db=Database(settings.database),

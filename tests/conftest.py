@@ -22,7 +22,7 @@ from tests.corpus import CORPUS
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 """Server for throwaway test databases; override with LEADMAIL_TEST_PG (any database on it)."""
 
-_KEEP_ENV = frozenset({"LEADMAIL_TEST_PG", "LEADMAIL_TEST_CORPUS"})
+_KEEP_ENV = frozenset({"LEADMAIL_TEST_PG", "LEADMAIL_TEST_CORPUS", "LEADMAIL_TEST_DOVECOT"})
 
 # Unique per process (pid) and per database within it, so xdist workers and concurrent runs
 # against one server never collide.

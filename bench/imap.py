@@ -38,7 +38,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import random
 import re
 import shutil
@@ -64,14 +63,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import mailparser  # noqa: E402
-
+from bench import ingest as ingest_bench  # noqa: E402
+from bench.ingest import bare_parse_rate, generate_mbox  # noqa: E402
 from tests.servers.dovecot import Dovecot  # noqa: E402
 from worker.sources.local import iter_mbox  # noqa: E402
 
 FETCH_CHUNK = 100
 APPEND_CHUNK = 500
-MIN_PARSE_SECONDS = 1.0
 TARGET_VS_INGEST = 0.9  # c >= 0.9 x c'
 TARGET_P95 = 1.0  # seconds
 LATENCY_TIMEOUT = 15.0  # a sample that takes longer counts as missed
@@ -134,17 +132,6 @@ class LatencyRow:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def generate_mbox(workdir: Path, count: int, seed: int = 7) -> Path:
-    path = workdir / f"enquiries-{count}.mbox"
-    code = (
-        f"import sys; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path; "
-        "from tests.mailgen import write_mbox; "
-        f"write_mbox(Path({str(path)!r}), {count}, {seed})"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return path
 
 
 def cli_env() -> dict[str, str]:
@@ -247,18 +234,6 @@ def bare_fetch(dovecot: Dovecot, user: str) -> tuple[float, list[bytes]]:
         with contextlib.suppress(Exception):
             imap.logout()
     return elapsed, bodies
-
-
-def bare_parse_rate(messages: list[bytes]) -> float:
-    parsed = 0
-    start = time.perf_counter()
-    while True:
-        for data in messages:
-            mailparser.parse_from_bytes(data)
-        parsed += len(messages)
-        elapsed = time.perf_counter() - start
-        if elapsed >= MIN_PARSE_SECONDS:
-            return parsed / elapsed
 
 
 # -- (c), (c') --------------------------------------------------------------------------------
@@ -552,22 +527,8 @@ def measure_latency(
 
 
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": os.getloadavg(),
-    }
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                info["ram_gib"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+    """bench/ingest.py's machine description plus the Dovecot version."""
+    info = ingest_bench.machine()
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(
             ["/usr/sbin/dovecot", "--version"], capture_output=True, text=True, check=False

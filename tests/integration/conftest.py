@@ -11,6 +11,7 @@ from tests.integration.imap_fixtures import (  # noqa: F401 (fixtures)
     cutting_proxy,
     dovecot,
     dovecot_factory,
+    dovecot_tls,
     imap_user,
 )
 from worker.config import Settings, load_settings

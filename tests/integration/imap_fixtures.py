@@ -16,9 +16,9 @@ import pytest
 from tests.servers.dovecot import Dovecot
 from tests.servers.tcpproxy import CuttingProxy
 
-__all__ = ["cutting_proxy", "dovecot", "dovecot_factory", "imap_user"]
+__all__ = ["cutting_proxy", "dovecot", "dovecot_factory", "dovecot_tls", "imap_user"]
 
-DovecotFactory = Callable[..., Dovecot]
+DovecotFactory = Callable[[], Dovecot]
 ProxyFactory = Callable[[Dovecot], CuttingProxy]
 
 
@@ -39,13 +39,22 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def dovecot_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    """A server with a certificate from its own throwaway CA (imaps on ``tls_port``,
+    STARTTLS on ``port``); trust ``ca_path`` to verify it."""
+    server = _started(Dovecot(tmp_path_factory.mktemp("dovecot-tls"), tls=True))
+    yield server
+    server.close()
+
+
 @pytest.fixture
 def dovecot_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DovecotFactory]:
     """Private, started servers for tests that kill or restart them; all closed at test end."""
     servers: list[Dovecot] = []
 
-    def make(tls: bool = False) -> Dovecot:
-        server = Dovecot(tmp_path_factory.mktemp("dovecot-private"), tls=tls)
+    def make() -> Dovecot:
+        server = Dovecot(tmp_path_factory.mktemp("dovecot-private"))
         servers.append(server)
         return _started(server)
 

@@ -331,39 +331,27 @@ def test_mail_announced_during_a_sync_is_not_left_for_the_next_idle(
     assert_each_once(imap_app, 2)
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
-    server = Dovecot(tmp_path_factory.mktemp("dovecot-tls"), tls=True)
-    try:
-        server.start()
-    except RuntimeError as exc:
-        server.close()
-        pytest.fail(str(exc), pytrace=False)
-    yield server
-    server.close()
-
-
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_tls_certificates_are_verified(
-    imap_app: App, tls_server: Dovecot, imap_user: str, security: str
+    imap_app: App, dovecot_tls: Dovecot, imap_user: str, security: str
 ) -> None:
-    tls_server.append(imap_user, "INBOX", enquiries(1))
-    port = tls_server.tls_port if security == "ssl" else tls_server.port
-    untrusted = account(tls_server, imap_user, port=port, security=security)
+    dovecot_tls.append(imap_user, "INBOX", enquiries(1))
+    port = dovecot_tls.tls_port if security == "ssl" else dovecot_tls.port
+    untrusted = account(dovecot_tls, imap_user, port=port, security=security)
     with pytest.raises(FetchError, match="not trusted") as info:
         ImapWorker(imap_app, untrusted, "INBOX").run_once()
     assert "set ca_file" in str(info.value)
     trusted = account(
-        tls_server, imap_user, port=port, security=security, ca_file=str(tls_server.ca_path)
+        dovecot_tls, imap_user, port=port, security=security, ca_file=str(dovecot_tls.ca_path)
     )
     assert ImapWorker(imap_app, trusted, "INBOX").run_once().outcomes == {"created": 1}
 
 
 def test_verify_tls_false_accepts_an_unknown_certificate(
-    imap_app: App, tls_server: Dovecot, imap_user: str
+    imap_app: App, dovecot_tls: Dovecot, imap_user: str
 ) -> None:
-    tls_server.append(imap_user, "INBOX", enquiries(1))
+    dovecot_tls.append(imap_user, "INBOX", enquiries(1))
     insecure = account(
-        tls_server, imap_user, port=tls_server.tls_port, security="ssl", verify_tls=False
+        dovecot_tls, imap_user, port=dovecot_tls.tls_port, security="ssl", verify_tls=False
     )
     assert ImapWorker(imap_app, insecure, "INBOX").run_once().outcomes == {"created": 1}

@@ -379,7 +379,8 @@ class MaildirWorker(FolderWorker):
             self.process(self._unknown(files, report), len(files), report, None)
         self._keys.clear()
         with self.app.db.begin() as conn:
-            waiting = len(self.watch.scan())
+            # What this scan found and a stop left unprocessed; newer files are the next scan's.
+            waiting = self.watch.unseen(files)
             cursors.record_success(conn, self.account.name, self.folder, waiting)
         if report.processed:
             log.info("%s", report.summary())

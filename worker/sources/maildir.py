@@ -95,6 +95,5 @@ class MaildirWatch:
     def mark(self, key: str) -> None:
         self._seen.add(key)
 
-    @property
-    def seen(self) -> int:
-        return len(self._seen)
+    def unseen(self, files: list[MaildirFile]) -> int:
+        return sum(1 for f in files if f.key not in self._seen)

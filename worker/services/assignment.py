@@ -57,6 +57,11 @@ OPEN_STATUSES = (
 )
 _NEXT = "#next"
 _LOCK = ("*", "lock")
+_TAKE_LOCK = (
+    select(_counters.c.value)
+    .where(_counters.c.scope == _LOCK[0], _counters.c.key == _LOCK[1])
+    .with_for_update()
+)
 
 
 class RuleBook:
@@ -169,14 +174,13 @@ def route(
 def _lock(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE has serialised this transaction already
+    if conn.execute(_TAKE_LOCK).first() is not None:
+        return
+    # Migration 0003 creates the row; should it be gone, make it again (once) and lock it.
     conn.execute(
         pg_insert(_counters).values(scope=_LOCK[0], key=_LOCK[1], value=0).on_conflict_do_nothing()
     )
-    conn.execute(
-        select(_counters.c.value)
-        .where(_counters.c.scope == _LOCK[0], _counters.c.key == _LOCK[1])
-        .with_for_update()
-    )
+    conn.execute(_TAKE_LOCK)
 
 
 class OpenLeadCounts(Mapping[str, int]):

@@ -17,13 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    table = op.create_table(
         "routing_counters",
         sa.Column("scope", sa.String(length=255), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("scope", "key"),
     )
+    # The row every assignment locks on PostgreSQL (services/assignment.py).
+    op.bulk_insert(table, [{"scope": "*", "key": "lock", "value": 0}])
 
 
 def downgrade() -> None:

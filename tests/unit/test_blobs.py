@@ -55,27 +55,19 @@ def test_safe_filename_caps_length_and_keeps_extension(tmp_path: Path) -> None:
     assert (tmp_path / name).parent == tmp_path
 
 
-def test_staged_blobs_are_published_by_another_store_and_stale_temps_swept(
-    tmp_path: Path,
-) -> None:
+def test_stale_temp_files_of_killed_runs_are_swept(tmp_path: Path) -> None:
     import os
     import time
 
     from worker.store.blobs import BlobStore
 
-    worker_side = BlobStore(tmp_path / "blobs")
-    committer_side = BlobStore(tmp_path / "blobs")
-    staged = worker_side.stage_many([b"one", b"two", b"one"])
-    assert [s.temp is not None for s in staged] == [True, True, False]
-    assert not committer_side.has(staged[0].digest)  # not in place before publishing
-    committer_side.publish(staged)
-    committer_side.publish(staged)  # twice is harmless
-    assert committer_side.get(staged[1].digest) == b"two"
-    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
-    left = worker_side.stage_many([b"orphan of a killed worker"])[0]
-    assert left.temp is not None
-    assert committer_side.sweep() == 0  # young: maybe still in flight
+    store = BlobStore(tmp_path / "blobs")
+    digest = store.put(b"kept")
+    orphan = tmp_path / "blobs" / "tmp" / "12345-1-1"  # a killed writer's temp file
+    orphan.write_bytes(b"half a blob")
+    assert store.sweep() == 0  # young: maybe still in flight
     old = time.time() - 7200
-    os.utime(left.temp, (old, old))
-    assert committer_side.sweep() == 1
+    os.utime(orphan, (old, old))
+    assert store.sweep() == 1
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert store.get(digest) == b"kept"

@@ -10,8 +10,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 from worker.errors import StoreError
@@ -48,14 +47,6 @@ def safe_filename(name: str, fallback: str = "attachment.bin") -> str:
     return stem_bytes.decode("utf-8", "ignore") + encoded_ext.decode()
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
-    """A blob written to a temp file (``temp``), or already stored (``temp`` None)."""
-
-    digest: str
-    temp: str | None
-
-
 class BlobStore:
     """Blobs live at ``root/ab/<sha256>``; a blob is only ever written once, atomically.
 
@@ -85,62 +76,36 @@ class BlobStore:
         return self.put_many([data])[0]
 
     def put_many(self, items: Iterable[bytes]) -> list[str]:
-        """Store blobs durably, in place, before returning their digests."""
-        staged = self.stage_many(items)
-        self.publish([s for s in staged if s.temp is not None])
-        return [s.digest for s in staged]
-
-    def stage_many(self, items: Iterable[bytes]) -> list[Staged]:
-        """Write each new blob to a temp file, not yet durable nor in place.
-
-        One entry per item, in order; ``temp`` is None for a blob already stored (or staged
-        earlier in this call). A parse worker stages; the process that commits publishes,
-        so the fsyncs wait there, while the workers go on parsing.
-        """
-        staged: list[Staged] = []
-        seen: set[str] = set()
+        digests: list[str] = []
+        pending: dict[str, Path] = {}
         try:
             for data in items:
                 digest = sha256_hex(data)
-                if digest in seen or self.has(digest):
-                    staged.append(Staged(digest, None))
-                    continue
-                seen.add(digest)
-                staged.append(Staged(digest, str(self._write_temp(data))))
-        except OSError as exc:
-            self.discard(staged)
-            raise StoreError(f"blob store write failed: {exc.strerror}", str(self.root)) from None
-        return staged
-
-    def publish(self, staged: Sequence[Staged]) -> None:
-        """Make staged blobs durable and move them into place (before any commit names them)."""
-        pending = [s for s in staged if s.temp is not None]
-        if not pending:
-            return
-        try:
-            self._sync_files([Path(s.temp) for s in pending if s.temp is not None])
+                digests.append(digest)
+                if digest not in pending and not self.has(digest):
+                    pending[digest] = self._write_temp(data)
+            if not pending:
+                return digests
+            self._sync_files(list(pending.values()))
             dirs: set[Path] = set()
-            for item in pending:
-                assert item.temp is not None
-                final = self.path_for(item.digest)
+            for digest, tmp in pending.items():
+                final = self.path_for(digest)
                 if final.parent not in self._known_dirs:
                     final.parent.mkdir(exist_ok=True)
                     self._known_dirs.add(final.parent)
-                try:
-                    os.replace(item.temp, final)
-                except FileNotFoundError:
-                    if not final.is_file():  # published by an earlier call: nothing to do
-                        raise
+                os.replace(tmp, final)
                 dirs.add(final.parent)
             self._sync_dirs(dirs | {self.root})
         except OSError as exc:
-            self.discard(pending)
+            for tmp in pending.values():
+                tmp.unlink(missing_ok=True)
             raise StoreError(f"blob store write failed: {exc.strerror}", str(self.root)) from None
+        return digests
 
     def sweep(self, max_age: float = 3600.0) -> int:
         """Remove temp files a killed process left behind; returns how many.
 
-        A staged blob is published within seconds, so anything this old belongs to nobody.
+        A temp file is renamed into place within seconds, so anything this old belongs to nobody.
         """
         cutoff = time.time() - max_age
         removed = 0
@@ -156,11 +121,6 @@ class BlobStore:
             except OSError:
                 continue
         return removed
-
-    def discard(self, staged: Sequence[Staged]) -> None:
-        for item in staged:
-            if item.temp is not None:
-                Path(item.temp).unlink(missing_ok=True)
 
     def _sync_files(self, files: list[Path]) -> None:
         # One syncfs(2) flushes a whole batch for the price of one fsync; elsewhere, or when

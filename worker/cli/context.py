@@ -8,6 +8,7 @@ import click
 
 from worker.config import Settings, load_settings
 from worker.errors import StoreError
+from worker.services.assignment import rule_book
 from worker.services.context import App
 from worker.store import schema
 
@@ -64,6 +65,4 @@ def ready_app(ctx: Context) -> App:
 
 def ready_rules(app: App) -> None:
     """Refuse to start on an invalid rule file: every error with its file, line and column."""
-    from worker.services.assignment import rule_book
-
     rule_book(app).load()

@@ -17,6 +17,7 @@ from worker.mail.addresses import LeadSender, email_key, is_no_reply
 from worker.mail.classify import Classification, Kind
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, ancestor_ids, thread
+from worker.services.assignment import RuleAssigner, rule_book
 from worker.services.context import App
 from worker.services.preparation import (
     MailPolicy,
@@ -365,8 +366,6 @@ class Intake:
 
 def default_assigner(app: App) -> Assigner:
     """The rule engine, with the rule file of the config ([rules] path)."""
-    from worker.services.assignment import RuleAssigner, rule_book
-
     return RuleAssigner(rule_book(app))
 
 

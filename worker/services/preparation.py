@@ -136,22 +136,25 @@ def _message_row(item: Prepared) -> dict[str, Any]:
 
 def _parse_one(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> Prepared:
     size = raw.size if raw.size is not None else len(raw.data)
-    item = Prepared(raw, size=size, content_hash=content_hash(raw.data))
+    item = Prepared(raw, size=size, content_hash="")
     if size > max_bytes or raw.size is not None:
         kept = "; its headers are kept" if raw.size is not None else ""
         item.error = ParseError(
             f"message of {size} bytes exceeds max_message_bytes ({max_bytes}){kept}", size
         )
-        return item
-    try:
-        item.msg = parse(raw.data)
-        _understand(item, policy)
-    except ParseError as exc:
-        item.error = exc
-    except Exception as exc:  # a parser bug must cost one message, not the run
-        log.exception("parser failed on %s", raw.source)
-        item.msg = None
-        item.error = ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
+    else:
+        try:
+            item.msg = parse(raw.data)
+            item.content_hash = item.msg.content_hash  # parse hashed the same normalised bytes
+            _understand(item, policy)
+        except ParseError as exc:
+            item.error = exc
+        except Exception as exc:  # a parser bug must cost one message, not the run
+            log.exception("parser failed on %s", raw.source)
+            item.msg = None
+            item.error = ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
+    if item.msg is None:
+        item.content_hash = content_hash(raw.data)
     return item
 
 

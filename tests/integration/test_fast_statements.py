@@ -61,3 +61,30 @@ def test_literal_and_repeated_binds(app: App) -> None:
     with app.db.begin() as conn:
         assert query.one(conn, {"key": "x@acme.example"}) == ("x@acme.example",)
         assert query.one(conn, {"key": "x@acme.example"}) == ("x@acme.example",)  # cached plan
+
+
+def test_rows_come_back_as_core_would_give_them(app: App) -> None:
+    """JSON, booleans and datetimes go through the column types' result processors."""
+    with app.db.begin() as conn:
+        FastStatement(insert(_leads)).run(conn, _row("a@acme.example"))
+        FastStatement(insert(_leads)).run(
+            conn, {**_row("b@acme.example"), "is_organization": False}
+        )
+    columns = [
+        _leads.c.email,
+        _leads.c.custom_fields,
+        _leads.c.is_organization,
+        _leads.c.created_at,
+    ]
+    query = select(*columns).order_by(_leads.c.email)
+    with app.db.engine.connect() as conn:
+        got = FastStatement(query).rows(conn, {})
+        want = [tuple(row) for row in conn.execute(query)]
+        missing = FastStatement(query.where(_leads.c.email == bindparam("e"))).first(
+            conn, {"e": "nobody@acme.example"}
+        )
+    assert got == want
+    assert got[0][1] == {"tier": "gold", "seats": [1, 2]}
+    assert got[0][2] is True and got[1][2] is False
+    assert got[0][3] == WHEN
+    assert missing is None

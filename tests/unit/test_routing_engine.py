@@ -19,6 +19,7 @@ from worker.routing.engine import (
     TraceEntry,
     decide,
     eligible,
+    message_facts_tested,
 )
 from worker.routing.loader import load_rules
 from worker.routing.schema import DateRange, Executive, RuleSet, Schedule
@@ -270,6 +271,29 @@ def test_nested_combinators() -> None:
     listed = MessageFacts(subject="Hi", headers={"list-id": ("<x>",)})
     assert run(rules, lead(company="X"), listed).executive is None
     assert run(rules, lead(company="X"), MessageFacts(subject="UNSUBSCRIBE")).executive is None
+
+
+def test_message_facts_tested_finds_nested_checks_only() -> None:
+    rules = ruleset(
+        """\
+        - name: r
+          when:
+            all:
+              - {field: company, exists: true}
+              - not:
+                  any:
+                    - {message: language, equals: th}
+                    - {header: List-Id, exists: true}
+          assign: {strategy: round_robin, to: [alice]}
+        - name: s
+          when: {message: sender_domain, equals: example.com}
+          assign: {strategy: round_robin, to: [bob]}
+        - name: fallback
+          assign: {strategy: round_robin, to: [carol]}
+        """
+    )
+    assert message_facts_tested(rules) == {"language", "sender_domain"}
+    assert message_facts_tested(ruleset("[]")) == frozenset()
 
 
 def test_no_when_always_matches() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from worker.routing.conditions import ALWAYS
+from worker.routing.conditions import ALWAYS, AllOf, AnyOf, Check, Condition, Not
 from worker.routing.schema import Executive, RuleSet, zone
 from worker.routing.strategies import MATCHED_BUT, choose
 
@@ -93,6 +93,21 @@ class Decision:
             "reason": self.reason,
             "trace": [entry.to_json() for entry in self.trace],
         }
+
+
+def message_facts_tested(rules: RuleSet) -> frozenset[str]:
+    """The message facts some rule's condition reads, so a caller can skip costly ones."""
+    names: set[str] = set()
+    pending: list[Condition] = [rule.when for rule in rules.rules if rule.when is not None]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, AllOf | AnyOf):
+            pending.extend(node.items)
+        elif isinstance(node, Not):
+            pending.append(node.item)
+        elif isinstance(node, Check) and node.kind == "message":
+            names.add(node.name)
+    return frozenset(names)
 
 
 def eligible(

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -34,10 +34,12 @@ from worker.routing.engine import (
     RoutingState,
     decide,
     eligible,
+    message_facts_tested,
 )
 from worker.routing.loader import RuleFileError, load_rules_file
 from worker.routing.schema import RuleSet
 from worker.services.context import App
+from worker.store.fast import FastStatement
 from worker.store.models import Activity, Lead, LeadStatus, RoutingCounter, table_of, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,13 +57,74 @@ OPEN_STATUSES = (
     LeadStatus.QUOTATION,
     LeadStatus.INTERESTED,
 )
+_OPEN = frozenset(OPEN_STATUSES)
 _NEXT = "#next"
 _LOCK = ("*", "lock")
-_TAKE_LOCK = (
+_TAKE_LOCK = FastStatement(
     select(_counters.c.value)
     .where(_counters.c.scope == _LOCK[0], _counters.c.key == _LOCK[1])
     .with_for_update()
 )
+
+# Every new lead runs these; prebuilt and run on the driver's cursor (store/fast.py), they
+# cost a fraction of building and executing Core statements per lead.
+_LEAD_FACT_COLUMNS = (
+    "company_name",
+    "email",
+    "person_name",
+    "status",
+    "source",
+    "lead_type",
+    "market_segment",
+    "industry",
+    "territory",
+    "gender",
+    "is_organization",
+    "phone",
+    "custom_fields",
+)
+_LEAD_FACTS = FastStatement(
+    select(*(_leads.c[name] for name in _LEAD_FACT_COLUMNS)).where(_leads.c.id == bindparam("b_id"))
+)
+_COUNTERS = FastStatement(
+    select(_counters.c.scope, _counters.c.key, _counters.c.value).where(
+        _counters.c.scope != _LOCK[0]
+    )
+)
+# Grouped by status too and filtered here: an IN list cannot be prebuilt for the cursor.
+_LEADS_PER_EXECUTIVE = FastStatement(
+    select(_leads.c.assigned_to, _leads.c.status, func.count())
+    .where(_leads.c.assigned_to.is_not(None))
+    .group_by(_leads.c.assigned_to, _leads.c.status)
+)
+_SET_EXECUTIVE = FastStatement(
+    update(_leads)
+    .where(_leads.c.id == bindparam("b_id"))
+    .values(assigned_to=bindparam("b_executive"), updated_at=bindparam("b_now"))
+)
+_INSERT_ACTIVITY = FastStatement(insert(_activities))
+
+
+def _counter_upsert(dialect_insert: Any, increment: bool) -> FastStatement:
+    statement = dialect_insert(_counters).values(
+        scope=bindparam("b_scope"), key=bindparam("b_key"), value=bindparam("b_value")
+    )
+    value = _counters.c.value + 1 if increment else statement.excluded.value
+    return FastStatement(
+        statement.on_conflict_do_update(
+            index_elements=[_counters.c.scope, _counters.c.key], set_={"value": value}
+        )
+    )
+
+
+_SET_COUNTER = {
+    "sqlite": _counter_upsert(sqlite_insert, increment=False),
+    "postgresql": _counter_upsert(pg_insert, increment=False),
+}
+_BUMP_COUNTER = {
+    "sqlite": _counter_upsert(sqlite_insert, increment=True),
+    "postgresql": _counter_upsert(pg_insert, increment=True),
+}
 
 
 class RuleBook:
@@ -143,13 +206,21 @@ class RuleAssigner:
         self.book = book
         self.clock = clock
         self.last: Applied | None = None  # for `rules test`: what the dry run decided
+        self._language: tuple[RuleSet, bool] | None = None
 
     def assign(self, conn: Connection, lead_id: int, msg: InboundMessage) -> None:
         rules = self.book.current()
         if rules is None:
             return
-        decision = route(conn, rules, lead_id, message_facts(msg), self.clock())
+        facts = message_facts(msg, language=self._tests_language(rules))
+        decision = route(conn, rules, lead_id, facts, self.clock())
         self.last = Applied(lead_id, decision)
+
+    def _tests_language(self, rules: RuleSet) -> bool:
+        """Guessing the language reads the whole body: only worth it when a rule asks."""
+        if self._language is None or self._language[0] is not rules:
+            self._language = (rules, "language" in message_facts_tested(rules))
+        return self._language[1]
 
 
 def route(
@@ -163,7 +234,8 @@ def route(
 ) -> Decision:
     """Decide and record one lead's executive; the caller's transaction commits it."""
     _lock(conn)
-    lead = conn.execute(select(_leads).where(_leads.c.id == lead_id)).one()
+    row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
+    lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
     state = routing_state(conn)
     decision = decide(rules, lead_facts(lead), message, state, now)
     if decision.executive is not None or record_unassigned:
@@ -174,13 +246,13 @@ def route(
 def _lock(conn: Connection) -> None:
     if conn.dialect.name != "postgresql":
         return  # SQLite: BEGIN IMMEDIATE has serialised this transaction already
-    if conn.execute(_TAKE_LOCK).first() is not None:
+    if _TAKE_LOCK.first(conn, {}) is not None:
         return
     # Migration 0003 creates the row; should it be gone, make it again (once) and lock it.
     conn.execute(
         pg_insert(_counters).values(scope=_LOCK[0], key=_LOCK[1], value=0).on_conflict_do_nothing()
     )
-    conn.execute(_TAKE_LOCK)
+    _TAKE_LOCK.first(conn, {})
 
 
 class OpenLeadCounts(Mapping[str, int]):
@@ -195,14 +267,11 @@ class OpenLeadCounts(Mapping[str, int]):
 
     def _load(self) -> dict[str, int]:
         if self._counts is None:
-            self._counts = {
-                row[0]: int(row[1])
-                for row in self._conn.execute(
-                    select(_leads.c.assigned_to, func.count())
-                    .where(_leads.c.assigned_to.is_not(None), _leads.c.status.in_(OPEN_STATUSES))
-                    .group_by(_leads.c.assigned_to)
-                )
-            }
+            counts: dict[str, int] = {}
+            for executive, status, count in _LEADS_PER_EXECUTIVE.rows(self._conn, {}):
+                if status in _OPEN:
+                    counts[executive] = counts.get(executive, 0) + int(count)
+            self._counts = counts
         return self._counts
 
     def __getitem__(self, key: str) -> int:
@@ -219,11 +288,7 @@ def routing_state(conn: Connection) -> RoutingState:
     open_leads = OpenLeadCounts(conn)
     rotation: dict[str, int] = {}
     assigned: dict[tuple[str, str], int] = {}
-    for scope, key, value in conn.execute(
-        select(_counters.c.scope, _counters.c.key, _counters.c.value).where(
-            _counters.c.scope != _LOCK[0]
-        )
-    ):
+    for scope, key, value in _COUNTERS.rows(conn, {}):
         if key == _NEXT:
             rotation[scope] = int(value)
         else:
@@ -235,11 +300,7 @@ def _record(
     conn: Connection, rules: RuleSet, lead_id: int, decision: Decision, cause: str, now: datetime
 ) -> None:
     if decision.executive is not None:
-        conn.execute(
-            update(_leads)
-            .where(_leads.c.id == lead_id)
-            .values(assigned_to=decision.executive, updated_at=now)
-        )
+        _SET_EXECUTIVE.run(conn, {"b_id": lead_id, "b_executive": decision.executive, "b_now": now})
     if decision.rotation is not None:
         _set_counter(conn, decision.rotation[0], _NEXT, decision.rotation[1])
     if decision.executive is not None and decision.rule is not None:
@@ -251,69 +312,57 @@ def _record(
         if decision.executive is not None
         else f"not assigned: {decision.reason}"
     )
-    conn.execute(
-        insert(_activities).values(
-            lead_id=lead_id,
-            kind="assignment",
-            summary=summary[:2000],
-            actor=None if cause == "rule" else cause,
-            details={**decision.to_json(), "cause": cause, "rules_file": rules.source},
-            due_date=None,
-            at=now,
-        )
+    _INSERT_ACTIVITY.run(
+        conn,
+        {
+            "lead_id": lead_id,
+            "kind": "assignment",
+            "summary": summary[:2000],
+            "actor": None if cause == "rule" else cause,
+            "details": {**decision.to_json(), "cause": cause, "rules_file": rules.source},
+            "due_date": None,
+            "at": now,
+        },
     )
-
-
-def _upsert(conn: Connection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _set_counter(conn: Connection, scope: str, key: str, value: int) -> None:
-    statement = _upsert(conn)(_counters).values(scope=scope[:255], key=key[:255], value=value)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[_counters.c.scope, _counters.c.key],
-            set_={"value": statement.excluded.value},
-        )
-    )
+    params = {"b_scope": scope[:255], "b_key": key[:255], "b_value": value}
+    _SET_COUNTER[conn.dialect.name].run(conn, params)
 
 
 def _bump_counter(conn: Connection, scope: str, key: str) -> None:
-    statement = _upsert(conn)(_counters).values(scope=scope[:255], key=key[:255], value=1)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=[_counters.c.scope, _counters.c.key],
-            set_={"value": _counters.c.value + 1},
-        )
-    )
+    params = {"b_scope": scope[:255], "b_key": key[:255], "b_value": 1}
+    _BUMP_COUNTER[conn.dialect.name].run(conn, params)
 
 
 # -- facts for the engine -----------------------------------------------------------------------
 
 
-def lead_facts(lead: Any) -> LeadFacts:
-    email = lead.email or ""
+def lead_facts(lead: Mapping[str, Any]) -> LeadFacts:
+    """The engine's view of a lead, from its columns (``_LEAD_FACT_COLUMNS``)."""
+    email = lead["email"] or ""
     return LeadFacts(
         fields={
-            "company": lead.company_name,
+            "company": lead["company_name"],
             "email": email or None,
             "email_domain": email_key(email).rpartition("@")[2] or None if email else None,
-            "name": lead.person_name,
-            "status": lead.status,
-            "source": lead.source,
-            "lead_type": lead.lead_type,
-            "market_segment": lead.market_segment,
-            "industry": lead.industry,
-            "territory": lead.territory,
-            "gender": lead.gender,
-            "is_organization": bool(lead.is_organization),
-            "phone": lead.phone,
-            "custom": dict(lead.custom_fields or {}),
+            "name": lead["person_name"],
+            "status": lead["status"],
+            "source": lead["source"],
+            "lead_type": lead["lead_type"],
+            "market_segment": lead["market_segment"],
+            "industry": lead["industry"],
+            "territory": lead["territory"],
+            "gender": lead["gender"],
+            "is_organization": bool(lead["is_organization"]),
+            "phone": lead["phone"],
+            "custom": dict(lead["custom_fields"] or {}),
         }
     )
 
 
-def message_facts(msg: InboundMessage) -> MessageFacts:
+def message_facts(msg: InboundMessage, language: bool = True) -> MessageFacts:
     sender = email_key(msg.from_address.email) if msg.from_address else ""
     return MessageFacts(
         sender=sender,
@@ -323,7 +372,7 @@ def message_facts(msg: InboundMessage) -> MessageFacts:
         to=tuple(email_key(a.email) for a in msg.to),
         cc=tuple(email_key(a.email) for a in msg.cc),
         charset=msg.charsets,
-        language=guess_language(msg),
+        language=guess_language(msg) if language else "",
         has_attachment=any(not a.inline for a in msg.attachments),
         attachment_names=tuple(a.filename for a in msg.attachments if a.filename),
         headers=dict(msg.headers),

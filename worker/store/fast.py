@@ -27,6 +27,8 @@ class _Plan:
     processors: Mapping[str, Callable[[Any], Any]]
     defaults: Mapping[str, Callable[[], Any]]  # Python-side column defaults to fill in
     literals: Mapping[str, Any]  # values bound in the statement itself (direction == "in")
+    # Per result column, the type's processor (JSON text → value, 0/1 → bool …) or None.
+    results: tuple[Callable[[Any], Any] | None, ...]
 
 
 class FastStatement:
@@ -64,14 +66,28 @@ class FastStatement:
 
     def one(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The single row a SELECT or an INSERT … RETURNING gives."""
+        row = self.first(conn, params)
+        if row is None:
+            raise LookupError("statement returned no row")
+        return row
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        plan = self._plan(conn, frozenset(params))
         cursor = self._execute(conn, params)
         try:
             row = cursor.fetchone()
         finally:
             cursor.close()
-        if row is None:
-            raise LookupError("statement returned no row")
-        return tuple(row)
+        return None if row is None else _processed(row, plan.results)
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        plan = self._plan(conn, frozenset(params))
+        cursor = self._execute(conn, params)
+        try:
+            fetched = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [_processed(row, plan.results) for row in fetched]
 
     def scalar(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         return self.one(conn, params)[0]
@@ -106,6 +122,9 @@ def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _
         else:
             raise TypeError(f"unsupported default for {column.key}")
     names = tuple(compiled.positiontup or ())
+    results = tuple(
+        column.type._cached_result_processor(dialect, None) for column in compiled._result_columns
+    )
     return _Plan(
         sql=compiled.string,
         names=names,
@@ -113,6 +132,18 @@ def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _
         processors=processors,
         defaults=defaults,
         literals=literals,
+        results=results if any(results) else (),
+    )
+
+
+def _processed(
+    row: Sequence[Any], processors: tuple[Callable[[Any], Any] | None, ...]
+) -> tuple[Any, ...]:
+    if not processors:
+        return tuple(row)
+    return tuple(
+        value if process is None else process(value)
+        for value, process in zip(row, processors, strict=True)
     )
 
 

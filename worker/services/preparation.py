@@ -258,17 +258,24 @@ class Preparer:
 # A batch also ends at this many raw bytes: a few large messages then make several batches,
 # so the worker parses the next while this process commits the last.
 BATCH_BYTES = 512 * 1024
+# The first batches are small and double up to the full size: the committing process
+# starts on the first few messages instead of idling until a whole batch is parsed, which
+# on a short run (a small folder, a new poll) is most of the time.
+FIRST_BATCH = 4
+FIRST_BATCH_BYTES = 64 * 1024
 
 
 def _chunks(iterator: Iterator[RawMessage], size: int) -> Iterator[list[RawMessage]]:
+    limit, byte_limit = min(FIRST_BATCH, size), min(FIRST_BATCH_BYTES, BATCH_BYTES)
     chunk: list[RawMessage] = []
     volume = 0
     for raw in iterator:
         chunk.append(raw)
         volume += len(raw.data)
-        if len(chunk) >= size or volume >= BATCH_BYTES:
+        if len(chunk) >= limit or volume >= byte_limit:
             yield chunk
             chunk, volume = [], 0
+            limit, byte_limit = min(limit * 2, size), min(byte_limit * 2, BATCH_BYTES)
     if chunk:
         yield chunk
 

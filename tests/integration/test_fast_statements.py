@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.services.context import App
 from worker.store.fast import FastStatement
-from worker.store.models import Lead, table_of
+from worker.store.models import Lead, Participant, table_of
 
 _leads = table_of(Lead)
 WHEN = datetime(2026, 11, 26, 21, 0, 5, tzinfo=UTC)
@@ -88,3 +90,26 @@ def test_rows_come_back_as_core_would_give_them(app: App) -> None:
     assert got[0][2] is True and got[1][2] is False
     assert got[0][3] == WHEN
     assert missing is None
+
+
+def test_run_many_inserts_every_row_and_upserts_skip_conflicts(app: App) -> None:
+    participants = table_of(Participant)
+    dialect_insert = pg_insert if app.db.engine.dialect.name == "postgresql" else sqlite_insert
+    upsert = FastStatement(dialect_insert(participants).on_conflict_do_nothing())
+    with app.db.begin() as conn:
+        lead_id = FastStatement(insert(_leads).returning(_leads.c.id)).scalar(
+            conn, _row("lead@acme.example")
+        )
+        keys = ["a@x.example", "b@x.example", "c@x.example"]
+        upsert.run_many(conn, [{"lead_id": lead_id, "email_key": k} for k in keys])
+        # A second message naming two of them again and one new address.
+        again = ["b@x.example", "c@x.example", "d@x.example"]
+        upsert.run_many(conn, [{"lead_id": lead_id, "email_key": k} for k in again])
+        upsert.run_many(conn, [])
+    with app.db.engine.connect() as conn:
+        stored = conn.scalars(
+            select(participants.c.email_key)
+            .where(participants.c.lead_id == lead_id)
+            .order_by(participants.c.email_key)
+        ).all()
+    assert stored == ["a@x.example", "b@x.example", "c@x.example", "d@x.example"]

@@ -19,6 +19,9 @@ from worker.mail.message import InboundMessage
         ("Здравствуйте, пришлите цену", "ru"),
         ("Hello, please send a quote", ""),
         ("Quote for 200 chairs ขอบคุณ", "th"),
+        ("Grüße aus München, ça va? Ærø ŁÓDŹ", ""),  # accented Latin names no language
+        ("A long English enquiry " * 40 + "— 見積もり", ""),  # under the share needed
+        ("Price list please: €, ™ and “quotes”", ""),  # symbols beyond Latin are not letters
         ("", ""),
     ],
 )

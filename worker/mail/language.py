@@ -6,6 +6,8 @@ that for the languages whose script is their own, with no model and no dependenc
 
 from __future__ import annotations
 
+import re
+
 from worker.mail.message import InboundMessage
 
 # (first, last code point, language) for scripts used by essentially one language.
@@ -25,6 +27,9 @@ _SCRIPTS: tuple[tuple[int, int, str], ...] = (
 )
 _SAMPLE = 2000  # characters looked at: the start of a message says what language it is in
 _MIN_SHARE = 0.2  # of the letters, for a script to name the language
+# Below U+0370 are Latin and IPA only: text without a later character names no language,
+# which one regex search tells without the per-character loop (most mail is like that).
+_BEYOND_LATIN = re.compile("[\u0370-\U0010ffff]")
 
 
 def guess_language(msg: InboundMessage) -> str:
@@ -36,6 +41,8 @@ def guess_language(msg: InboundMessage) -> str:
 
 
 def script_language(text: str) -> str:
+    if _BEYOND_LATIN.search(text) is None:
+        return ""
     counts: dict[str, int] = {}
     letters = 0
     for char in text:

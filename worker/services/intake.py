@@ -63,12 +63,7 @@ _quarantine = table_of(QuarantineEntry)
 _INSERT_LEAD = insert(_leads).returning(_leads.c.id)
 _INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 _INSERT_CONTACT = insert(_contacts)
-_INSERT_ATTACHMENT = insert(_attachments)
 _INSERT_STATUS = insert(_status_changes)
-_PARTICIPANT_UPSERT = {
-    "sqlite": sqlite_insert(_participants).on_conflict_do_nothing(),
-    "postgresql": pg_insert(_participants).on_conflict_do_nothing(),
-}
 # One round trip answers both "stored already?" and "do we know this sender?".
 _DUPLICATE_ID = (
     select(_messages.c.id)
@@ -99,12 +94,18 @@ _SET_STATUS = (
     .where(_leads.c.id == bindparam("lead_id"))
     .values(status=bindparam("status"), updated_at=bindparam("now"))
 )
-# The five statements every new message runs, on the driver's cursor (see store/fast.py).
+# The statements every new message runs, on the driver's cursor (see store/fast.py).
 _FAST_PRECHECK = FastStatement(_PRECHECK)
 _FAST_INSERT_LEAD = FastStatement(_INSERT_LEAD)
 _FAST_INSERT_MESSAGE = FastStatement(_INSERT_MESSAGE)
 _FAST_INSERT_STATUS = FastStatement(_INSERT_STATUS)
 _FAST_SET_STATUS = FastStatement(_SET_STATUS)
+# And these two, many rows at once (executemany).
+_FAST_INSERT_ATTACHMENTS = FastStatement(insert(_attachments))
+_FAST_ADD_PARTICIPANTS = {
+    "sqlite": FastStatement(sqlite_insert(_participants).on_conflict_do_nothing()),
+    "postgresql": FastStatement(pg_insert(_participants).on_conflict_do_nothing()),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,8 +577,8 @@ class _Decision:
         row_id = _FAST_INSERT_MESSAGE.scalar(self.conn, row)
         assert row_id is not None
         if msg.attachments:
-            self.conn.execute(
-                _INSERT_ATTACHMENT,
+            _FAST_INSERT_ATTACHMENTS.run_many(
+                self.conn,
                 [
                     {
                         "message_id": row_id,
@@ -615,7 +616,7 @@ class _Decision:
         if not keys:
             return
         rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
-        self.conn.execute(_PARTICIPANT_UPSERT[self.conn.dialect.name], rows)
+        _FAST_ADD_PARTICIPANTS[self.conn.dialect.name].run_many(self.conn, rows)
 
     def _is_contact(self, lead_id: int, key: str) -> bool:
         return self.conn.scalar(IS_CONTACT, {"lead_id": lead_id, "email_key": key}) is not None

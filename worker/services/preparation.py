@@ -249,11 +249,13 @@ class Preparer:
             window: deque[Future[list[Prepared]]] = deque()
             for chunk in chunks:
                 window.append(pool.submit(_worker_batch, chunk, self.max_bytes, self.policy))
-                if len(window) > self.workers:
+                if len(window) > self.workers * AHEAD:
                     yield window.popleft().result()
             while window:
                 yield window.popleft().result()
 
+
+AHEAD = 2
 
 # A batch also ends at this many raw bytes: a few large messages then make several batches,
 # so the worker parses the next while this process commits the last.

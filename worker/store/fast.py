@@ -51,17 +51,8 @@ class FastStatement:
 
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
         plan = self._plan(conn, frozenset(params))
-        values = {**plan.literals, **params}
-        for name, make in plan.defaults.items():
-            values[name] = make()
-        for name, process in plan.processors.items():
-            if name in values:
-                values[name] = process(values[name])
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        bound: Sequence[Any] | Mapping[str, Any] = (
-            tuple(values[name] for name in plan.names) if plan.positional else values
-        )
-        cursor.execute(plan.sql, bound)
+        cursor.execute(plan.sql, _bound(plan, params))
         return cursor
 
     def one(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -94,6 +85,27 @@ class FastStatement:
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
         self._execute(conn, params).close()
+
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """executemany: every row must have the same keys (as Core's executemany assumes)."""
+        if not rows:
+            return
+        plan = self._plan(conn, frozenset(rows[0]))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(plan.sql, [_bound(plan, row) for row in rows])
+        finally:
+            cursor.close()
+
+
+def _bound(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+    values = {**plan.literals, **params}
+    for name, make in plan.defaults.items():
+        values[name] = make()
+    for name, process in plan.processors.items():
+        if name in values:
+            values[name] = process(values[name])
+    return tuple(values[name] for name in plan.names) if plan.positional else values
 
 
 def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _Plan:

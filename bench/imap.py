@@ -8,7 +8,7 @@ user (untimed, in chunks). Then, per run (medians over ``--runs``):
     ``fetch(chunk, ["BODY.PEEK[]"])`` in chunks of 100 UIDs (timed from the select on);
 (b) bare parse: ``mailparser.parse_from_bytes`` over the fetched bytes in memory;
 (c) ``python -m worker --config X poll --once`` on a fresh SQLite db + storage dir (``init``
-    first, untimed): subprocess wall clock, and net of the median ``python -m worker --help``;
+    first, untimed): subprocess wall clock, and net of the median ``python -m worker poll --help``;
 (c') ``python -m worker ingest --no-progress MBOX`` of the same messages, as the mbox they
     were generated as, on a fresh db. (c) and (c') swap places from one run to the next.
 
@@ -189,7 +189,7 @@ def run_cli(args: list[str], cwd: Path) -> tuple[float, str]:
 
 
 def startup_seconds(cwd: Path, runs: int) -> float:
-    return statistics.median(run_cli(["--help"], cwd)[0] for _ in range(max(3, runs)))
+    return statistics.median(run_cli(["poll", "--help"], cwd)[0] for _ in range(max(3, runs)))
 
 
 def count_rows(db: Path, sql: str = "SELECT count(*) FROM messages", *params: Any) -> int:
@@ -544,7 +544,7 @@ def print_report(
     mb: float,
     out: Callable[[str], None],
 ) -> None:
-    out(f"CLI start-up (python -m worker --help, median): {startup:.2f} s")
+    out(f"CLI start-up (python -m worker poll --help, median): {startup:.2f} s")
     if row is not None:
         out(
             f"{row.messages} messages ({mb:.1f} MB as fetched), {row.stored_rows} messages rows "

@@ -206,7 +206,7 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> float:
 
 def startup_seconds(cwd: Path, runs: int) -> float:
     env = leadmail_env("sqlite:///" + str(cwd / "unused.db"), cwd / "unused", "default")
-    return statistics.median(run_cli(["--help"], env, cwd) for _ in range(max(3, runs)))
+    return statistics.median(run_cli(["ingest", "--help"], env, cwd) for _ in range(max(3, runs)))
 
 
 class Databases:
@@ -387,7 +387,7 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(rows: list[Row], startup: float, out: Callable[[str], None]) -> None:
-    out(f"CLI start-up (python -m worker --help, median): {startup:.2f} s")
+    out(f"CLI start-up (python -m worker ingest --help, median): {startup:.2f} s")
     head = (
         f"{'workload':8} {'msgs':>6} {'db':10} {'workers':7} {'bare/s':>8} {'cli/s':>7} "
         f"{'net/s':>7} {'inproc/s':>8} {'cli×':>6} {'net×':>6} {'inproc×':>7} target verdict"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.integration.helpers import make_mail
-from worker.cli.main import cli
+from worker.cli.main import COMMANDS, cli
 
 OUTCOMES = {"created", "threaded", "duplicate", "ignored", "quarantined"}
 KINDS = {"human", "bounce", "auto_reply", "out_of_office", "list", "report", "own"}
@@ -180,6 +180,19 @@ def ingested(leadmail: Leadmail, inbox: Path) -> dict[str, dict[str, Any]]:
 
 
 # -- init -----------------------------------------------------------------------------------
+
+
+def test_every_lazy_command_resolves_and_help_lists_it() -> None:
+    runner = CliRunner()
+    for name in COMMANDS:
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.name == name
+    listing = runner.invoke(cli, ["--help"])
+    assert listing.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in listing.output
+    unknown = runner.invoke(cli, ["lead", "list"])
+    assert unknown.exit_code == 2 and "No such command 'lead'" in unknown.output
 
 
 def test_init_creates_then_reports_up_to_date(leadmail: Leadmail) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from worker.config import Settings, load_settings
 from worker.errors import StoreError
-from worker.services.assignment import rule_book
-from worker.services.context import App
-from worker.store import schema
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+    from worker.services.context import App
+
+# The config, database and rule modules are imported when first needed, not at start-up:
+# `leadmail --help` and a mistyped command answer without loading SQLAlchemy or pydantic.
 
 
 class Context:
@@ -25,12 +29,16 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from worker.config import load_settings
+
             self._settings = load_settings(self.config_path)
         return self._settings
 
     @property
     def app(self) -> App:
         if self._app is None:
+            from worker.services.context import App
+
             self._app = App.from_settings(self.settings)
         return self._app
 
@@ -49,6 +57,8 @@ ROW_ID = click.IntRange(min=1, max=2**31 - 1)
 
 def ready_app(ctx: Context) -> App:
     """The app with a usable schema: created on first use, refused when it is outdated."""
+    from worker.store import schema
+
     app = ctx.app
     app.db.check()
     current = schema.current_revision(app.db.engine)
@@ -65,4 +75,6 @@ def ready_app(ctx: Context) -> App:
 
 def ready_rules(app: App) -> None:
     """Refuse to start on an invalid rule file: every error with its file, line and column."""
+    from worker.services.assignment import rule_book
+
     rule_book(app).load()

@@ -20,6 +20,3 @@ def write_command(path: Path) -> None:
 
     count = write_demo_inbox(path)
     click.echo(f"demo inbox: {count} messages in {path}")
-
-
-COMMANDS = [demo]

@@ -59,6 +59,3 @@ def ingest(
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing"
     prefix = "dry run: " if dry_run else ""
     click.echo(f"{prefix}{sum(counts.values())} messages: {summary}", err=as_json)
-
-
-COMMANDS = [ingest]

@@ -21,6 +21,3 @@ def init(ctx: Context) -> None:
         click.echo(f"database created (schema {after})")
     else:
         click.echo(f"database upgraded from schema {before} to {after}")
-
-
-COMMANDS = [init]

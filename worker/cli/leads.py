@@ -10,7 +10,6 @@ from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
 from worker.cli.output import console, emit, format_option, to_json
-from worker.services.assignment import assign_manually
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
@@ -122,6 +121,8 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
 @pass_ctx
 def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None) -> None:
     """Assign a lead to an executive by hand, overriding the rules (logged)."""
+    from worker.services.assignment import assign_manually  # the rule engine: only here
+
     done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor)
     was = done["previous"] or "unassigned"
     click.echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
@@ -147,6 +148,3 @@ def _what(entry: dict[str, Any]) -> str:
     if entry["type"] == "comment":
         return f"{entry['author'] or ''}: {entry['text']}"
     return f"{entry.get('kind', '')}: {entry.get('summary', '')}"
-
-
-COMMANDS = [leads]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -9,13 +10,38 @@ from typing import Any
 
 import click
 
-from worker.cli import demo, ingest, init, leads, poll, quarantine, rules
 from worker.cli.context import Context
 from worker.errors import LeadmailError
 
+# Each sub-command is imported when it runs: `leadmail leads list` need not load the mail
+# parser, the rule engine or the IMAP client, and start-up is most of a short command's time.
+COMMANDS = {
+    "init": "worker.cli.init:init",
+    "ingest": "worker.cli.ingest:ingest",
+    "poll": "worker.cli.poll:poll",
+    "run": "worker.cli.poll:run",
+    "status": "worker.cli.poll:status",
+    "leads": "worker.cli.leads:leads",
+    "rules": "worker.cli.rules:rules",
+    "quarantine": "worker.cli.quarantine:quarantine",
+    "demo": "worker.cli.demo:demo",
+}
+
 
 class LeadmailGroup(click.Group):
-    """Maps our errors to one line and an exit code instead of a traceback."""
+    """Loads sub-commands on demand; maps our errors to one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,11 +87,6 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     logging.getLogger("mailparser").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = Context(config_path, debug)
     ctx.call_on_close(ctx.obj.close)
-
-
-for _module in (init, ingest, poll, leads, rules, quarantine, demo):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def main() -> None:

@@ -206,6 +206,3 @@ def status(ctx: Context, live: bool, fmt: str) -> None:
         return
     columns = STATUS_COLUMNS + (["live_error"] if any("live_error" in r for r in rows) else [])
     emit(rows, columns, fmt, title="mailboxes")
-
-
-COMMANDS = [poll, run, status]

@@ -65,6 +65,3 @@ def replay_command(ctx: Context, entry_id: int | None, replay_all: bool, as_json
             )
     if not results:
         click.echo("nothing to replay")
-
-
-COMMANDS = [quarantine]

@@ -112,6 +112,3 @@ def test_command(ctx: Context, eml: Path, rules_path: Path | None, fmt: str) -> 
         return
     click.echo(f"dry run: {result.outcome.value} ({result.kind}) — nothing stored")
     _print_decision(found)
-
-
-COMMANDS = [rules]

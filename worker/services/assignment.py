@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,15 +40,25 @@ from worker.routing.loader import RuleFileError, load_rules_file
 from worker.routing.schema import RuleSet
 from worker.services.context import App
 from worker.store.fast import FastStatement
-from worker.store.models import Activity, Lead, LeadStatus, RoutingCounter, table_of, utcnow
+from worker.store.models import (
+    Activity,
+    Lead,
+    LeadLoad,
+    LeadStatus,
+    RoutingCounter,
+    table_of,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 _leads = table_of(Lead)
 _activities = table_of(Activity)
 _counters = table_of(RoutingCounter)
+_load = table_of(LeadLoad)
 
-# Leads an executive still works on: what capacity and load balancing count.
+# Leads an executive still works on: what capacity and load balancing count. Migration
+# 0004's triggers count the same statuses into lead_load.
 OPEN_STATUSES = (
     LeadStatus.LEAD,
     LeadStatus.OPEN,
@@ -57,7 +67,6 @@ OPEN_STATUSES = (
     LeadStatus.QUOTATION,
     LeadStatus.INTERESTED,
 )
-_OPEN = frozenset(OPEN_STATUSES)
 _NEXT = "#next"
 _LOCK = ("*", "lock")
 _TAKE_LOCK = FastStatement(
@@ -91,12 +100,8 @@ _COUNTERS = FastStatement(
         _counters.c.scope != _LOCK[0]
     )
 )
-# Grouped by status too and filtered here: an IN list cannot be prebuilt for the cursor.
-_LEADS_PER_EXECUTIVE = FastStatement(
-    select(_leads.c.assigned_to, _leads.c.status, func.count())
-    .where(_leads.c.assigned_to.is_not(None))
-    .group_by(_leads.c.assigned_to, _leads.c.status)
-)
+# Kept by triggers on leads (migration 0004): one small table read instead of a count.
+_LEAD_LOAD = FastStatement(select(_load.c.executive, _load.c.open_leads))
 _SET_EXECUTIVE = FastStatement(
     update(_leads)
     .where(_leads.c.id == bindparam("b_id"))
@@ -256,10 +261,7 @@ def _lock(conn: Connection) -> None:
 
 
 class OpenLeadCounts(Mapping[str, int]):
-    """Open leads per executive, counted only when a rule asks (capacity, load balancing).
-
-    The count reads every open lead; a round-robin-only rule file never pays for it.
-    """
+    """Open leads per executive, read only when a rule asks (capacity, load balancing)."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -267,11 +269,8 @@ class OpenLeadCounts(Mapping[str, int]):
 
     def _load(self) -> dict[str, int]:
         if self._counts is None:
-            counts: dict[str, int] = {}
-            for executive, status, count in _LEADS_PER_EXECUTIVE.rows(self._conn, {}):
-                if status in _OPEN:
-                    counts[executive] = counts.get(executive, 0) + int(count)
-            self._counts = counts
+            rows = _LEAD_LOAD.rows(self._conn, {})
+            self._counts = {executive: int(count) for executive, count in rows if count}
         return self._counts
 
     def __getitem__(self, key: str) -> int:

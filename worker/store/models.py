@@ -302,6 +302,20 @@ class MailboxCursor(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column()
 
 
+class LeadLoad(Base):
+    """Open leads per executive, kept by database triggers on ``leads`` (migration 0004).
+
+    Load balancing and capacity read it on every assignment; counting the leads table there
+    instead made a backfill of N new leads cost O(N²). Triggers keep it right whatever
+    changes a lead's status or executive: intake, the CLI, or SQL typed by hand.
+    """
+
+    __tablename__ = "lead_load"
+
+    executive: Mapped[str] = mapped_column(String(128), primary_key=True)
+    open_leads: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RoutingCounter(Base):
     """Rule-engine state that must change atomically with each assignment.
 

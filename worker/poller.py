@@ -338,6 +338,8 @@ class ImapWorker(FolderWorker):
             return
         assert self.imap is not None
         pending = self.imap.uids_between(done_uid + 1, last_uid)
+        # A moved message is gone from this folder: its commit must outlive a power cut.
+        self.app.db.sync()
         self.imap.apply_post_action(pending)
         with self.app.db.begin() as conn:
             cursors.post_actions_done(conn, self.account.name, self.folder, last_uid)

@@ -17,6 +17,7 @@ from worker.config import ImapAccount, load_settings
 from worker.errors import AuthError, FetchError, LeaseHeldError
 from worker.poller import ImapWorker
 from worker.services.context import App
+from worker.sources.imap import ImapFolder
 from worker.store import cursors, schema
 from worker.store.models import Message, QuarantineEntry, table_of
 
@@ -284,6 +285,29 @@ def test_post_action_after_commit(
     with imap_app.db.engine.connect() as conn:
         cursor = cursors.load(conn, "sales", "INBOX")
     assert cursor is not None and cursor.post_action_uid == max(uids)
+
+
+def test_commits_are_made_durable_before_the_post_action(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dovecot.append(imap_user, "INBOX", enquiries(2))
+    worker = ImapWorker(imap_app, account(dovecot, imap_user, post_action="move:Done"), "INBOX")
+    events: list[str] = []
+    real_sync, real_apply = imap_app.db.sync, ImapFolder.apply_post_action
+
+    def sync() -> None:
+        events.append("sync")
+        real_sync()
+
+    def apply(self: ImapFolder, uids: list[int]) -> None:
+        events.append(f"move {len(uids)}")
+        real_apply(self, uids)
+
+    monkeypatch.setattr(imap_app.db, "sync", sync)
+    monkeypatch.setattr(ImapFolder, "apply_post_action", apply)
+    assert worker.run_once().outcomes == {"created": 2}
+    assert events == ["sync", "move 2"]
+    assert len(dovecot.uids(imap_user, "Done")) == 2
 
 
 def test_post_action_missed_by_a_crash_is_applied_next_time(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -115,6 +116,30 @@ class Database:
             return
         with self.connect() as fresh, fresh.begin():
             yield fresh
+
+    def sync(self) -> None:
+        """Make every commit so far survive a power cut, before acting on it outside.
+
+        SQLite runs with synchronous=NORMAL: a commit is safe from a crash of the process but
+        sits in the page cache until a checkpoint, which is fine while the mailbox still holds
+        the message. Before a post-action moves or flags mail on the server, fsync the WAL
+        (and the database file a checkpoint may have written to), as synchronous=FULL would
+        have at each commit. PostgreSQL commits are durable already.
+        """
+        if not is_sqlite(self.engine) or self.settings.sqlite_synchronous == "full":
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        for path in (f"{database}-wal", database):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def check(self) -> None:
         try:

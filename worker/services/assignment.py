@@ -213,12 +213,18 @@ class RuleAssigner:
         self.last: Applied | None = None  # for `rules test`: what the dry run decided
         self._language: tuple[RuleSet, bool] | None = None
 
-    def assign(self, conn: Connection, lead_id: int, msg: InboundMessage) -> None:
+    def assign(
+        self,
+        conn: Connection,
+        lead_id: int,
+        msg: InboundMessage,
+        lead: Mapping[str, Any] | None = None,
+    ) -> None:
         rules = self.book.current()
         if rules is None:
             return
         facts = message_facts(msg, language=self._tests_language(rules))
-        decision = route(conn, rules, lead_id, facts, self.clock())
+        decision = route(conn, rules, lead_id, facts, self.clock(), lead=lead)
         self.last = Applied(lead_id, decision)
 
     def _tests_language(self, rules: RuleSet) -> bool:
@@ -236,11 +242,16 @@ def route(
     now: datetime,
     cause: str = "rule",
     record_unassigned: bool = True,
+    lead: Mapping[str, Any] | None = None,
 ) -> Decision:
-    """Decide and record one lead's executive; the caller's transaction commits it."""
+    """Decide and record one lead's executive; the caller's transaction commits it.
+
+    ``lead`` is the lead's columns when the caller has them (intake just inserted it).
+    """
     _lock(conn)
-    row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
-    lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
+    if lead is None:
+        row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
+        lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
     state = routing_state(conn)
     decision = decide(rules, lead_facts(lead), message, state, now)
     if decision.executive is not None or record_unassigned:
@@ -339,24 +350,24 @@ def _bump_counter(conn: Connection, scope: str, key: str) -> None:
 
 
 def lead_facts(lead: Mapping[str, Any]) -> LeadFacts:
-    """The engine's view of a lead, from its columns (``_LEAD_FACT_COLUMNS``)."""
-    email = lead["email"] or ""
+    """The engine's view of a lead, from its columns (``_LEAD_FACT_COLUMNS``; absent = None)."""
+    email = lead.get("email") or ""
     return LeadFacts(
         fields={
-            "company": lead["company_name"],
+            "company": lead.get("company_name"),
             "email": email or None,
             "email_domain": email_key(email).rpartition("@")[2] or None if email else None,
-            "name": lead["person_name"],
-            "status": lead["status"],
-            "source": lead["source"],
-            "lead_type": lead["lead_type"],
-            "market_segment": lead["market_segment"],
-            "industry": lead["industry"],
-            "territory": lead["territory"],
-            "gender": lead["gender"],
-            "is_organization": bool(lead["is_organization"]),
-            "phone": lead["phone"],
-            "custom": dict(lead["custom_fields"] or {}),
+            "name": lead.get("person_name"),
+            "status": lead.get("status"),
+            "source": lead.get("source"),
+            "lead_type": lead.get("lead_type"),
+            "market_segment": lead.get("market_segment"),
+            "industry": lead.get("industry"),
+            "territory": lead.get("territory"),
+            "gender": lead.get("gender"),
+            "is_organization": bool(lead.get("is_organization")),
+            "phone": lead.get("phone"),
+            "custom": dict(lead.get("custom_fields") or {}),
         }
     )
 

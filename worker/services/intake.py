@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -132,9 +132,14 @@ class IntakeResult:
 
 
 class Assigner(Protocol):
-    """Routes a new lead inside the intake transaction (the rule engine plugs in here)."""
+    """Routes a new lead inside the intake transaction (the rule engine plugs in here).
 
-    def assign(self, conn: Connection, lead_id: int, msg: InboundMessage) -> None: ...
+    ``lead`` holds the columns the lead was just inserted with, saving a read of them.
+    """
+
+    def assign(
+        self, conn: Connection, lead_id: int, msg: InboundMessage, lead: Mapping[str, Any]
+    ) -> None: ...
 
 
 class _DryRunRollback(Exception):
@@ -527,31 +532,29 @@ class _Decision:
         assert address is not None
         name = (address.name or "").strip()[:255] or None
         self._lead_key = sender_key
-        lead_id = _FAST_INSERT_LEAD.scalar(
-            self.conn,
-            dict(
-                is_organization=False,
-                person_name=name,
-                email=address.email[:320],
-                email_key=sender_key[:320],
-                organization_domain=org,
-                company_name=self.item.company,
-                status=LeadStatus.LEAD.value,
-                source=self.app.settings.leads.default_source,
-                related_lead_id=match.related_lead_id,
-                custom_fields={},
-                email_bouncing=False,
-                created_at=self.now,
-                updated_at=self.now,
-            ),
+        lead: dict[str, Any] = dict(
+            is_organization=False,
+            person_name=name,
+            email=address.email[:320],
+            email_key=sender_key[:320],
+            organization_domain=org,
+            company_name=self.item.company,
+            status=LeadStatus.LEAD.value,
+            source=self.app.settings.leads.default_source,
+            related_lead_id=match.related_lead_id,
+            custom_fields={},
+            email_bouncing=False,
+            created_at=self.now,
+            updated_at=self.now,
         )
+        lead_id = _FAST_INSERT_LEAD.scalar(self.conn, lead)
         assert lead_id is not None
         result, row_id = self._store_row(Outcome.CREATED, verdict, reasons, lead_id)
         self._set_status(
             lead_id, None, LeadStatus.LEAD, f"created from message {self.msg.message_id}", row_id
         )
         if self.assigner is not None:
-            self.assigner.assign(self.conn, lead_id, self.msg)
+            self.assigner.assign(self.conn, lead_id, self.msg, lead)
         return result
 
     # -- writes -------------------------------------------------------------------------

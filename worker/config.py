@@ -53,7 +53,9 @@ class DatabaseSettings(_Section):
 class StorageSettings(_Section):
     path: Path = Path("leadmail-data")
     # Blob writes are fsynced in groups of this many before the commits that refer to them.
-    fsync_batch: int = Field(default=64, ge=1, le=10_000)
+    # Also the unit of work of a parse worker: 32 keeps both cores busy to the end of a short
+    # run (a 135-message folder: -13 % time against 64) for +1.5 % on a 10,000-message mbox.
+    fsync_batch: int = Field(default=32, ge=1, le=10_000)
 
 
 class LeadSettings(_Section):

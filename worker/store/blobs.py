@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import itertools
@@ -58,7 +59,7 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._tmp = root / "tmp"
-        self._known_dirs: set[Path] = set()
+        self._known_dirs: set[str] = set()
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -76,29 +77,34 @@ class BlobStore:
         return self.put_many([data])[0]
 
     def put_many(self, items: Iterable[bytes]) -> list[str]:
+        # Plain strings, not Path objects, below: a batch of a few hundred small attachments
+        # spent more time building paths than writing the files.
+        root = str(self.root)
         digests: list[str] = []
-        pending: dict[str, Path] = {}
+        pending: dict[str, str] = {}
         try:
             for data in items:
                 digest = sha256_hex(data)
                 digests.append(digest)
-                if digest not in pending and not self.has(digest):
-                    pending[digest] = self._write_temp(data)
+                if digest in pending or os.path.isfile(f"{root}/{digest[:2]}/{digest}"):
+                    continue
+                pending[digest] = self._write_temp(data)
             if not pending:
                 return digests
             self._sync_files(list(pending.values()))
-            dirs: set[Path] = set()
+            dirs: set[str] = set()
             for digest, tmp in pending.items():
-                final = self.path_for(digest)
-                if final.parent not in self._known_dirs:
-                    final.parent.mkdir(exist_ok=True)
-                    self._known_dirs.add(final.parent)
-                os.replace(tmp, final)
-                dirs.add(final.parent)
-            self._sync_dirs(dirs | {self.root})
+                directory = f"{root}/{digest[:2]}"
+                if directory not in self._known_dirs:
+                    os.makedirs(directory, exist_ok=True)
+                    self._known_dirs.add(directory)
+                os.replace(tmp, f"{directory}/{digest}")
+                dirs.add(directory)
+            self._sync_dirs(dirs | {root})
         except OSError as exc:
             for tmp in pending.values():
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
             raise StoreError(f"blob store write failed: {exc.strerror}", str(self.root)) from None
         return digests
 
@@ -122,7 +128,7 @@ class BlobStore:
                 continue
         return removed
 
-    def _sync_files(self, files: list[Path]) -> None:
+    def _sync_files(self, files: list[str]) -> None:
         # One syncfs(2) flushes a whole batch for the price of one fsync; elsewhere, or when
         # it fails, each file is fsynced.
         if len(files) > 1 and _syncfs(self._tmp):
@@ -130,7 +136,7 @@ class BlobStore:
         for file in files:
             _fsync_path(file)
 
-    def _sync_dirs(self, dirs: set[Path]) -> None:
+    def _sync_dirs(self, dirs: set[str]) -> None:
         if len(dirs) > 2 and _syncfs(self.root):
             return
         for directory in dirs:
@@ -145,12 +151,12 @@ class BlobStore:
             raise StoreError(f"blob {digest} is corrupt", digest)
         return data
 
-    def _write_temp(self, data: bytes) -> Path:
+    def _write_temp(self, data: bytes) -> str:
         # pid + thread + a process-wide counter is unique among writers (pollers run one
         # thread per folder, each may have its own store) and much cheaper than tempfile's
         # random names; O_EXCL guards the rest (a leftover of a killed run with a reused pid).
         while True:
-            path = self._tmp / f"{os.getpid()}-{threading.get_ident()}-{next(_temp_numbers)}"
+            path = f"{self._tmp}/{os.getpid()}-{threading.get_ident()}-{next(_temp_numbers)}"
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
             except FileExistsError:
@@ -160,7 +166,7 @@ class BlobStore:
             return path
 
 
-def _fsync_path(path: Path) -> None:
+def _fsync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -168,7 +174,7 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -228,7 +228,7 @@ class RuleAssigner:
         self.last = Applied(lead_id, decision)
 
     def _tests_language(self, rules: RuleSet) -> bool:
-        """Guessing the language reads the whole body: only worth it when a rule asks."""
+        """Guessing the language reads the start of the body: only worth it when a rule asks."""
         if self._language is None or self._language[0] is not rules:
             self._language = (rules, "language" in message_facts_tested(rules))
         return self._language[1]

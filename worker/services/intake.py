@@ -108,6 +108,11 @@ _FAST_ADD_PARTICIPANTS = {
 }
 
 
+# A long run refreshes the planner's statistics after this many messages, then 8×, 64× …
+# (store/db.py: Database.refresh_statistics).
+_FIRST_ANALYZE = 200
+
+
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
     source: str
@@ -209,10 +214,15 @@ class Intake:
             # reply or a copy later in the run sees the lead an earlier message would create;
             # the whole run is rolled back at the end.
             outer = conn.begin() if self.dry_run else None
+            done, analyze_at = 0, _FIRST_ANALYZE
             try:
                 for prepared_batch in preparer.batches(raws):
                     for prepared in prepared_batch:
                         yield self._finish(prepared, _bind(in_transaction, prepared.raw))
+                    done += len(prepared_batch)
+                    if done >= analyze_at and outer is None:
+                        self.app.db.refresh_statistics(conn)
+                        analyze_at *= 8
             finally:
                 self._conn = None
                 if outer is not None:

@@ -117,6 +117,20 @@ class Database:
         with self.connect() as fresh, fresh.begin():
             yield fresh
 
+    def refresh_statistics(self, conn: Connection) -> None:
+        """Let PostgreSQL's planner see how big the tables intake reads have grown.
+
+        A bulk intake into a new database outruns autovacuum: the plans psycopg prepares
+        after a few executions were made for empty tables and stay cached, so the duplicate
+        check went on scanning all messages (a 10,000-message backfill got slower with every
+        message). ANALYZE invalidates those plans. Call it between transactions; SQLite needs
+        nothing (its planner prefers the indexes without statistics).
+        """
+        if conn.dialect.name != "postgresql":
+            return
+        with conn.begin():
+            conn.exec_driver_sql("ANALYZE messages, leads, participants, contacts")
+
     def sync(self) -> None:
         """Make every commit so far survive a power cut, before acting on it outside.
 

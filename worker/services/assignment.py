@@ -199,6 +199,19 @@ def rule_book(app: App) -> RuleBook:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """A new lead's routing, decided before the lead is inserted."""
+
+    rules: RuleSet
+    decision: Decision
+    now: datetime
+
+    @property
+    def executive(self) -> str | None:
+        return self.decision.executive
+
+
+@dataclass(frozen=True, slots=True)
 class Applied:
     lead_id: int
     decision: Decision
@@ -213,19 +226,27 @@ class RuleAssigner:
         self.last: Applied | None = None  # for `rules test`: what the dry run decided
         self._language: tuple[RuleSet, bool] | None = None
 
-    def assign(
-        self,
-        conn: Connection,
-        lead_id: int,
-        msg: InboundMessage,
-        lead: Mapping[str, Any] | None = None,
-    ) -> None:
+    def decide_new(
+        self, conn: Connection, msg: InboundMessage, lead: Mapping[str, Any]
+    ) -> Pending | None:
+        """Route a lead about to be inserted (its columns in ``lead``); None without rules.
+
+        Deciding first lets the lead go in with its executive: one UPDATE less per lead.
+        Takes the assignment lock (PostgreSQL) until the caller's transaction ends.
+        """
         rules = self.book.current()
         if rules is None:
-            return
+            return None
         facts = message_facts(msg, language=self._tests_language(rules))
-        decision = route(conn, rules, lead_id, facts, self.clock(), lead=lead)
-        self.last = Applied(lead_id, decision)
+        now = self.clock()
+        _lock(conn)
+        decision = decide(rules, lead_facts(lead), facts, routing_state(conn), now)
+        return Pending(rules, decision, now)
+
+    def record_new(self, conn: Connection, lead_id: int, pending: Pending) -> None:
+        """Store the decision (timeline, counters) once the lead has its id."""
+        _record(conn, pending.rules, lead_id, pending.decision, "rule", pending.now, stored=True)
+        self.last = Applied(lead_id, pending.decision)
 
     def _tests_language(self, rules: RuleSet) -> bool:
         """Guessing the language reads the start of the body: only worth it when a rule asks."""
@@ -242,16 +263,11 @@ def route(
     now: datetime,
     cause: str = "rule",
     record_unassigned: bool = True,
-    lead: Mapping[str, Any] | None = None,
 ) -> Decision:
-    """Decide and record one lead's executive; the caller's transaction commits it.
-
-    ``lead`` is the lead's columns when the caller has them (intake just inserted it).
-    """
+    """Decide and record an existing lead's executive; the caller's transaction commits it."""
     _lock(conn)
-    if lead is None:
-        row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
-        lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
+    row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
+    lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
     state = routing_state(conn)
     decision = decide(rules, lead_facts(lead), message, state, now)
     if decision.executive is not None or record_unassigned:
@@ -307,9 +323,16 @@ def routing_state(conn: Connection) -> RoutingState:
 
 
 def _record(
-    conn: Connection, rules: RuleSet, lead_id: int, decision: Decision, cause: str, now: datetime
+    conn: Connection,
+    rules: RuleSet,
+    lead_id: int,
+    decision: Decision,
+    cause: str,
+    now: datetime,
+    stored: bool = False,
 ) -> None:
-    if decision.executive is not None:
+    """The decision's effects; ``stored`` when the lead was inserted with its executive."""
+    if decision.executive is not None and not stored:
         _SET_EXECUTIVE.run(conn, {"b_id": lead_id, "b_executive": decision.executive, "b_now": now})
     if decision.rotation is not None:
         _set_counter(conn, decision.rotation[0], _NEXT, decision.rotation[1])

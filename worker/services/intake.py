@@ -17,7 +17,7 @@ from worker.mail.addresses import LeadSender, email_key, is_no_reply
 from worker.mail.classify import Classification, Kind
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, ancestor_ids, thread
-from worker.services.assignment import RuleAssigner, rule_book
+from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
 from worker.services.preparation import (
     MailPolicy,
@@ -139,12 +139,15 @@ class IntakeResult:
 class Assigner(Protocol):
     """Routes a new lead inside the intake transaction (the rule engine plugs in here).
 
-    ``lead`` holds the columns the lead was just inserted with, saving a read of them.
+    ``decide_new`` sees the lead's columns before the INSERT, so the lead goes in with its
+    executive; ``record_new`` stores the decision once the lead has an id.
     """
 
-    def assign(
-        self, conn: Connection, lead_id: int, msg: InboundMessage, lead: Mapping[str, Any]
-    ) -> None: ...
+    def decide_new(
+        self, conn: Connection, msg: InboundMessage, lead: Mapping[str, Any]
+    ) -> Pending | None: ...
+
+    def record_new(self, conn: Connection, lead_id: int, pending: Pending) -> None: ...
 
 
 class _DryRunRollback(Exception):
@@ -557,14 +560,21 @@ class _Decision:
             created_at=self.now,
             updated_at=self.now,
         )
+        pending = (
+            self.assigner.decide_new(self.conn, self.msg, lead)
+            if self.assigner is not None
+            else None
+        )
+        lead["assigned_to"] = pending.executive if pending is not None else None
         lead_id = _FAST_INSERT_LEAD.scalar(self.conn, lead)
         assert lead_id is not None
         result, row_id = self._store_row(Outcome.CREATED, verdict, reasons, lead_id)
         self._set_status(
             lead_id, None, LeadStatus.LEAD, f"created from message {self.msg.message_id}", row_id
         )
-        if self.assigner is not None:
-            self.assigner.assign(self.conn, lead_id, self.msg, lead)
+        if pending is not None:
+            assert self.assigner is not None
+            self.assigner.record_new(self.conn, lead_id, pending)
         return result
 
     # -- writes -------------------------------------------------------------------------

@@ -49,11 +49,12 @@ class FastStatement:
             plan = self._plans[key] = _compile(self.statement, conn, keys)
         return plan
 
-    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+    def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Plan]:
+        """The open DB-API cursor after executing, and the plan it ran (for its results)."""
         plan = self._plan(conn, frozenset(params))
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.execute(plan.sql, _bound(plan, params))
-        return cursor
+        return cursor, plan
 
     def one(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """The single row a SELECT or an INSERT … RETURNING gives."""
@@ -63,8 +64,7 @@ class FastStatement:
         return row
 
     def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        plan = self._plan(conn, frozenset(params))
-        cursor = self._execute(conn, params)
+        cursor, plan = self._execute(conn, params)
         try:
             row = cursor.fetchone()
         finally:
@@ -72,8 +72,7 @@ class FastStatement:
         return None if row is None else _processed(row, plan.results)
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        plan = self._plan(conn, frozenset(params))
-        cursor = self._execute(conn, params)
+        cursor, plan = self._execute(conn, params)
         try:
             fetched = cursor.fetchall()
         finally:
@@ -84,7 +83,7 @@ class FastStatement:
         return self.one(conn, params)[0]
 
     def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
-        self._execute(conn, params).close()
+        self._execute(conn, params)[0].close()
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """executemany: every row must have the same keys (as Core's executemany assumes)."""

@@ -239,9 +239,7 @@ class RuleAssigner:
             return None
         facts = message_facts(msg, language=self._tests_language(rules))
         now = self.clock()
-        _lock(conn)
-        decision = decide(rules, lead_facts(lead), facts, routing_state(conn), now)
-        return Pending(rules, decision, now)
+        return Pending(rules, _decide_locked(conn, rules, lead, facts, now), now)
 
     def record_new(self, conn: Connection, lead_id: int, pending: Pending) -> None:
         """Store the decision (timeline, counters) once the lead has its id."""
@@ -265,14 +263,24 @@ def route(
     record_unassigned: bool = True,
 ) -> Decision:
     """Decide and record an existing lead's executive; the caller's transaction commits it."""
-    _lock(conn)
     row = _LEAD_FACTS.one(conn, {"b_id": lead_id})
     lead = dict(zip(_LEAD_FACT_COLUMNS, row, strict=True))
-    state = routing_state(conn)
-    decision = decide(rules, lead_facts(lead), message, state, now)
+    decision = _decide_locked(conn, rules, lead, message, now)
     if decision.executive is not None or record_unassigned:
         _record(conn, rules, lead_id, decision, cause, now)
     return decision
+
+
+def _decide_locked(
+    conn: Connection,
+    rules: RuleSet,
+    lead: Mapping[str, Any],
+    message: MessageFacts | None,
+    now: datetime,
+) -> Decision:
+    """The engine's decision on the state read under the assignment lock."""
+    _lock(conn)
+    return decide(rules, lead_facts(lead), message, routing_state(conn), now)
 
 
 def _lock(conn: Connection) -> None:

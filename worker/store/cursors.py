@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -136,23 +137,28 @@ def acquire(conn: Connection, account: str, folder: str, holder: str, ttl: float
     return cursor
 
 
-def renew(conn: Connection, account: str, folder: str, holder: str, ttl: float) -> None:
-    """Extend our lease; LeaseLostError when another poller holds it now."""
+def _update_held(conn: Connection, account: str, folder: str, holder: str, **values: Any) -> bool:
+    """Change our cursor row only while ``holder`` holds its lease; False when it does not."""
     done = conn.execute(
-        update(_cursors)
-        .where(_this, _mine)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=ttl)),
+        update(_cursors).where(_this, _mine).values(**values),
         {"b_account": account, "b_folder": folder, "b_holder": holder},
     ).rowcount
-    if not done:
-        raise LeaseLostError(f"lost the lease on {account}/{folder}", (account, folder))
+    return bool(done)
+
+
+def _lost(account: str, folder: str) -> LeaseLostError:
+    return LeaseLostError(f"lost the lease on {account}/{folder}", (account, folder))
+
+
+def renew(conn: Connection, account: str, folder: str, holder: str, ttl: float) -> None:
+    """Extend our lease; LeaseLostError when another poller holds it now."""
+    expires = utcnow() + timedelta(seconds=ttl)
+    if not _update_held(conn, account, folder, holder, lease_expires_at=expires):
+        raise _lost(account, folder)
 
 
 def release(conn: Connection, account: str, folder: str, holder: str) -> None:
-    conn.execute(
-        update(_cursors).where(_this, _mine).values(lease_holder=None, lease_expires_at=None),
-        {"b_account": account, "b_folder": folder, "b_holder": holder},
-    )
+    _update_held(conn, account, folder, holder, lease_holder=None, lease_expires_at=None)
 
 
 def advance(
@@ -185,14 +191,9 @@ def advance(
 
 def reset(conn: Connection, account: str, folder: str, holder: str, uidvalidity: int) -> None:
     """A new UIDVALIDITY: start the folder again from UID 0 (intake drops what it has)."""
-    done = conn.execute(
-        update(_cursors)
-        .where(_this, _mine)
-        .values(uidvalidity=uidvalidity, last_uid=0, post_action_uid=0),
-        {"b_account": account, "b_folder": folder, "b_holder": holder},
-    ).rowcount
-    if not done:
-        raise LeaseLostError(f"lost the lease on {account}/{folder}", (account, folder))
+    values = {"uidvalidity": uidvalidity, "last_uid": 0, "post_action_uid": 0}
+    if not _update_held(conn, account, folder, holder, **values):
+        raise _lost(account, folder)
 
 
 def post_actions_done(conn: Connection, account: str, folder: str, uid: int) -> None:

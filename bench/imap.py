@@ -169,23 +169,8 @@ idle = {"true" if idle else "false"}
 
 
 def run_cli(args: list[str], cwd: Path) -> tuple[float, str]:
-    """Wall clock of ``python -m worker ARGS`` and its stderr; raises when it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "worker", *args],
-        env=cli_env(),
-        cwd=cwd,
-        capture_output=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - start
-    err = done.stderr.decode(errors="replace")
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"worker {' '.join(args)} failed ({done.returncode}): {err[-2000:]}"
-            f"{done.stdout.decode(errors='replace')[-1000:]}"
-        )
-    return elapsed, err + done.stdout.decode(errors="replace")
+    """Wall clock of ``python -m worker ARGS`` and its output; raises when it fails."""
+    return ingest_bench.run_cli(args, cli_env(), cwd)
 
 
 def startup_seconds(cwd: Path, runs: int) -> float:

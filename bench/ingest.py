@@ -195,7 +195,8 @@ def leadmail_env(db_url: str, storage: Path, workers: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> float:
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
+    """Wall clock of ``python -m worker ARGS`` and its stderr + stdout; raises when it fails."""
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "worker", *args],
@@ -205,17 +206,19 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> float:
         check=False,
     )
     elapsed = time.perf_counter() - start
+    err = done.stderr.decode(errors="replace")
+    out = done.stdout.decode(errors="replace")
     if done.returncode != 0:
         raise RuntimeError(
-            f"worker {' '.join(args[:2])} failed ({done.returncode}): "
-            f"{done.stderr.decode(errors='replace')[-2000:]}"
+            f"worker {' '.join(args)[:200]} failed ({done.returncode}): {err[-2000:]}{out[-1000:]}"
         )
-    return elapsed
+    return elapsed, err + out
 
 
 def startup_seconds(cwd: Path, runs: int) -> float:
     env = leadmail_env("sqlite:///" + str(cwd / "unused.db"), cwd / "unused", "default")
-    return statistics.median(run_cli(["ingest", "--help"], env, cwd) for _ in range(max(3, runs)))
+    runs = max(3, runs)
+    return statistics.median(run_cli(["ingest", "--help"], env, cwd)[0] for _ in range(runs))
 
 
 class Databases:
@@ -257,7 +260,7 @@ def cli_ingest_seconds(workload: Workload, url: str, storage: Path, workers: str
     cwd = storage.parent  # no stray config.toml is picked up
     run_cli(["init"], env, cwd)
     settle()
-    return run_cli(["ingest", "--no-progress", *map(str, workload.paths)], env, cwd)
+    return run_cli(["ingest", "--no-progress", *map(str, workload.paths)], env, cwd)[0]
 
 
 def settle() -> None:

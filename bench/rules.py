@@ -31,7 +31,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.rulegen import generated_rules  # noqa: E402
-from worker.routing.engine import LeadFacts, MessageFacts, RoutingState, decide  # noqa: E402
+from worker.routing.engine import decide  # noqa: E402
+from worker.routing.facts import LeadFacts, MessageFacts, RoutingState  # noqa: E402
 from worker.routing.loader import load_rules  # noqa: E402
 from worker.routing.schema import RuleSet  # noqa: E402
 

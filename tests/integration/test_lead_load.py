@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from worker.config import DatabaseSettings
-from worker.services.assignment import OPEN_STATUSES, OpenLeadCounts
 from worker.services.context import App
 from worker.store import schema
 from worker.store.db import Database
 from worker.store.models import Lead, LeadLoad, LeadStatus, table_of
+from worker.store.routing_state import OPEN_STATUSES, OpenLeadCounts
 
 _leads = table_of(Lead)
 _load = table_of(LeadLoad)

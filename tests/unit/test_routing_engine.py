@@ -13,14 +13,12 @@ import pytest
 from tests.rulegen import generated_rules
 from worker.routing.engine import (
     Decision,
-    LeadFacts,
-    MessageFacts,
-    RoutingState,
     TraceEntry,
     decide,
     eligible,
     message_facts_tested,
 )
+from worker.routing.facts import LeadFacts, MessageFacts, RoutingState
 from worker.routing.loader import load_rules
 from worker.routing.schema import DateRange, Executive, RuleSet, Schedule
 

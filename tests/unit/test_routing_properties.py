@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.routing.conditions import OPS, Check, Not
-from worker.routing.engine import LeadFacts, MessageFacts, RoutingState, decide, eligible
+from worker.routing.engine import decide, eligible
+from worker.routing.facts import LeadFacts, MessageFacts, RoutingState
 from worker.routing.loader import RuleFileError, load_rules
 from worker.routing.schema import Assign, DateRange, Executive, Rule, RuleSet
 

@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from worker.routing.engine import LeadFacts, MessageFacts
+from worker.routing import facts
+from worker.routing.facts import LeadFacts, MessageFacts
 
 Outcome = tuple[bool, tuple[str, ...]]
 """Whether a condition held, and the human-readable evidence either way."""
@@ -28,37 +28,9 @@ Outcome = tuple[bool, tuple[str, ...]]
 Scalar = str | int | float | bool
 Tester = Callable[["LeadFacts", "MessageFacts | None"], Outcome]
 
-LEAD_FIELDS = frozenset(
-    {
-        "company",
-        "email",
-        "email_domain",
-        "name",
-        "status",
-        "source",
-        "lead_type",
-        "market_segment",
-        "industry",
-        "territory",
-        "gender",
-        "is_organization",
-        "phone",
-    }
-)
-MESSAGE_FACTS = frozenset(
-    {
-        "sender",
-        "sender_domain",
-        "subject",
-        "body",
-        "to",
-        "cc",
-        "charset",
-        "language",
-        "has_attachment",
-        "attachment_names",
-    }
-)
+LEAD_FIELDS = frozenset(facts.LEAD_FIELDS)
+"""The names a rule's ``field:`` may use besides custom.<key>: routing/facts.py defines them."""
+MESSAGE_FACTS = facts.MESSAGE_FACTS
 BOOLEAN_FACTS = frozenset({"is_organization", "has_attachment"})
 """Facts that are true/false: only exists, equals and not_equals make sense on them."""
 

@@ -8,11 +8,11 @@ testable without a database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from worker.routing.conditions import ALWAYS, AllOf, AnyOf, Check, Condition, Not
+from worker.routing.facts import LeadFacts, MessageFacts, RoutingState
 from worker.routing.schema import Executive, RuleSet, zone
 from worker.routing.strategies import MATCHED_BUT, choose
 
@@ -25,39 +25,6 @@ _SUMMARY_LIMIT = 5
 # through to its catch-all would spend a third of its time on them. Bounded; cleared when full.
 _MISSES: dict[tuple[str, tuple[str, ...]], TraceEntry] = {}
 _MISSES_LIMIT = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class LeadFacts:
-    """The lead's fields by rule-file name; custom fields as a Mapping under ``custom``."""
-
-    fields: Mapping[str, object]
-
-
-@dataclass(frozen=True, slots=True)
-class MessageFacts:
-    """What rules may test about the message that created the lead; header names lower-case."""
-
-    sender: str = ""
-    sender_domain: str = ""
-    subject: str = ""
-    body: str = ""
-    to: tuple[str, ...] = ()
-    cc: tuple[str, ...] = ()
-    charset: tuple[str, ...] = ()
-    language: str = ""
-    has_attachment: bool = False
-    attachment_names: tuple[str, ...] = ()
-    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingState:
-    """What the strategies need to know from storage, read by the caller before deciding."""
-
-    open_leads: Mapping[str, int] = field(default_factory=dict)
-    rotation: Mapping[str, int] = field(default_factory=dict)
-    assigned: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from worker.routing.conditions import lead_getter, present, show
+from worker.routing.facts import RoutingState
 from worker.routing.schema import Rule, RuleSet
-
-if TYPE_CHECKING:
-    from worker.routing.engine import RoutingState
 
 MATCHED_BUT = "matched, but"
 """How a strategy's no-pick reason starts: the condition held, the assignment could not."""

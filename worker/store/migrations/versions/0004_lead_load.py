@@ -10,7 +10,7 @@ tenth of its speed without rules). ``lead_load`` holds the counts; triggers on `
 keep them, so no code path (nor a hand-typed UPDATE) can forget to.
 
 The open statuses are written out here, as a migration must not change with the code;
-services/assignment.py's OPEN_STATUSES is the same list, and a test holds the two together.
+store/routing_state.py's OPEN_STATUSES is the same list, and a test holds the two together.
 """
 
 from __future__ import annotations

@@ -48,9 +48,7 @@ def test_json_lines_carry_the_error_not_the_traceback() -> None:
     assert entry["message"] == "failed \x1b[2J"  # exact, and escaped in the JSON text
     assert entry["error"] == "ValueError: bad header \x1b[2J"
     assert "exception" not in entry
-    debug = json.loads(
-        JsonLineFormatter(tracebacks=True).format(_record("failed", failing=True))
-    )
+    debug = json.loads(JsonLineFormatter(tracebacks=True).format(_record("failed", failing=True)))
     assert debug["exception"].startswith("Traceback")
 
 

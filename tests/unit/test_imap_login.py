@@ -13,7 +13,7 @@ from worker.config import ImapAccount
 from worker.errors import AuthError, ConfigError, FetchError
 from worker.sources.imap import ImapFolder, password_for
 
-PASSWORD = "Pässwörd-ñ-รหัส"  # noqa: S105 (a test password)
+PASSWORD = "Pässwörd-ñ-รหัส"
 
 
 def _account(**extra: Any) -> ImapAccount:
@@ -40,7 +40,9 @@ def test_a_missing_password_variable_is_not_set() -> None:
 def test_an_empty_password_variable_is_empty() -> None:
     with pytest.raises(ConfigError) as caught:
         password_for(_account(), {"SALES_PW": ""})
-    assert str(caught.value) == "account sales: environment variable SALES_PW (password_env) is empty"
+    assert str(caught.value) == (
+        "account sales: environment variable SALES_PW (password_env) is empty"
+    )
     assert caught.value.exit_code == 2
 
 
@@ -114,9 +116,7 @@ def test_an_encoding_failure_never_quotes_the_password() -> None:
 
     with pytest.raises(AuthError) as caught:
         _login(AsciiOnly())
-    assert str(caught.value) == (
-        "sales: the user name or password cannot be sent to imap.example"
-    )
+    assert str(caught.value) == ("sales: the user name or password cannot be sent to imap.example")
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

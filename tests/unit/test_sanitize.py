@@ -74,7 +74,7 @@ def test_csv_cell_strips_controls() -> None:
     assert csv_cell("Jane\x1b]0;pwned\x07 Buyer") == "Jane]0;pwned Buyer"
     assert csv_cell("two\r\nlines\tand\u2028more") == "two lines and more"
     assert csv_cell("x\x9b\u202e\udcffy") == "xy"
-    assert csv_cell("สวัสดี, \"quoted\"") == "สวัสดี, \"quoted\""
+    assert csv_cell('สวัสดี, "quoted"') == 'สวัสดี, "quoted"'
 
 
 @pytest.mark.parametrize("bad", HOSTILE)

@@ -278,3 +278,17 @@ def test_a_closed_pipe_stops_ingest_quietly(tmp_path: Path) -> None:
     assert "Exception ignored" not in done.stderr
     assert done.returncode == 141
     assert json.loads(done.stdout)["outcome"] == "created"
+
+
+def test_quarantine_show_prints_only_the_headers_of_a_crlf_message(
+    leadmail: Leadmail, tmp_path: Path
+) -> None:
+    huge = _mail(subject="Too big") + b"body line\r\n" * 500
+    (path,) = write_files(tmp_path / "in", {"big.eml": huge})
+    leadmail.write_config(max_message_bytes=1024)
+    leadmail.ok("ingest", str(path))
+    (entry,) = leadmail.json("quarantine", "list", "--format", "json")
+    shown = leadmail.ok("quarantine", "show", str(entry["id"]))
+    assert "Subject: =?utf-8?b?" in shown.stdout
+    assert "Could you send a quote" not in shown.stdout and "body line" not in shown.stdout
+    assert "\\r" not in shown.stdout

@@ -384,6 +384,7 @@ def test_an_empty_password_variable_says_so(
     proc = leadmail(config, "poll", "--once", password="")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
+    assert out == ""
     assert err.strip().splitlines() == [
         f"leadmail: error: account sales: environment variable {PASSWORD_ENV} "
         "(password_env) is empty"

@@ -108,6 +108,7 @@ class PollerSettings(_Section):
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _POST_ACTION = re.compile(r"^(none|flag|move:.+)$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class _Account(_Section):
@@ -151,6 +152,15 @@ class ImapAccount(_Account):
     def _known_action(cls, value: str) -> str:
         if not _POST_ACTION.match(value):
             raise ValueError("use none, flag or move:FOLDER")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        # A password pasted here by mistake is refused without being shown (the error of a
+        # key named *password* hides its value), not looked up and then echoed as a name.
+        if not _ENV_NAME.match(value):
+            raise ValueError("the name of an environment variable (letters, digits, _)")
         return value
 
     @field_validator("folders")

@@ -8,8 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
+import pytest
+from imapclient import IMAPClient
 from sqlalchemy import create_engine, text
 
 from tests.integration.helpers import enquiries
@@ -321,3 +325,67 @@ def test_run_reloads_a_changed_rule_file_and_keeps_the_old_one_when_broken(
     assert assigned() == ["alice", "bob", "bob"]
     assert "rule file" in err and "reloaded" in err
     assert f"rule file {rules} refused, keeping the rules in use" in err
+
+
+class Utf8Dovecot(Dovecot):
+    """A Dovecot whose one password is not ASCII (a static passdb takes it as UTF-8)."""
+
+    PASSWORD: ClassVar[str] = "Pässwörd-ñ-รหัส"
+
+    def client(
+        self, user: str, *, password: str | None = None, port: int | None = None
+    ) -> IMAPClient:
+        imap = IMAPClient(self.HOST, port=port or self.port, ssl=False, timeout=10)
+        imap.plain_login(user, self.PASSWORD if password is None else password)
+        return imap
+
+
+@pytest.fixture
+def utf8_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    server = Utf8Dovecot(tmp_path_factory.mktemp("dovecot-utf8"))
+    try:
+        server.start()
+    except RuntimeError as exc:
+        server.close()
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.close()
+
+
+def test_a_non_ascii_password_logs_in(
+    db_url: str, tmp_path: Path, utf8_dovecot: Dovecot, imap_user: str
+) -> None:
+    utf8_dovecot.append(imap_user, "INBOX", _mails(2))
+    config = write_config(tmp_path, db_url, utf8_dovecot, imap_user)
+    proc = leadmail(config, "--debug", "poll", "--once", "--json", password=Utf8Dovecot.PASSWORD)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert [json.loads(line)["outcome"] for line in out.splitlines()] == ["created"] * 2
+    assert Utf8Dovecot.PASSWORD not in out + err
+
+
+def test_a_wrong_non_ascii_password_is_one_line_without_it(
+    db_url: str, tmp_path: Path, utf8_dovecot: Dovecot, imap_user: str
+) -> None:
+    config = write_config(tmp_path, db_url, utf8_dovecot, imap_user)
+    wrong = "Fälsch-ñ-ผิด"
+    proc = leadmail(config, "poll", "--once", password=wrong)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"leadmail: error: sales: login as {imap_user} refused by 127.0.0.1: ")
+    assert not any(char in out + err for char in "äñผิด")
+
+
+def test_an_empty_password_variable_says_so(
+    db_url: str, tmp_path: Path, dovecot: Dovecot, imap_user: str
+) -> None:
+    config = write_config(tmp_path, db_url, dovecot, imap_user)
+    proc = leadmail(config, "poll", "--once", password="")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        f"leadmail: error: account sales: environment variable {PASSWORD_ENV} "
+        "(password_env) is empty"
+    ]

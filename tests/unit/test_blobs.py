@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +74,73 @@ def test_stale_temp_files_of_killed_runs_are_swept(tmp_path: Path) -> None:
     assert store.sweep() == 1
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
     assert store.get(digest) == b"kept"
+
+
+class _FullDisk:
+    """A file handle that writes half of what it is given, then finds the disk full."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def write(self, data: bytes) -> int:
+        self._handle.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_a_short_write_removes_its_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(
+        "worker.store.blobs.os.fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode))
+    )
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.put_many([b"first message", b"second message"])
+    assert _leftovers(tmp_path / "blobs") == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(errno.EIO, "Input/output error"), RuntimeError("interrupted"), KeyboardInterrupt()],
+    ids=["io-error", "other-error", "interrupt"],
+)
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_failed_fsync_removes_every_temp_file_of_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException, count: int
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+
+    def failing_sync(*_args: object) -> None:
+        raise failure
+
+    monkeypatch.setattr("worker.store.blobs.os.fsync", failing_sync)
+    monkeypatch.setattr("worker.store.blobs._syncfs", lambda _path: False)
+    expected = StoreError if isinstance(failure, OSError) else type(failure)
+    with pytest.raises(expected):
+        store.put_many([f"message {n}".encode() for n in range(count)])
+    assert _leftovers(tmp_path / "blobs") == []
+
+
+def test_a_failed_rename_removes_the_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path / "blobs")
+
+    def failing_replace(*_args: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr("worker.store.blobs.os.replace", failing_replace)
+    with pytest.raises(StoreError, match="Permission denied"):
+        store.put_many([b"one", b"two"])
+    assert _leftovers(tmp_path / "blobs") == []

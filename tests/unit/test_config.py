@@ -137,3 +137,15 @@ def test_account_lookup_names_the_known_ones(tmp_path: Path) -> None:
     assert settings.account("sales").name == "sales"
     with pytest.raises(ConfigError, match="no account named 'nope' \\(sales\\)"):
         settings.account("nope")
+
+
+def test_a_password_pasted_into_password_env_is_refused_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(IMAP.replace('"IMAP_PASSWORD"', '"Tr0ub4dor&3!"'))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file, environ={})
+    message = str(caught.value)
+    assert "accounts[0].password_env" in message
+    assert "Tr0ub4dor" not in message and "\n" not in message

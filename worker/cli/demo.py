@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from worker.cli.output import echo
+
 
 @click.group()
 def demo() -> None:
@@ -19,4 +21,4 @@ def write_command(path: Path) -> None:
     from worker.demo import write_demo_inbox
 
     count = write_demo_inbox(path)
-    click.echo(f"demo inbox: {count} messages in {path}")
+    echo(f"demo inbox: {count} messages in {path}")

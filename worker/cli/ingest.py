@@ -10,7 +10,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from worker.cli.context import Context, pass_ctx, ready_app, ready_rules
-from worker.cli.output import to_json
+from worker.cli.output import echo, to_json
 from worker.services.intake import Intake
 from worker.sources.local import iter_messages, total_bytes
 
@@ -58,4 +58,4 @@ def ingest(
                 click.echo(to_json(result.to_json()))
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "nothing"
     prefix = "dry run: " if dry_run else ""
-    click.echo(f"{prefix}{sum(counts.values())} messages: {summary}", err=as_json)
+    echo(f"{prefix}{sum(counts.values())} messages: {summary}", err=as_json)

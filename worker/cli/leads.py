@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
-from worker.cli.output import console, emit, format_option, to_json
+from worker.cli.output import console, echo, emit, format_option, text, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
@@ -97,19 +96,23 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     for key in SHOW_FIELDS:
         value = detail.get(key)
         if value not in (None, "", {}, []):
-            fields.add_row(f"[bold]{key}[/bold]", escape(_text(value)))
+            fields.add_row(text(key, "bold"), text(_text(value)))
     out.print(fields)
     if detail["contacts"]:
-        out.print("[bold]contacts[/bold]")
+        out.print(text("contacts", "bold"))
         for c in detail["contacts"]:
             primary = " (primary)" if c["is_primary"] else ""
-            out.print(escape(f"  {c['name'] or ''} <{c['email']}>{primary}"))
+            out.print(text(f"  {c['name'] or ''} <{c['email']}>{primary}"))
+    # "at" is when leadmail recorded it (the order); "date" the message's own Date header.
     timeline = Table(title="timeline")
-    for column in ("at", "type", "what"):
+    for column in ("at", "type", "what", "date"):
         timeline.add_column(column, overflow="fold")
     for entry in detail["timeline"]:
         timeline.add_row(
-            (entry["at"] or "")[:19].replace("T", " "), entry["type"], escape(_what(entry))
+            text(_when(entry["at"])),
+            text(entry["type"]),
+            text(_what(entry)),
+            text(_when(entry.get("date"))),
         )
     out.print(timeline)
 
@@ -125,7 +128,7 @@ def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None
 
     done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor)
     was = done["previous"] or "unassigned"
-    click.echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
+    echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
 
 
 def _text(value: Any) -> str:
@@ -134,6 +137,10 @@ def _text(value: Any) -> str:
     if isinstance(value, dict | list):
         return to_json(value)
     return str(value)
+
+
+def _when(iso: str | None) -> str:
+    return (iso or "")[:19].replace("T", " ")
 
 
 def _what(entry: dict[str, Any]) -> str:

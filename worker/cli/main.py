@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,13 @@ from typing import Any
 import click
 
 from worker.cli.context import Context
+from worker.cli.logs import setup_logging
+from worker.cli.sanitize import printable
 from worker.errors import LeadmailError
+
+# `leadmail … | head`: the reader went away. Exit as a process killed by SIGPIPE reports it
+# (128 + 13), quietly: nothing is wrong with leadmail, and there is nobody to tell.
+EXIT_BROKEN_PIPE = 141
 
 # Each sub-command is imported when it runs: `leadmail leads list` need not load the mail
 # parser, the rule engine or the IMAP client, and start-up is most of a short command's time.
@@ -46,8 +53,11 @@ class LeadmailGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
         except LeadmailError as exc:
-            click.echo(f"leadmail: error: {exc}", err=True)
+            click.echo(f"leadmail: error: {printable(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("leadmail: interrupted", err=True)
@@ -60,7 +70,7 @@ class LeadmailGroup(click.Group):
             # One line: a driver error's text goes on with the SQL and its parameters.
             first_line = (str(exc).strip().splitlines() or [""])[0]
             click.echo(
-                f"leadmail: internal error: {type(exc).__name__}: {first_line} "
+                f"leadmail: internal error: {type(exc).__name__}: {printable(first_line)} "
                 "(run with --debug for the traceback)",
                 err=True,
             )
@@ -79,15 +89,35 @@ class LeadmailGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """leadmail turns a sales mailbox into CRM leads."""
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    setup_logging(
+        logging.WARNING, debug=debug, fmt="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # mail-parser warns about every content type it does not render; we handle them.
-    logging.getLogger("mailparser").setLevel(logging.DEBUG if debug else logging.ERROR)
     ctx.obj = Context(config_path, debug)
     ctx.call_on_close(ctx.obj.close)
 
 
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null: what Python still holds for the closed pipe is flushed at
+    exit, and would fail there with a second BrokenPipeError printed as a traceback."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's buffer)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fileno)
+    finally:
+        os.close(devnull)
+
+
 def main() -> None:
-    cli(prog_name="leadmail")
+    try:
+        cli(prog_name="leadmail")
+    except SystemExit as done:
+        # Output still buffered goes out now, where a closed pipe can be told apart.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            quiet_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
+        raise done from None

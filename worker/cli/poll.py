@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -15,7 +14,8 @@ from typing import Any
 import click
 
 from worker.cli.context import Context, pass_ctx, ready_app, ready_rules
-from worker.cli.output import emit, format_option, to_json
+from worker.cli.logs import setup_logging
+from worker.cli.output import echo, emit, format_option, to_json
 from worker.config import Settings
 from worker.errors import ConfigError, LeadmailError, LeaseHeldError
 from worker.poller import Poller, holder_id, workers_for
@@ -38,34 +38,9 @@ STATUS_COLUMNS = [
 ]
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "at": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def configure_logging(settings: Settings, debug: bool) -> None:
     """Long-running commands log to stderr at [logging] level, as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.logging.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
-        )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else settings.logging.level.upper())
-    for noisy in ("imapclient", "mailparser", "sqlalchemy", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
-    logging.getLogger("mailparser").setLevel(logging.DEBUG if debug else logging.ERROR)
+    setup_logging(settings.logging.level, debug=debug, json_lines=settings.logging.format == "json")
 
 
 @contextmanager
@@ -149,13 +124,13 @@ def poll(ctx: Context, once: bool, accounts: tuple[str, ...], as_json: bool) -> 
             try:
                 report = worker.run_once()
             except LeaseHeldError as exc:
-                click.echo(f"leadmail: skipped {worker.where}: {exc}", err=True)
+                echo(f"leadmail: skipped {worker.where}: {exc}", err=True)
                 continue
             except LeadmailError as exc:
                 failures.append(exc)
-                click.echo(f"leadmail: error: {exc}", err=True)
+                echo(f"leadmail: error: {exc}", err=True)
                 continue
-            click.echo(report.summary(), err=as_json)
+            echo(report.summary(), err=as_json)
     if failures:
         sys.exit(max(f.exit_code for f in failures))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
-from worker.cli.output import emit, format_option, to_json
+from worker.cli.output import echo, emit, format_option, to_json
+from worker.cli.sanitize import printable_block
 from worker.services import quarantine as service
 
 COLUMNS = ["id", "status", "source", "error_type", "reason", "attempts", "created_at"]
@@ -40,8 +41,8 @@ def show_command(ctx: Context, entry_id: int, fmt: str) -> None:
         return
     for key, value in row.items():
         if key != "headers":
-            click.echo(f"{key:>14}: {'' if value is None else value}")
-    click.echo("\n" + row["headers"])
+            echo(f"{key:>14}: {'' if value is None else value}")
+    click.echo("\n" + printable_block(row["headers"]))
 
 
 @quarantine.command("replay")
@@ -60,8 +61,6 @@ def replay_command(ctx: Context, entry_id: int | None, replay_all: bool, as_json
             click.echo(to_json(result.to_json()))
         else:
             lead = f" lead {result.lead_id}" if result.lead_id else ""
-            click.echo(
-                f"{result.source}: {result.outcome.value}{lead} ({'; '.join(result.reasons)})"
-            )
+            echo(f"{result.source}: {result.outcome.value}{lead} ({'; '.join(result.reasons)})")
     if not results:
         click.echo("nothing to replay")

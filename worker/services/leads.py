@@ -123,13 +123,30 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
         return detail
 
 
+# Entries recorded at the same moment (one message's transaction) read in cause order: the
+# message, the status it set, the assignment it got.
+_TYPE_ORDER = {"message": 0, "status": 1, "assignment": 2, "activity": 3, "comment": 4}
+
+
 def _timeline(session: Any, lead_id: int, messages: Any) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = []
+    """What happened to the lead, in the order it happened.
+
+    ``at`` is when leadmail recorded each entry (a message: when it was received and
+    stored). A message's own Date header is ``date``, shown beside it and never the sort
+    key: a sender can write any Date (1999, 2099), and the timeline must not reorder on it.
+    """
+    keyed: list[tuple[tuple[datetime, int, int], dict[str, Any]]] = []
+
+    def add(at: datetime, row_id: int, entry: dict[str, Any]) -> None:
+        keyed.append(((at, _TYPE_ORDER[entry["type"]], row_id), {"at": _iso(at), **entry}))
+
     for m in messages:
-        entries.append(
+        add(
+            m.created_at,
+            m.id,
             {
-                "at": _iso(m.sent_at or m.created_at),
                 "type": "message",
+                "date": _iso(m.sent_at),
                 "direction": m.direction,
                 "message_id": m.message_id,
                 "subject": m.subject,
@@ -137,45 +154,36 @@ def _timeline(session: Any, lead_id: int, messages: Any) -> list[dict[str, Any]]
                 "kind": m.kind,
                 "outcome": m.outcome,
                 "reasons": m.reasons,
-                "_order": _iso(m.created_at),
-            }
+            },
         )
     for change in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead_id)):
-        entries.append(
+        add(
+            change.at,
+            change.id,
             {
-                "at": _iso(change.at),
                 "type": "status",
                 "from_status": change.from_status,
                 "to_status": change.to_status,
                 "cause": change.cause,
-                "_order": _iso(change.at),
-            }
+            },
         )
     for comment in session.scalars(select(Comment).where(Comment.lead_id == lead_id)):
-        entries.append(
-            {
-                "at": _iso(comment.at),
-                "type": "comment",
-                "author": comment.author,
-                "text": comment.text,
-                "_order": _iso(comment.at),
-            }
+        add(
+            comment.at,
+            comment.id,
+            {"type": "comment", "author": comment.author, "text": comment.text},
         )
     for act in session.scalars(select(Activity).where(Activity.lead_id == lead_id)):
-        kind = "assignment" if act.kind == "assignment" else "activity"
-        entries.append(
+        add(
+            act.at,
+            act.id,
             {
-                "at": _iso(act.at),
-                "type": kind,
+                "type": "assignment" if act.kind == "assignment" else "activity",
                 "kind": act.kind,
                 "summary": act.summary,
                 "actor": act.actor,
                 "details": act.details,
-                "_order": _iso(act.at),
-            }
+            },
         )
-    # Order by when leadmail recorded each entry: a message's Date header can lie.
-    entries.sort(key=lambda e: (e["_order"] or "", 0 if e["type"] == "message" else 1))
-    for entry in entries:
-        del entry["_order"]
-    return entries
+    keyed.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in keyed]

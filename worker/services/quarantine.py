@@ -46,9 +46,14 @@ def show_entry(app: App, entry_id: int) -> dict[str, Any]:
             raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
         row = _row(entry)
     raw = app.blobs.get(row["raw_sha256"])
-    head, _, _ = raw.partition(b"\n\n")
-    row["headers"] = head[:4000].decode("utf-8", "replace")
+    row["headers"] = _header_block(raw[:65536])[:4000].decode("utf-8", "replace")
     return row
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The bytes before the first empty line, whether lines end in LF or CRLF."""
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\r\n\r\n")) if i >= 0]
+    return raw[: min(ends)] if ends else raw
 
 
 def replay(app: App, entry_id: int) -> IntakeResult:

@@ -47,12 +47,18 @@ class FolderState:
 
 
 def password_for(account: ImapAccount, environ: dict[str, str] | None = None) -> str:
+    """The account's password from the variable its ``password_env`` names.
+
+    A variable that is not set and one that is set but empty are different mistakes (a
+    missing export, an empty secret in a deployment), so each says which one it is.
+    """
     env = os.environ if environ is None else environ
     password = env.get(account.password_env)
-    if not password:
+    if password is None or password == "":
+        what = "is not set" if password is None else "is empty"
         raise ConfigError(
             f"account {account.name}: environment variable {account.password_env} "
-            "(password_env) is not set",
+            f"(password_env) {what}",
             account.password_env,
         )
     return password
@@ -132,18 +138,41 @@ class ImapFolder:
         )
 
     def _login(self, client: IMAPClient) -> None:
+        """LOGIN, or AUTHENTICATE PLAIN when the user name or password is not ASCII.
+
+        IMAP's LOGIN takes quoted 7-bit strings (imaplib encodes them as ASCII and would fail
+        with an error quoting the password's first non-ASCII character); SASL PLAIN carries
+        UTF-8 (RFC 4616). No error text here ever contains the password.
+        """
+        account = self.account
+        password = self._password
         try:
-            client.login(self.account.username, self._password)
+            if _is_ascii(account.username) and _is_ascii(password):
+                client.login(account.username, password)
+            elif client.has_capability("AUTH=PLAIN"):
+                client.plain_login(account.username, password)
+            else:
+                raise AuthError(
+                    f"{account.name}: the user name or password has non-ASCII characters and "
+                    f"{account.host} does not offer AUTH=PLAIN, the only way to send them",
+                    account.username,
+                )
         except LoginError as exc:
             raise AuthError(
-                f"{self.account.name}: login as {self.account.username} refused by "
-                f"{self.account.host}: {_describe(exc)}",
-                self.account.username,
+                f"{account.name}: login as {account.username} refused by "
+                f"{account.host}: {_without(_describe(exc), password)}",
+                account.username,
             ) from None
         except ssl.SSLCertVerificationError as exc:
             raise self._untrusted(exc) from None
+        except UnicodeError:  # never str(exc): it quotes the offending character
+            raise AuthError(
+                f"{account.name}: the user name or password cannot be sent to {account.host}",
+                account.username,
+            ) from None
         except _NETWORK_ERRORS as exc:
-            raise FetchError(f"{self.account.name}: login failed: {_describe(exc)}") from None
+            why = _without(_describe(exc), password)
+            raise FetchError(f"{account.name}: login failed: {why}") from None
 
     def _select(self, client: IMAPClient) -> FolderState:
         readonly = self.account.post_action == "none"
@@ -356,6 +385,15 @@ def _keepalive(client: IMAPClient) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     except OSError:
         log.debug("TCP keepalive not available", exc_info=True)
+
+
+def _is_ascii(text: str) -> bool:
+    return text.isascii()
+
+
+def _without(text: str, secret: str) -> str:
+    """``text`` with any copy of ``secret`` blanked: a server may echo what it was sent."""
+    return text.replace(secret, "***") if secret else text
 
 
 def _describe(exc: BaseException) -> str:

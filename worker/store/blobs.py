@@ -101,11 +101,17 @@ class BlobStore:
                 os.replace(tmp, f"{directory}/{digest}")
                 dirs.add(directory)
             self._sync_dirs(dirs | {root})
-        except OSError as exc:
+        except BaseException as exc:
+            # Whatever failed (a full disk, a failing fsync, an interrupt), no temp file of
+            # this batch stays behind; the ones already renamed are complete blobs.
             for tmp in pending.values():
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-            raise StoreError(f"blob store write failed: {exc.strerror}", str(self.root)) from None
+            if isinstance(exc, OSError):
+                raise StoreError(
+                    f"blob store write failed: {exc.strerror or exc}", str(self.root)
+                ) from None
+            raise
         return digests
 
     def sweep(self, max_age: float = 3600.0) -> int:
@@ -161,8 +167,14 @@ class BlobStore:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_TRUNC, 0o600)
             except FileExistsError:
                 continue
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+            except BaseException:
+                # Not in the batch's list yet: a short write (disk full) would leave it.
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
             return path
 
 

@@ -430,7 +430,10 @@ _QUOTE_MARKER = re.compile(
 )
 # A line naming a failed recipient in a non-DSN bounce: '<a@b>: host …', '  a@b', '>>> a@b'.
 _RECIPIENT_LINE = re.compile(
-    r"^[ \t>]*(?:(?:recipient(?:\s+address)?|original\s+address|address)\s*:\s*)?"
+    r"^[ \t>]*(?:(?:recipient(?:\s+address)?|original\s+address|address|destinataire|destinatario"
+    r"|empfänger|ontvanger|mottagare|modtager|mottaker|vastaanottaja|odbiorca|příjemce|címzett"
+    r"|alıcı|получатель|ผู้รับ|penerima|người\s+nhận|받는\s*사람|수신자|收件人|收件者|宛先|受信者)"
+    r"\s*[:：]\s*)?"
     r"(?:[^<>@\s]{1,40}(?=<))?<?(?:mailto:)?(" + _ADDRESS.pattern + r")>?(?=[\s:<(.,]|$)",
     _IM,
 )
@@ -659,7 +662,7 @@ def _sig_auto_submitted(v: _View) -> str | None:
 def _returned_texts(v: _View) -> Iterable[str]:
     """The header blocks of returned messages: report parts and message attachments."""
     for text in _report_texts(v, _RETURNED_PARTS):
-        yield text[:65_536]
+        yield text[:65_536].replace("\r\n", "\n")
     for attachment in v.msg.attachments:
         if attachment.content_type in _RETURNED_PARTS:
             head = attachment.payload[:65_536].decode("utf-8", "replace").replace("\r\n", "\n")
@@ -1230,7 +1233,31 @@ def _classify_bounce(v: _View, reasons: list[str], spam: str | None) -> Classifi
     recipients = header_failed + failed
     if not recipients and not delayed:
         recipients = _text_recipients(v)
+    if not recipients and not delayed:
+        recipients = _returned_own_recipients(v)
     return _finish(Kind.BOUNCE, reasons, spam, v, recipients)
+
+
+_RETURNED_TO = re.compile(r"^(?:To|Cc)[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*", _IM)
+
+
+def _returned_own_recipients(v: _View) -> list[str]:
+    """The To/Cc of a returned message we sent, when the notice names no recipient itself.
+
+    Only for our own message: then its recipients are the addresses we tried to reach, and the
+    bounce belongs to them whatever language the notice is in.
+    """
+    for text in _returned_texts(v):
+        if _own_in(text, v.own) is None:
+            continue
+        own = _own_keys(v.own.addresses)
+        return [
+            found.lower()
+            for line in _RETURNED_TO.findall(text.replace("\r\n", "\n"))
+            for found in _ADDRESS.findall(line)
+            if found.lower() not in own
+        ]
+    return []
 
 
 def _finish(

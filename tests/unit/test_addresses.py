@@ -374,7 +374,9 @@ def test_reply_to_with_a_no_reply_display_name_is_not_usable() -> None:
 
 
 def test_no_reply_relay_without_reply_to_reads_the_form() -> None:
-    text = "お名前：山田 太郎\nメールアドレス：taro.yamada@example.co.jp\nお問い合わせ内容：見積もり\n"
+    text = (
+        "お名前：山田 太郎\nメールアドレス：taro.yamada@example.co.jp\nお問い合わせ内容：見積もり\n"
+    )
     msg = _msg(from_=(Address("返信不可", "info@shop.example.co.jp"),), text=text)
     result = lead_sender(msg)
     assert result.address == Address("山田 太郎", "taro.yamada@example.co.jp")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import CORPUS
+from worker.errors import ParseError
 from worker.mail.classify import (
     AUTO_REPLY_RULES,
     BOUNCE_RULES,
@@ -27,7 +28,6 @@ from worker.mail.classify import (
     classify,
 )
 from worker.mail.message import Address, Attachment, InboundMessage, ReportPart
-from worker.errors import ParseError
 from worker.mail.parse import parse
 
 
@@ -568,8 +568,7 @@ UNSEEN_BOUNCES: dict[str, tuple[str, str, str | None, str, bool]] = {
         "ระบบอีเมล <mailer@mail.example.co.th>",
         "ไม่สามารถส่งอีเมลได้: ใบเสนอราคา",
         None,
-        "ไม่สามารถส่งข้อความถึงผู้รับต่อไปนี้:\n\nlead@client.example\n"
-        "550 5.1.1 User unknown\n",
+        "ไม่สามารถส่งข้อความถึงผู้รับต่อไปนี้:\n\nlead@client.example\n550 5.1.1 User unknown\n",
         False,
     ),
     "russian-hosting": (
@@ -752,8 +751,7 @@ KNOWN_FAMILIES: dict[str, tuple[str, str, str | None, str, bool]] = {
         "Postmaster@mail.carrier.example.ne.jp",
         "Mail System Error - Returned Mail",
         None,
-        "次のアドレスへのメールは配信できませんでした。\n\nlead@client.example\n"
-        "550 Unknown user\n",
+        "次のアドレスへのメールは配信できませんでした。\n\nlead@client.example\n550 Unknown user\n",
         False,
     ),
 }
@@ -845,7 +843,7 @@ def test_one_signal_alone_is_never_a_bounce() -> None:
 
 
 def test_scored_bounce_says_why() -> None:
-    from_, subject, return_path, body, attach = UNSEEN_BOUNCES["exchange-hungarian"]
+    from_, subject, _, body, _ = UNSEEN_BOUNCES["exchange-hungarian"]
     result = classify(_raw(from_, subject, body, attach=OUR_MESSAGE), OURS)
     assert any(r.startswith("From: postmaster@ceg.example.hu") for r in result.reasons)
     assert any(r.endswith("[daemon-sender +2]") for r in result.reasons)

@@ -736,7 +736,7 @@ def _sig_smtp_reply(v: _View) -> str | None:
 
 
 BOUNCE_SIGNALS: tuple[Signal, ...] = (
-    Signal("null-return-path", "Return-Path: <> (null envelope sender)", "sender", 2, _sig_null_path),
+    Signal("null-return-path", "Return-Path: <> (null sender)", "sender", 2, _sig_null_path),
     Signal(
         "daemon-sender",
         "From a mail system (postmaster, bounces+VERP, 'Mail Delivery System'…)",

@@ -635,7 +635,7 @@ _SMTP_REPLY = re.compile(
     """,
     _IX,
 )
-_SMTP_KEYWORDS = tuple(f"{c}" for c in ("55", "45", "421", "(#"))
+_SMTP_KEYWORDS = ("55", "45", "421", "(#")
 
 
 def _sig_null_path(v: _View) -> str | None:
@@ -762,37 +762,31 @@ BOUNCE_SIGNALS: tuple[Signal, ...] = (
 
 
 def _bounce_score(v: _View) -> list[str] | None:
-    """The reasons when the scored signals make ``v`` a bounce (see BOUNCE_THRESHOLD), else None."""
+    """The reasons when the scored signals make ``v`` a bounce (see BOUNCE_THRESHOLD), else None.
+
+    The body is read last and only when the sender or the subject already points at a mail
+    system: most mail has neither, and costs a few header checks here.
+    """
     if v.msg.report_type in ("feedback-report", "disposition-notification") or any(
         p.content_type in _ARF_PARTS or p.content_type in _MDN_PARTS for p in v.msg.report_parts
     ):
         return None  # a report quotes the message it reports on: the report rules decide
     hits: list[tuple[Signal, str]] = []
-    body_best: tuple[Signal, str] | None = None
     for signal in BOUNCE_SIGNALS:
-        if signal.group == "body" and body_best is not None and body_best[0].weight >= 2:
-            continue  # the body counts once
-        reason = signal.check(v)
-        if reason is None:
-            continue
-        if signal.group == "body":
-            if body_best is None or signal.weight > body_best[0].weight:
-                body_best = (signal, reason)
-            continue
-        hits.append((signal, reason))
-    if body_best is not None:
-        hits.append(body_best)
-    groups: dict[str, int] = {}
-    for signal, _ in hits:
-        groups[signal.group] = groups.get(signal.group, 0) + signal.weight
-    score = sum(groups.values())
-    sender = groups.get("sender", 0)
-    failure = groups.get("subject", 0) + groups.get("body", 0)
+        if signal.group != "body" and (reason := signal.check(v)) is not None:
+            hits.append((signal, reason))
+    groups = {signal.group for signal, _ in hits}
+    if "sender" not in groups and "subject" not in groups:
+        return None
+    for signal in BOUNCE_SIGNALS:  # the body counts once, with its strongest signal
+        if signal.group == "body" and (reason := signal.check(v)) is not None:
+            hits.append((signal, reason))
+            break
+    score = sum(signal.weight for signal, _ in hits)
+    sender = sum(signal.weight for signal, _ in hits if signal.group == "sender")
+    failure = any(signal.group in ("subject", "body") for signal, _ in hits)
     own_returned = any(signal.name == "returned-own" for signal, _ in hits)
-    decided = (
-        score >= BOUNCE_THRESHOLD and failure > 0 and (sender > 0 or "subject" in groups)
-    ) or (own_returned and sender >= 2)
-    if not decided:
+    if not ((score >= BOUNCE_THRESHOLD and failure) or (own_returned and sender >= 2)):
         return None
     reasons = [f"{reason} [{signal.name} +{signal.weight}]" for signal, reason in hits]
     reasons.append(f"bounce evidence scores {score} (a bounce from {BOUNCE_THRESHOLD})")

@@ -1065,6 +1065,26 @@ def test_human_subjects_that_look_automatic(subject: str) -> None:
     assert classify(_msg(subject=subject)).kind is Kind.HUMAN
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank you. This is an automated response: we have received your enquiry.",
+        "We have received your message and will answer within two working days.",
+        "Dies ist eine automatische Antwort. Wir melden uns in Kürze.",
+        "Ceci est une réponse automatique. Nous vous répondrons rapidement.",
+        "Este es un mensaje automático: hemos recibido su consulta.",
+        "Dit is een automatisch antwoord.",
+        "本邮件为系统自动发送，请勿直接回复。",
+        "Это письмо отправлено автоматически.",
+    ],
+)
+def test_null_sender_with_automatic_reply_text_is_an_auto_reply(text: str) -> None:
+    msg = _msg(subject="Re: Quote for 200 units", text=text, headers={"Return-Path": "<>"})
+    assert classify(msg).kind is Kind.AUTO_REPLY
+    person = _msg(subject="Re: Quote", text=text, headers={"Return-Path": "<jane@acme.example>"})
+    assert classify(person).kind is Kind.HUMAN
+
+
 def test_null_sender_with_an_absence_notice_is_out_of_office() -> None:
     text = "Thank you for your mail. I am out of the office until 12 June."
     msg = _msg(subject="Re: Quote for 200 units", text=text, headers={"Return-Path": "<>"})

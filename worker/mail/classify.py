@@ -932,6 +932,37 @@ def _unsubscribe_request(v: _View) -> str | None:
     return None
 
 
+# What an automatic answer says of itself, in its opening lines.
+_AUTOMATED_TEXT = re.compile(
+    r"""this\s+is\s+an?\s+auto(?:mat(?:ed|ic))?[-\s]*(?:generated\s+)?(?:reply|response|message
+        |notification|e-?mail|acknowledge?ment)
+      | auto(?:matically)?[-\s]generated | \bsent\s+automatically\b
+      | we\s+(?:have\s+)?received\s+your\s+(?:message|e-?mail|request|enquiry|inquiry)
+      | dies\s+ist\s+eine\s+automatische\s+(?:antwort|nachricht|e-?mail)
+      | (?:ceci\s+est|il\s+s'agit\s+d')\s*(?:une|un)\s+(?:réponse|message)\s+automatique
+      | (?:este\s+es|esta\s+es)\s+(?:un|una)\s+(?:mensaje|correo|respuesta)\s+autom[áa]tic
+      | questa\s+è\s+una\s+risposta\s+automatica | (?:è|e')\s+un\s+messaggio\s+automatico
+      | dit\s+is\s+een\s+automatisch\s+(?:antwoord|bericht|gegenereerd)
+      | esta\s+é\s+uma\s+(?:mensagem|resposta)\s+autom[áa]tica
+      | (?:это|данное)\s+(?:письмо|сообщение)?\s*(?:отправлено|создано|сгенерировано)
+        \s+автоматически
+      | это\s+автоматическ\w+\s+(?:ответ|сообщение|письмо)
+      | 自動(?:返信|応答|送信)(?:メール|です|されて) | 系统自动(?:发送|回复) | 系統自動(?:發送|回覆)
+      | 자동\s*(?:응답|회신|발송) | (?:ข้อความ|อีเมล)(?:นี้)?(?:ตอบกลับ|ส่ง)อัตโนมัติ
+    """,
+    _IX,
+)
+
+
+def _null_sender_automated(v: _View) -> str | None:
+    # The same null path with the responder's own "this is an automatic reply" in its opening.
+    null = _null_return_path(v)
+    if null is None:
+        return None
+    match = _AUTOMATED_TEXT.search(v.text_head(1_500))
+    return f"{null} with {' '.join(match.group(0).split())[:60]!r}" if match else None
+
+
 def _null_sender_absence(v: _View) -> str | None:
     # Responders send from the null path (RFC 3834 5.1); with an absence notice in the subject
     # or the opening lines that is an out-of-office even without a responder header. A person
@@ -957,6 +988,11 @@ AUTO_REPLY_RULES: tuple[Rule, ...] = _rules(
     ),
     Rule("unsubscribe-request", "Apple Mail unsubscribe request", _unsubscribe_request),
     Rule("null-sender-absence", "null Return-Path with an absence notice", _null_sender_absence),
+    Rule(
+        "null-sender-automated",
+        "null Return-Path with automatic-reply text",
+        _null_sender_automated,
+    ),
 )
 
 

@@ -298,6 +298,7 @@ _MACHINE_LOCAL = re.compile(
 _LETTER_MAP = str.maketrans({"ı": "i", "ł": "l", "ø": "o", "đ": "d", "æ": "ae", "œ": "oe"})
 _MAX_NAME = 256  # a display name or local part longer than any real one is looked at this far
 _MAX_RUN = 6  # tokens in the longest phrase
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 
 
 def _fold(text: str) -> str:
@@ -306,13 +307,18 @@ def _fold(text: str) -> str:
     Combining marks are dropped in every script (Thai vowel and tone marks too): the phrases are
     folded the same way, so they still match, and a sender who leaves a mark out matches as well.
     """
-    text = unicodedata.normalize("NFKC", text[:_MAX_NAME]).casefold().translate(_LETTER_MAP)
+    text = text[:_MAX_NAME]
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_LETTER_MAP)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return unicodedata.normalize("NFC", text)
 
 
 def _tokens(folded: str) -> list[str]:
     """Runs of letters and digits; every other character (- _ . + space, punctuation) splits."""
+    if folded.isascii():
+        return _ASCII_TOKEN.findall(folded)
     tokens: list[str] = []
     current: list[str] = []
     for char in folded:
@@ -340,8 +346,12 @@ def _phrase_sets(phrases: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...
 
 
 _LATIN_PHRASES, _GLUED_PHRASES, _SCRIPT_PHRASES = _phrase_sets(_NO_REPLY_PHRASES)
+_GLUED = re.compile(
+    "^(?:{0})|(?:{0})$".format("|".join(map(re.escape, sorted(_GLUED_PHRASES, key=len)[::-1])))
+)
 
 
+@functools.lru_cache(maxsize=4096)  # the same senders write again and again
 def no_reply_phrase(text: str) -> str | None:
     """The "do not reply" phrase (folded) in a local part or display name; else None.
 
@@ -359,9 +369,7 @@ def no_reply_phrase(text: str) -> str | None:
             if joined in _LATIN_PHRASES or joined.rstrip("0123456789") in _LATIN_PHRASES:
                 return " ".join(tokens[i : j + 1])
     for token in tokens:
-        if token.isascii() and any(
-            token.startswith(p) or token.endswith(p) for p in _GLUED_PHRASES
-        ):
+        if len(token) > 7 and token.isascii() and _GLUED.search(token):
             return token
     compact = "".join(tokens)
     if not compact.isascii():
@@ -453,8 +461,11 @@ def _form_field_sender(msg: InboundMessage, relay: str, policy: SenderPolicy) ->
     addresses nobody reads are skipped, so the first other address in a mail-labelled field wins.
     """
     ours = {email_key(a.email) for a in (*msg.to, *msg.cc)}
-    for body in (msg.text, _html_to_lines(msg.html) if msg.html else ""):
-        for match in _FORM_EMAIL.finditer(body[:20_000]):
+    for body in (msg.text, _html_to_lines(msg.html[:100_000]) if msg.html else ""):
+        head = body[:20_000]
+        # Only lines with an address can hold the field: the label pattern runs on those alone.
+        lines = (line for line in head.splitlines() if "@" in line)
+        for match in filter(None, map(_FORM_EMAIL.match, lines)):
             email = normalize_email(match.group(1))
             key = email.lower()
             if (
@@ -465,7 +476,7 @@ def _form_field_sender(msg: InboundMessage, relay: str, policy: SenderPolicy) ->
                 or is_relay(key, policy)
             ):
                 continue
-            name_match = _FORM_NAME.search(body[:20_000])
+            name_match = _FORM_NAME.search(head)
             name = " ".join(name_match.group(1).split()) if name_match else ""
             return Address(name, email)
     return None
@@ -504,7 +515,9 @@ def lead_sender(msg: InboundMessage, policy: SenderPolicy = SenderPolicy()) -> L
         return LeadSender(sender, "From")
     if usable_reply_to:
         return LeadSender(usable_reply_to[0], f"Reply-To (From {sender.email} is {why})")
-    found = _form_field_sender(msg, sender.email, policy)
+    machine = _MACHINE_LOCAL.match(email_key(sender.email).rpartition("@")[0])
+    # A mail system's own mailbox (a bounce) quotes other people's mail: no form to read there.
+    found = None if machine else _form_field_sender(msg, sender.email, policy)
     if found is not None:
         return LeadSender(
             found, f"body 'Email:' field (From {sender.email} is {why} without Reply-To)"

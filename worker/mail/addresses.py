@@ -489,9 +489,8 @@ def _unreadable(address: Address, policy: SenderPolicy) -> str | None:
     local = email_key(address.email).rpartition("@")[0]
     if local and (_MACHINE_LOCAL.match(local) or no_reply_phrase(local)):
         return "a no-reply address"
-    phrase = no_reply_phrase(address.name)
-    if phrase is not None:
-        return f"a no-reply sender (display name says {phrase!r})"
+    if no_reply_phrase(address.name) is not None:
+        return f"a no-reply sender (display name {' '.join(address.name.split())[:60]!r})"
     return None
 
 

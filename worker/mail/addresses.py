@@ -351,7 +351,6 @@ _GLUED = re.compile(
 )
 
 
-@functools.lru_cache(maxsize=4096)  # the same senders write again and again
 def no_reply_phrase(text: str) -> str | None:
     """The "do not reply" phrase (folded) in a local part or display name; else None.
 
@@ -359,8 +358,11 @@ def no_reply_phrase(text: str) -> str | None:
     allowed, "noreply2") that spells a known phrase, a single token that starts or ends with a
     long one, or a phrase of another script inside the text without spaces is a hit.
     """
-    if not text:
-        return None
+    return _no_reply_phrase(text[:_MAX_NAME]) if text else None
+
+
+@functools.lru_cache(maxsize=4096)  # the same senders write again; keys are at most _MAX_NAME
+def _no_reply_phrase(text: str) -> str | None:
     tokens = _tokens(_fold(text))
     for i in range(len(tokens)):
         joined = ""

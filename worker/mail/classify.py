@@ -177,7 +177,7 @@ _BOUNCE_SUBJECT = re.compile(
 # alone, so wordings a person might also start a subject with are allowed here.
 _FAILURE_SUBJECT = re.compile(
     r"""^[\s\[(]*(?:
-        bounced?\b | \[?bounce\] | mail\s+bounced | (?:mail|message)\s+failure
+        bounced?\b | \[?bounce\] | mail\s+bounced | uncaught\s+bounce | (?:mail|message)\s+failure
       | (?:mail|message|e-?mail)\s+(?:could\s+not|cannot|can't)\s+be\s+delivered
       | unable\s+to\s+deliver | undelivered | returned\s+(?:message|e-?mail)
       | delivery\s+status | notice:\s*mail\s+delivery\s+status

@@ -770,6 +770,19 @@ def test_bounces_from_known_families_in_many_shapes(name: str) -> None:
         assert OUR_ID in result.bounced_message_ids
 
 
+def test_auto_reply_returning_our_message_is_not_a_bounce() -> None:
+    # A responder that attaches what it answers: null path and our message, but it says what
+    # it is, and a bounce would mark the lead's address as bouncing.
+    msg = _raw(
+        "Jane Doe <jane@client.example>",
+        "Automatic reply: Quote 1234",
+        "I am out of the office until Monday.",
+        return_path="<>",
+        attach=OUR_MESSAGE,
+    )
+    assert classify(msg, OURS).kind is Kind.OUT_OF_OFFICE
+
+
 # People whose mail carries one or two of those signals: each stays a lead.
 HUMAN_LOOKALIKES: dict[str, tuple[str, str, str | None, str, bool]] = {
     "forwards-our-message-as-eml": (

@@ -587,7 +587,8 @@ BOUNCE_RULES: tuple[Rule, ...] = _rules(
 # MTA's notice is made of: a machine sender, failure wording, status codes, the returned message.
 # A message is a bounce when its signals add up to BOUNCE_THRESHOLD, at least one of them says
 # delivery failed (wording, a status code), and either the sender is a machine or the subject
-# is a failure notice; or when a machine sender returns a message we sent (OwnIdentity).
+# is a failure notice; or when a machine sender returns a message we sent (OwnIdentity) and
+# does not call itself an automatic reply.
 # The body counts once, with its strongest signal, so text a person quotes cannot add up alone.
 
 BOUNCE_THRESHOLD = 3
@@ -798,7 +799,10 @@ def _bounce_score(v: _View) -> list[str] | None:
     sender = sum(signal.weight for signal, _ in hits if signal.group == "sender")
     failure = any(signal.group in ("subject", "body") for signal, _ in hits)
     own_returned = any(signal.name == "returned-own" for signal, _ in hits)
-    if not ((score >= BOUNCE_THRESHOLD and failure) or (own_returned and sender >= 2)):
+    scored = score >= BOUNCE_THRESHOLD and failure
+    # Without failure wording only a machine returning our own message is a bounce, and not
+    # when it says it is an automatic reply (a responder quoting what it answers).
+    if not scored and (not (own_returned and sender >= 2) or _hits(v, AUTO_REPLY_RULES)):
         return None
     reasons = [f"{reason} [{signal.name} +{signal.weight}]" for signal, reason in hits]
     reasons.append(f"bounce evidence scores {score} (a bounce from {BOUNCE_THRESHOLD})")

@@ -872,18 +872,21 @@ def test_corpus_bounces_are_bounces_on_structure_alone(path: Path) -> None:
     assert _bounce_score(view) is not None
 
 
-@pytest.mark.parametrize(
-    "path",
-    HUMAN_FILES + _corpus("attachments", "malformed", "spam", "reports", "auto-replies"),
-    ids=_ids(HUMAN_FILES + _corpus("attachments", "malformed", "spam", "reports", "auto-replies")),
-)
+# Every corpus file that is not a bounce; malformed/enmime--multipart-wo-boundary is a Postfix
+# bounce filed under malformed/ (its multipart has no boundary) and is left out.
+NOT_BOUNCES = [
+    p
+    for p in HUMAN_FILES + _corpus("attachments", "malformed", "spam", "reports", "auto-replies")
+    if p.name != "enmime--multipart-wo-boundary.eml"
+]
+
+
+@pytest.mark.parametrize("path", NOT_BOUNCES, ids=_ids(NOT_BOUNCES))
 def test_corpus_non_bounces_do_not_score_as_bounces(path: Path) -> None:
-    if path.name == "enmime--multipart-wo-boundary.eml":
-        pytest.skip("a Postfix bounce filed under malformed/ (its boundary is missing)")
     try:
         msg = parse(path.read_bytes())
     except ParseError:
-        return
+        return  # not mail at all (malformed/): quarantined before classify
     assert _bounce_score(_View(msg, OwnIdentity())) is None
 
 

@@ -15,6 +15,7 @@ from worker.mail.addresses import (
     is_no_reply,
     is_relay,
     lead_sender,
+    no_reply_phrase,
     normalize_email,
     organization_domain,
 )
@@ -252,6 +253,175 @@ def test_relay_with_nothing_better_falls_back_to_from() -> None:
 def test_no_from() -> None:
     assert lead_sender(_msg(reply_to=(JANE,))) == LeadSender(JANE, "Reply-To (no usable From)")
     assert lead_sender(_msg()).address is None
+
+
+# --- no-reply in every language (issue 9, item 6) ------------------------------------------
+
+# Local parts that say "do not reply", each language with several separators and cases.
+NO_REPLY_LOCALS = [
+    # English variants
+    "donotreply", "do-not-reply", "Do_Not_Reply", "no_reply", "no.reply", "noreply+tag",
+    "noreply2", "NoReplyShop", "orders-noreply", "dont-reply", "bounce-only", "bounceonly",
+    "no-answer", "unmonitored",
+    # French
+    "ne-pas-repondre", "nepasrepondre", "NePasRepondre", "ne_pas_repondre", "ne.pas.repondre",
+    "ne-repondez-pas", "ne-pas-repondre+commande",
+    # Spanish
+    "no-responder", "noresponder", "no_responda", "NO-CONTESTAR",
+    # Portuguese
+    "nao-responda", "naoresponda", "nao-responder", "nao_responder", "NaoResponda",
+    # German
+    "nicht-antworten", "nichtantworten", "bitte-nicht-antworten", "keine-antwort",
+    "keineantwort", "Keine.Antwort",
+    # Italian
+    "non-rispondere", "nonrispondere", "non_rispondere",
+    # Dutch
+    "niet-beantwoorden", "nietbeantwoorden", "geen-antwoord", "geenantwoord",
+    # Swedish, Danish, Norwegian
+    "svara-inte", "svarainte", "ej-svar", "ejsvar", "ikke-svar", "ikkesvar", "svar-ikke",
+    "svarikke",
+    # Polish, Czech, Turkish, Finnish, Romanian
+    "nie-odpowiadaj", "nieodpowiadac", "nie_odpowiadac", "neodpovidat", "neodpovidejte",
+    "yanitlamayin", "ala-vastaa", "alavastaa", "ei-vastausta", "nu-raspunde", "nuraspunde",
+    # Indonesian / Malay, Thai transliterated and in Thai script
+    "jangan-balas", "janganbalas", "ham-top-klap", "hamtobklab", "ห้ามตอบกลับ", "อย่าตอบกลับ",
+    # Japanese, Chinese, Korean, Russian transliterated
+    "henshin-fuka", "henshinfuka", "soshin-senyo", "qing-wu-hui-fu", "hoesin-bulga",
+    "balsin.jeonyong", "ne-otvechat", "neotvechat",
+    # machine mailboxes
+    "mailer-daemon", "postmaster", "bounces+1234-lead=client.example", "list-bounces",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("local", NO_REPLY_LOCALS)
+def test_no_reply_local_parts_in_many_languages(local: str) -> None:
+    assert is_no_reply(f"{local}@shop.example"), local
+
+
+NO_REPLY_NAMES = [
+    "Do Not Reply", "NoReply", "Ne pas répondre", "NE PAS RÉPONDRE - Boutique",
+    "No responder", "Não responda", "Bitte nicht antworten", "Non rispondere",
+    "Niet beantwoorden", "Svara inte", "Ikke svar", "Nie odpowiadaj", "Neodpovídat",
+    "Yanıtlamayın", "Älä vastaa", "Nu răspundeți", "Jangan balas", "ห้ามตอบกลับ",
+    "อย่าตอบกลับ (ร้านค้า)", "返信不可", "【送信専用】ショップ", "ショップ(返信不要)",
+    "请勿回复", "勿回复", "請勿回覆", "회신불가", "발신전용", "회신 불가 메일", "Не отвечать",
+    "Пожалуйста, не отвечайте", "Ｎｏ－Ｒｅｐｌｙ",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NO_REPLY_NAMES)
+def test_no_reply_display_names_in_many_languages(name: str) -> None:
+    assert no_reply_phrase(name) is not None, name
+    assert is_no_reply("info@shop.example", name)
+    assert not is_no_reply("info@shop.example")  # the address alone is a person's inbox
+
+
+@pytest.mark.parametrize(
+    ("email", "name"),
+    [
+        ("noe.replyson@acme.example", "Noé Replyson"),
+        ("reply@acme.example", ""),
+        ("norepa@acme.example", ""),
+        ("noreen@acme.example", "Noreen Ply"),
+        ("replies@acme.example", "Replies"),
+        ("svar@acme.example", "Svar Consulting"),
+        ("nora.eply@acme.example", "Nora Eply"),
+        ("antworten@acme.example", "Antworten GmbH"),
+        ("huifu.wu@acme.example", "Wu Huifu"),  # a person's name, not pinyin "do not reply"
+        ("ala.nowak@acme.example", "Ala Nowak"),
+        ("balas@acme.example", "Budi Balas"),
+        ("jane.bounce.smith@acme.example", "Jane Bounce-Smith"),
+        ("info@shop.example", "ตอบกลับ ร้านค้า"),  # "reply", not "do not reply"
+        ("info@shop.example", "返信受付"),
+        ("responder@acme.example", "Auto Responder Pricing"),
+        ("noresp@acme.example", ""),
+    ],
+)
+def test_people_are_not_no_reply(email: str, name: str) -> None:
+    assert not is_no_reply(email, name)
+
+
+@pytest.mark.parametrize(
+    "relay",
+    [
+        Address("Boutique", "ne-pas-repondre@boutique.example.fr"),
+        Address("", "NoResponder@tienda.example.es"),
+        Address("Loja", "nao-responda@loja.example.com.br"),
+        Address("Shop", "nicht.antworten@shop.example.de"),
+        Address("Negozio", "non_rispondere@negozio.example.it"),
+        Address("Winkel", "niet-beantwoorden@winkel.example.nl"),
+        Address("ห้ามตอบกลับ", "info@shop.example.co.th"),
+        Address("返信不可", "info@shop.example.co.jp"),
+        Address("", "henshin-fuka@shop.example.co.jp"),
+        Address("请勿回复", "service@shop.example.cn"),
+        Address("Не отвечайте", "robot@shop.example.ru"),
+        Address("Form", "noreply+form-7@forms.example"),
+    ],
+    ids=lambda a: a.name or a.email,
+)
+def test_no_reply_relay_in_any_language_gives_the_lead_to_reply_to(relay: Address) -> None:
+    result = lead_sender(_msg(from_=(relay,), reply_to=(JANE,)))
+    assert result.address == JANE, result
+    assert result.reason.startswith(f"Reply-To (From {relay.email} is a ")
+    assert not result.no_reply
+
+
+def test_reply_to_with_a_no_reply_display_name_is_not_usable() -> None:
+    relay = Address("", "ne-pas-repondre@boutique.example.fr")
+    unusable = Address("Ne pas répondre", "contact@boutique.example.fr")
+    msg = _msg(from_=(relay,), reply_to=(unusable, JANE))
+    assert lead_sender(msg).address == JANE
+
+
+def test_no_reply_relay_without_reply_to_reads_the_form() -> None:
+    text = (
+        "お名前：山田 太郎\nメールアドレス：taro.yamada@example.co.jp\nお問い合わせ内容：見積もり\n"
+    )
+    msg = _msg(from_=(Address("返信不可", "info@shop.example.co.jp"),), text=text)
+    result = lead_sender(msg)
+    assert result.address == Address("山田 太郎", "taro.yamada@example.co.jp")
+    assert "body 'Email:' field" in result.reason
+
+
+def test_no_reply_sender_that_names_nobody_is_flagged() -> None:
+    sender = Address("ห้ามตอบกลับ", "info@shop.example.co.th")
+    result = lead_sender(_msg(from_=(sender,), text="มีคำสั่งซื้อใหม่"))
+    assert result.address == sender
+    assert result.no_reply
+    assert "no-reply" in result.reason
+    assert not lead_sender(_msg(from_=(JANE,))).no_reply
+
+
+@pytest.mark.parametrize(
+    ("line", "name_line"),
+    [
+        ("Adresse e-mail : jane@acme.co.uk", "Nom : Jane Doe"),
+        ("Courriel: jane@acme.co.uk", "Votre nom: Jane Doe"),
+        ("Correo electrónico: jane@acme.co.uk", "Nombre: Jane Doe"),
+        ("E-Mail-Adresse: jane@acme.co.uk", "Name: Jane Doe"),
+        ("Indirizzo email: jane@acme.co.uk", "Nome: Jane Doe"),
+        ("Endereço de e-mail: jane@acme.co.uk", "Nome: Jane Doe"),
+        ("E-mailadres: jane@acme.co.uk", "Naam: Jane Doe"),
+        ("E-post: jane@acme.co.uk", "Namn: Jane Doe"),
+        ("Sähköposti: jane@acme.co.uk", "Nimi: Jane Doe"),
+        ("Adres e-mail: jane@acme.co.uk", "Imię i nazwisko: Jane Doe"),
+        ("E-posta: jane@acme.co.uk", "Ad Soyad: Jane Doe"),
+        ("อีเมล: jane@acme.co.uk", "ชื่อ-นามสกุล: Jane Doe"),
+        ("邮箱：jane@acme.co.uk", "姓名：Jane Doe"),
+        ("이메일: jane@acme.co.uk", "이름: Jane Doe"),
+        ("Электронная почта: jane@acme.co.uk", "Имя: Jane Doe"),
+    ],
+)
+def test_form_fields_in_many_languages(line: str, name_line: str) -> None:
+    relay = Address("", "ne-pas-repondre@forms.example")
+    result = lead_sender(_msg(from_=(relay,), text=f"Nouveau message\n{name_line}\n{line}\n"))
+    assert result.address == Address("Jane Doe", "jane@acme.co.uk"), line
+
+
+def test_form_field_skips_our_own_mailbox() -> None:
+    text = "Sent to email: sales@ours.example\nYour email: jane@acme.co.uk\n"
+    result = lead_sender(_msg(from_=(RELAY,), text=text))
+    assert result.address is not None and result.address.email == "jane@acme.co.uk"
 
 
 # --- organisations --------------------------------------------------------------------------

@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.corpus import CORPUS
+from worker.errors import ParseError
 from worker.mail.classify import (
     AUTO_REPLY_RULES,
     BOUNCE_RULES,
+    BOUNCE_SIGNALS,
+    BOUNCE_THRESHOLD,
     LIST_RULES,
     OWN_RULES,
     REPORT_RULES,
@@ -19,7 +22,9 @@ from worker.mail.classify import (
     Kind,
     OwnIdentity,
     Rule,
+    _bounce_score,
     _rules,
+    _View,
     classify,
 )
 from worker.mail.message import Address, Attachment, InboundMessage, ReportPart
@@ -436,6 +441,455 @@ def test_bounce_message_id_fallbacks() -> None:
     assert classify(exchange).bounced_message_ids == ("sent-9@ours.example",)
 
 
+# --- bounces from MTAs the rules above do not know (issue 9, item 7) -----------------------
+#
+# Written for these tests from the shape each MTA family's notices take (sender, subject, the
+# opening text, the status codes, what is attached), in the languages Exchange, Domino and the
+# hosting MTAs localise them into. None is a copy of a real message.
+
+OUR_ID = "lead-7.k3x9@mail.ours.example"
+OUR_MESSAGE = (
+    "From: Sales <sales@ours.example>\r\nTo: lead@client.example\r\nSubject: Quote 1234\r\n"
+    f"Message-ID: <{OUR_ID}>\r\nDate: Mon, 2 Jun 2025 09:00:00 +0000\r\n\r\nDear customer,\r\n"
+)
+OURS = OwnIdentity(
+    addresses=frozenset({"sales@ours.example"}),
+    message_id_domains=frozenset({"mail.ours.example"}),
+)
+
+
+def _raw(
+    from_: str,
+    subject: str,
+    body: str,
+    *,
+    return_path: str | None = None,
+    attach: str | None = None,
+    attach_type: str = "message/rfc822",
+    extra: str = "",
+) -> InboundMessage:
+    """A whole message as bytes (RFC 6532 UTF-8 headers), parsed like mail from a mailbox."""
+    head = f"Return-Path: {return_path}\r\n" if return_path is not None else ""
+    head += (
+        f"From: {from_}\r\nTo: sales@ours.example\r\nSubject: {subject}\r\n"
+        "Date: Mon, 2 Jun 2025 09:01:00 +0000\r\nMessage-ID: <n1.x@mx.example.net>\r\n"
+        f"MIME-Version: 1.0\r\n{extra}"
+    )
+    text_part = "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+    if attach is None:
+        raw = f"{head}{text_part}\r\n{body}\r\n"
+    else:
+        raw = (
+            f'{head}Content-Type: multipart/mixed; boundary="b0"\r\n\r\n--b0\r\n{text_part}\r\n'
+            f"{body}\r\n--b0\r\nContent-Type: {attach_type}\r\n\r\n{attach}\r\n--b0--\r\n"
+        )
+    return parse(raw.encode("utf-8"))
+
+
+# name: (From, Subject, Return-Path, body, attach our message?). Every one of them was a
+# person's mail to the old rules: a sender, subject or text they had no wording for.
+UNSEEN_BOUNCES: dict[str, tuple[str, str, str | None, str, bool]] = {
+    "exchange-hungarian": (
+        "Microsoft Outlook <postmaster@ceg.example.hu>",
+        "Kézbesíthetetlen: Ajánlatkérés",
+        None,
+        "A kézbesítés a következő címzettekhez vagy csoportokhoz nem sikerült:\n\n"
+        "lead@client.example\nA címzett e-mail-címe nem található.\n\n"
+        "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n",
+        True,
+    ),
+    "exchange-polish": (
+        "Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@firma.example.pl>",
+        "Niedostarczalne: Zapytanie ofertowe",
+        None,
+        "Dostarczenie do tych adresatów lub grup nie powiodło się:\n\nlead@client.example\n\n"
+        "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'\n",
+        True,
+    ),
+    "exchange-portuguese": (
+        "Microsoft Outlook <postmaster@empresa.example.com.br>",
+        "Não é possível entregar: Cotação",
+        None,
+        "A entrega falhou para estes destinatários ou grupos:\n\nlead@client.example\n"
+        "A mensagem não pôde ser entregue. Servidor remoto retornou '550 5.1.1 User unknown'\n",
+        False,
+    ),
+    "exchange-turkish": (
+        "postmaster@sirket.example.com.tr",
+        "Teslim Edilemedi: Teklif",
+        None,
+        "Şu alıcılara veya gruplara teslim başarısız oldu:\n\nlead@client.example\n"
+        "Uzak Sunucu '550 5.1.1 User unknown' döndürdü\n",
+        True,
+    ),
+    "groupwise": (
+        "postmaster@gwia.example.org",
+        "Message status - undeliverable",
+        None,
+        "The message that you sent was undeliverable to the following:\n"
+        "\tlead@client.example (host: mx.client.example) (queue: Smtp)\n\n"
+        "Possible reason: 550 5.1.1 mailbox unavailable\n",
+        True,
+    ),
+    "courier": (
+        "Courier mail server at mx.example.org <>",
+        "NOTICE: mail delivery status.",
+        "<>",
+        "This is a delivery status notification from mx.example.org,\n"
+        "running the Courier mail server.\n\n<lead@client.example>:\n"
+        "    550 5.1.1 <lead@client.example>... User unknown\n",
+        True,
+    ),
+    "mimecast": (
+        "Mimecast <noreply-ndr@eu.mimecast.example>",
+        "Undeliverable: Quote 1234",
+        None,
+        "Your message couldn't be delivered to the recipients shown below.\n\n"
+        "lead@client.example\nRecipient address rejected: Access denied\n",
+        True,
+    ),
+    "korean-webmail": (
+        "메일 시스템 <mailadm@corp.example.kr>",
+        "[반송] 견적 요청",
+        None,
+        "메시지를 배달하지 못했습니다.\n\n받는 사람: lead@client.example\n"
+        "오류: 550 5.1.1 Recipient address rejected\n",
+        False,
+    ),
+    "chinese-coremail": (
+        "邮件系统 <system@mail.example.cn>",
+        "未送达：报价",
+        None,
+        "很抱歉您发送的邮件无法送达以下收件人：\nlead@client.example\n\n"
+        "退信原因：550 Mailbox not found\n",
+        True,
+    ),
+    "thai-hosting": (
+        "ระบบอีเมล <mailer@mail.example.co.th>",
+        "ไม่สามารถส่งอีเมลได้: ใบเสนอราคา",
+        None,
+        "ไม่สามารถส่งข้อความถึงผู้รับต่อไปนี้:\n\nlead@client.example\n550 5.1.1 User unknown\n",
+        False,
+    ),
+    "russian-hosting": (
+        "Почтовая система <robot@mail.example.ru>",
+        "Недоставленное сообщение",
+        None,
+        "Это письмо создано автоматически.\nСообщение не доставлено следующим адресатам:\n\n"
+        "lead@client.example\n550 5.7.1 Policy rejection\n",
+        True,
+    ),
+    "unknown-mta-null-path-smtp-code": (
+        "MTA Notifier <notify@mx.example.net>",
+        "Mail System Notification",
+        "<>",
+        "Recipient: lead@client.example\n"
+        "Reason: 550 5.1.1 <lead@client.example>: Recipient address rejected: "
+        "User unknown in virtual mailbox table\n",
+        False,
+    ),
+    "plain-text-dsn-fields": (
+        "Mail Router <router@mx.example.net>",
+        "Notification",
+        None,
+        "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; lead@client.example\n"
+        "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 user unknown\n",
+        False,
+    ),
+    "unknown-language-returns-our-message": (
+        "Posta <posta@mx.example.net>",
+        "Obavijest",
+        "<>",
+        "Poruka nije isporučena.\n",
+        True,
+    ),
+    "vpopmail-bounce-local": (
+        "bounce-notify@mx.example.net",
+        "failure delivery",
+        None,
+        "Sorry, no mailbox here by that name. (#5.1.1)\n<lead@client.example>\n",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNSEEN_BOUNCES))
+def test_bounces_from_unseen_mtas(name: str) -> None:
+    from_, subject, return_path, body, attach = UNSEEN_BOUNCES[name]
+    msg = _raw(
+        from_, subject, body, return_path=return_path, attach=OUR_MESSAGE if attach else None
+    )
+    result = classify(msg, OURS)
+    assert result.kind is Kind.BOUNCE, result.reasons
+    assert "lead@client.example" in result.failed_recipients, result
+    if attach:
+        assert OUR_ID in result.bounced_message_ids
+
+
+def test_returned_headers_part_of_ours_counts() -> None:
+    headers_only = OUR_MESSAGE.split("\r\n\r\n", 1)[0] + "\r\n"
+    msg = _raw(
+        "Notifier <n@mx.example.net>",
+        "Obavijest",
+        "Poruka nije isporučena.",
+        return_path="<>",
+        attach=headers_only,
+        attach_type="text/rfc822-headers",
+    )
+    result = classify(msg, OURS)
+    assert result.kind is Kind.BOUNCE
+    assert any("returned-own" in r for r in result.reasons)
+    assert OUR_ID in result.bounced_message_ids
+
+
+# The families the rules know, in the shapes and languages their notices take today.
+KNOWN_FAMILIES: dict[str, tuple[str, str, str | None, str, bool]] = {
+    "exim-german-hoster": (
+        "Mail Delivery System <Mailer-Daemon@mx.hoster.example.de>",
+        "Mail delivery failed: returning message to sender",
+        "<>",
+        "This message was created automatically by mail delivery software.\n\nA message that "
+        "you sent could not be delivered to one or more of its\nrecipients. This is a permanent "
+        "error. The following address(es) failed:\n\n  lead@client.example\n"
+        "    host mx.client.example [192.0.2.7]\n    SMTP error from remote mail server after "
+        "RCPT TO:<lead@client.example>:\n    550 5.1.1 User unknown\n",
+        True,
+    ),
+    "postfix-zimbra-french": (
+        "MAILER-DAEMON@zimbra.example.fr (Mail Delivery System)",
+        "Undelivered Mail Returned to Sender",
+        "<>",
+        "This is the mail system at host zimbra.example.fr.\n\nI'm sorry to have to inform you "
+        "that your message could not\nbe delivered to one or more recipients.\n\n"
+        "<lead@client.example>: host mx.client.example[192.0.2.7] said: 550 5.1.1\n"
+        "    <lead@client.example>: Recipient address rejected\n",
+        True,
+    ),
+    "sendmail": (
+        "Mail Delivery Subsystem <MAILER-DAEMON@mail.example.org>",
+        "Returned mail: see transcript for details",
+        "<>",
+        "The original message was received at Mon, 2 Jun 2025 09:00:00 GMT\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n"
+        "<lead@client.example>\n    (reason: 550 5.1.1 <lead@client.example>... User unknown)\n",
+        True,
+    ),
+    "qmail": (
+        "MAILER-DAEMON@mx.example.net",
+        "failure notice",
+        "<>",
+        "Hi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to "
+        "deliver your message to the following addresses.\nThis is a permanent error; I've "
+        "given up. Sorry it didn't work out.\n\n<lead@client.example>:\n"
+        "192.0.2.7 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n",
+        False,
+    ),
+    "domino": (
+        "Postmaster@notes.example.com",
+        "DELIVERY FAILURE: User lead (lead@client.example) not listed in Domino Directory",
+        None,
+        "Your message\n\n  Subject: Quote 1234\n\nwas not delivered to:\n\n"
+        "  lead@client.example\n\nbecause:\n\n  User lead (lead@client.example) not listed in "
+        "Domino Directory\n",
+        True,
+    ),
+    "mdaemon": (
+        "MDaemon@mail.example.com",
+        "Permanent Delivery Failure",
+        "<>",
+        "The attached message had PERMANENT fatal delivery errors!\n\n"
+        "After one or more unsuccessful delivery attempts the attached message has been\n"
+        "removed from the mail queue on this server.\n\nlead@client.example\n"
+        "550 5.1.1 mailbox unavailable\n",
+        True,
+    ),
+    "yahoo": (
+        "MAILER-DAEMON@yahoo.example.com",
+        "Failure Notice",
+        "<>",
+        "Sorry, we were unable to deliver your message to the following address.\n\n"
+        "<lead@client.example>:\nRemote host said: 554 delivery error: dd This user doesn't "
+        "have a yahoo.com account\n",
+        False,
+    ),
+    "gmail-japanese": (
+        "Mail Delivery Subsystem <mailer-daemon@googlemail.com>",
+        "Delivery Status Notification (Failure)",
+        None,
+        "** アドレスが見つかりません **\n\nlead@client.example にメールを配信できませんでした。"
+        "アドレスが見つからないか、メールを受信できないアドレスです。\n\n"
+        "The response was:\n\n550 5.1.1 The email account that you tried to reach does not "
+        "exist.\n",
+        True,
+    ),
+    "office365-german": (
+        "Microsoft Outlook <postmaster@firma.example.de>",
+        "Unzustellbar: Angebot",
+        None,
+        "Ihre Nachricht an lead@client.example konnte nicht zugestellt werden.\n\n"
+        "lead wurde bei client.example nicht gefunden.\n\nlead@client.example\n"
+        "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'\n",
+        True,
+    ),
+    "office365-spanish": (
+        "Microsoft Outlook <postmaster@empresa.example.es>",
+        "No se puede entregar: Cotización",
+        None,
+        "No se pudo entregar el mensaje a lead@client.example.\n\nlead@client.example\n"
+        "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'\n",
+        True,
+    ),
+    "office365-french": (
+        "Microsoft Outlook <postmaster@societe.example.fr>",
+        "Non remis : Devis",
+        None,
+        "Votre message n'a pas pu être remis à lead@client.example.\n\nlead@client.example\n"
+        "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'\n",
+        True,
+    ),
+    "japanese-carrier": (
+        "Postmaster@mail.carrier.example.ne.jp",
+        "Mail System Error - Returned Mail",
+        None,
+        "次のアドレスへのメールは配信できませんでした。\n\nlead@client.example\n550 Unknown user\n",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_FAMILIES))
+def test_bounces_from_known_families_in_many_shapes(name: str) -> None:
+    from_, subject, return_path, body, attach = KNOWN_FAMILIES[name]
+    msg = _raw(
+        from_, subject, body, return_path=return_path, attach=OUR_MESSAGE if attach else None
+    )
+    result = classify(msg, OURS)
+    assert result.kind is Kind.BOUNCE, result.reasons
+    assert "lead@client.example" in result.failed_recipients, result
+    if attach:
+        assert OUR_ID in result.bounced_message_ids
+
+
+def test_auto_reply_returning_our_message_is_not_a_bounce() -> None:
+    # A responder that attaches what it answers: null path and our message, but it says what
+    # it is, and a bounce would mark the lead's address as bouncing.
+    msg = _raw(
+        "Jane Doe <jane@client.example>",
+        "Automatic reply: Quote 1234",
+        "I am out of the office until Monday.",
+        return_path="<>",
+        attach=OUR_MESSAGE,
+    )
+    assert classify(msg, OURS).kind is Kind.OUT_OF_OFFICE
+
+
+# People whose mail carries one or two of those signals: each stays a lead.
+HUMAN_LOOKALIKES: dict[str, tuple[str, str, str | None, str, bool]] = {
+    "forwards-our-message-as-eml": (
+        "Jane Doe <jane@acme.example>",
+        "Fwd: Quote 1234",
+        "<jane@acme.example>",
+        "Hi, our IT says your mail got '550 5.1.1 user unknown' for my colleague's address, "
+        "so I attach it. Please resend to me.\n",
+        True,
+    ),
+    "undelivered-parcel-subject": (
+        "Jane Doe <jane@acme.example>",
+        "Undelivered parcel, order 5521",
+        None,
+        "Hello, the courier marked our order as undeliverable. Could you check the address?\n",
+        False,
+    ),
+    "null-path-export": (
+        "Jane Doe <jane@acme.example>",
+        "Quote for 200 units",
+        "<>",
+        "Hello, could you send me a quote?\n",
+        False,
+    ),
+    "korean-return-request": (
+        "김민수 <minsu@acme.example.kr>",
+        "반송 요청드립니다",
+        None,
+        "안녕하세요, 지난주에 받은 제품을 반송하고 싶습니다. 절차를 알려주세요.\n",
+        False,
+    ),
+    "outlook-test-message": (
+        "Microsoft Outlook <jane@acme.example>",
+        "Microsoft Outlook Test Message",
+        None,
+        "This is an e-mail message sent automatically by Microsoft Outlook while testing the "
+        "settings for your account.\n",
+        False,
+    ),
+    "status-code-in-a-question": (
+        "Jane Doe <jane@acme.example>",
+        "Question about your mail server",
+        None,
+        "When I write to your support address I get 550 5.7.1 relay denied. Why?\n",
+        False,
+    ),
+    "forwarded-eml-with-failure-words-in-body": (
+        "Jane Doe <jane@acme.example>",
+        "FW: your offer",
+        None,
+        "Hi, this message could not be delivered to the following address of my colleague, "
+        "so here it is as an attachment.\n",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUMAN_LOOKALIKES))
+def test_people_with_a_weak_bounce_signal_stay_human(name: str) -> None:
+    from_, subject, return_path, body, attach = HUMAN_LOOKALIKES[name]
+    msg = _raw(
+        from_, subject, body, return_path=return_path, attach=OUR_MESSAGE if attach else None
+    )
+    result = classify(msg, OURS)
+    assert result.kind is Kind.HUMAN, result.reasons
+
+
+def test_one_signal_alone_is_never_a_bounce() -> None:
+    for signal in BOUNCE_SIGNALS:
+        assert signal.weight < BOUNCE_THRESHOLD, signal.name
+
+
+def test_scored_bounce_says_why() -> None:
+    from_, subject, _, body, _ = UNSEEN_BOUNCES["exchange-hungarian"]
+    result = classify(_raw(from_, subject, body, attach=OUR_MESSAGE), OURS)
+    assert any(r.startswith("From: postmaster@ceg.example.hu") for r in result.reasons)
+    assert any(r.endswith("[daemon-sender +2]") for r in result.reasons)
+    assert any("[failure-subject +2]" in r for r in result.reasons)
+    assert result.reasons[-1].startswith("bounce evidence scores ")
+
+
+@pytest.mark.parametrize("path", _corpus("bounces"), ids=_ids(_corpus("bounces")))
+def test_corpus_bounces_are_bounces_on_structure_alone(path: Path) -> None:
+    # Without the exact-wording rules (DSN part, MAILER-DAEMON, X-Failed-Recipients…) the
+    # scored evidence still finds every corpus bounce: it does not lean on one known MTA.
+    view = _View(parse(path.read_bytes()), OwnIdentity())
+    assert _bounce_score(view) is not None
+
+
+# Every corpus file that is not a bounce; malformed/enmime--multipart-wo-boundary is a Postfix
+# bounce filed under malformed/ (its multipart has no boundary) and is left out.
+NOT_BOUNCES = [
+    p
+    for p in HUMAN_FILES + _corpus("attachments", "malformed", "spam", "reports", "auto-replies")
+    if p.name != "enmime--multipart-wo-boundary.eml"
+]
+
+
+@pytest.mark.parametrize("path", NOT_BOUNCES, ids=_ids(NOT_BOUNCES))
+def test_corpus_non_bounces_do_not_score_as_bounces(path: Path) -> None:
+    try:
+        msg = parse(path.read_bytes())
+    except ParseError:
+        return  # not mail at all (malformed/): quarantined before classify
+    assert _bounce_score(_View(msg, OwnIdentity())) is None
+
+
 # --- report rules ---------------------------------------------------------------------------
 
 
@@ -472,6 +926,60 @@ def test_plain_text_read_receipt_needs_receipt_wording() -> None:
     assert classify(person).kind is Kind.HUMAN
 
 
+def test_arf_written_as_text_is_a_report() -> None:
+    text = (
+        "This is an email abuse report for an email message received from IP 192.0.2.9.\n\n"
+        "Feedback-Type: abuse\nUser-Agent: SomeISP-FBL/1.0\nVersion: 1\n"
+        "Source-IP: 192.0.2.9\n"
+    )
+    msg = _raw("FBL <fbl@isp.example>", "Abuse report", text, attach=OUR_MESSAGE)
+    result = classify(msg, OURS)
+    assert result.kind is Kind.REPORT
+    assert any(r.startswith("ARF fields in the text") for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("from_", "subject", "attach"),
+    [
+        # a complaint loop's subject with the reported message attached
+        ("Feedback <staff@webmail.example>", "complaint about message from 192.0.2.9", OUR_MESSAGE),
+        # the complaint mailbox with the reported message attached
+        ("scomp@isp.example", "Client TOS Notification", OUR_MESSAGE),
+        # Microsoft JMRP: the marker header inside the returned message
+        (
+            "staff@webmail.example",
+            "Notice",
+            "X-HmXmrOriginalRecipient: <lead@client.example>\r\n" + OUR_MESSAGE,
+        ),
+    ],
+)
+def test_complaint_loops_are_reports(from_: str, subject: str, attach: str) -> None:
+    msg = _raw(from_, subject, "This is a complaint.", attach=attach)
+    assert classify(msg, OURS).kind is Kind.REPORT
+
+
+def test_a_person_forwarding_an_eml_is_not_a_complaint() -> None:
+    msg = _raw("Jane <jane@acme.example>", "Fwd: Quote 1234", "See attached.", attach=OUR_MESSAGE)
+    assert classify(msg, OURS).kind is Kind.HUMAN
+
+
+@pytest.mark.parametrize(
+    ("subject", "headers"),
+    [
+        ("Report Domain: ours.example Submitter: mail.example.com Report-ID: <123@x>", {}),
+        ("Report domain: ours.example Submitter: enterprise.protection.example", {}),
+        ("Report", {"TLS-Report-Domain": "ours.example", "TLS-Report-Submitter": "x.example"}),
+    ],
+)
+def test_aggregate_reports_are_reports(subject: str, headers: dict[str, str]) -> None:
+    msg = _msg(from_="dmarcreport@mail.example.com", subject=subject, headers=headers)
+    assert classify(msg).kind is Kind.REPORT
+
+
+def test_person_asking_about_a_report_domain_is_human() -> None:
+    assert classify(_msg(subject="Re: Report domain: setup question")).kind is Kind.HUMAN
+
+
 # --- auto-reply rules -----------------------------------------------------------------------
 
 
@@ -484,6 +992,8 @@ def test_plain_text_read_receipt_needs_receipt_wording() -> None:
         ({"X-Autorespond": "Thanks"}, "X-Autorespond: Thanks"),
         ({"Precedence": "auto_reply"}, "Precedence: auto_reply"),
         ({"X-Precedence": "auto_reply"}, "X-Precedence: auto_reply"),
+        ({"X-Mailer": "vacation 1.2.7"}, "X-Mailer: vacation 1.2.7"),
+        ({"Delivered-To": "Autoresponder"}, "Delivered-To: Autoresponder"),
     ],
 )
 def test_auto_reply_headers(headers: dict[str, str], reason: str) -> None:
@@ -521,6 +1031,16 @@ def test_auto_response_suppress_alone_is_not_auto() -> None:
         ("ตอบกลับอัตโนมัติ: ใบเสนอราคา", Kind.AUTO_REPLY),  # Thai "automatic reply"
         ("ไม่อยู่ที่สำนักงาน: ใบเสนอราคา", Kind.OUT_OF_OFFICE),  # Thai "not in the office"
         ("자동 응답: 견적", Kind.AUTO_REPLY),  # Korean
+        ("Automatikus válasz: Ajánlat", Kind.AUTO_REPLY),  # Hungarian
+        ("Αυτόματη απάντηση: Προσφορά", Kind.AUTO_REPLY),  # Greek
+        ("Răspuns automat: Ofertă", Kind.AUTO_REPLY),  # Romanian
+        ("Automatski odgovor: Ponuda", Kind.AUTO_REPLY),  # Croatian / Serbian
+        ("Automatická odpoveď: Ponuka", Kind.AUTO_REPLY),  # Slovak
+        ("Automatinis atsakymas: Pasiūlymas", Kind.AUTO_REPLY),  # Lithuanian
+        ("Automaatne vastus: Pakkumine", Kind.AUTO_REPLY),  # Estonian
+        ("Автоматичен отговор: Оферта", Kind.AUTO_REPLY),  # Bulgarian
+        ("Автовідповідь: Пропозиція", Kind.AUTO_REPLY),  # Ukrainian
+        ("Automated response: your enquiry", Kind.AUTO_REPLY),
     ],
 )
 def test_auto_reply_subjects(subject: str, kind: Kind) -> None:
@@ -559,6 +1079,36 @@ def test_absence_body_makes_out_of_office(text: str) -> None:
 )
 def test_human_subjects_that_look_automatic(subject: str) -> None:
     assert classify(_msg(subject=subject)).kind is Kind.HUMAN
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank you. This is an automated response: we have received your enquiry.",
+        "We have received your message and will answer within two working days.",
+        "Dies ist eine automatische Antwort. Wir melden uns in Kürze.",
+        "Ceci est une réponse automatique. Nous vous répondrons rapidement.",
+        "Este es un mensaje automático: hemos recibido su consulta.",
+        "Dit is een automatisch antwoord.",
+        "本邮件为系统自动发送，请勿直接回复。",
+        "Это письмо отправлено автоматически.",
+    ],
+)
+def test_null_sender_with_automatic_reply_text_is_an_auto_reply(text: str) -> None:
+    msg = _msg(subject="Re: Quote for 200 units", text=text, headers={"Return-Path": "<>"})
+    assert classify(msg).kind is Kind.AUTO_REPLY
+    person = _msg(subject="Re: Quote", text=text, headers={"Return-Path": "<jane@acme.example>"})
+    assert classify(person).kind is Kind.HUMAN
+
+
+def test_null_sender_with_an_absence_notice_is_out_of_office() -> None:
+    text = "Thank you for your mail. I am out of the office until 12 June."
+    msg = _msg(subject="Re: Quote for 200 units", text=text, headers={"Return-Path": "<>"})
+    result = classify(msg)
+    assert result.kind is Kind.OUT_OF_OFFICE
+    assert any(r.startswith("Return-Path: <> with absence notice") for r in result.reasons)
+    person = _msg(subject="Re: Quote", text=text, headers={"Return-Path": "<jane@acme.example>"})
+    assert classify(person).kind is Kind.HUMAN
 
 
 def test_auto_reply_beats_list() -> None:

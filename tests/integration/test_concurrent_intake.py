@@ -1,0 +1,125 @@
+"""Two intake processes at once: mail from one new address makes exactly one lead.
+
+Two ``leadmail ingest`` processes read two mboxes holding one message from each of the same
+1,500 senders (different Message-IDs, same order, so they race on every sender). Whichever
+process comes second for a sender must thread onto the lead the first made: no duplicate
+lead, nothing quarantined, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from worker.config import load_settings
+from worker.services.context import App
+from worker.store import schema
+
+SENDERS = 1500
+WHEN = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_FREE = ("gmail.com", "yahoo.com", "outlook.com")
+
+
+def _address(n: int) -> str:
+    # Three in four at a company domain (some colleagues share one), the rest on free mail.
+    domain = _FREE[n % 3] if n % 4 == 0 else f"firm{n % 211}.example"
+    return f"buyer.{n}@{domain}"
+
+
+def _write_mbox(path: Path, tag: str) -> None:
+    with path.open("wb") as handle:
+        for n in range(SENDERS):
+            msg = EmailMessage()
+            msg["From"] = f"Buyer {n} <{_address(n)}>"
+            msg["To"] = "sales@northwind.example"
+            msg["Subject"] = f"Enquiry {n} ({tag})"
+            msg["Date"] = format_datetime(WHEN)
+            msg["Message-ID"] = f"<{tag}-{n}@sender.example>"
+            msg.set_content(f"Hello, please quote item {n}. ({tag})\n")
+            handle.write(b"From sender@example.com Mon Jan  5 08:00:00 2026\n")
+            handle.write(msg.as_bytes())
+            handle.write(b"\n")
+
+
+ROUND_ROBIN = """
+executives:
+  - {id: alice, name: Alice}
+  - {id: bob, name: Bob}
+rules:
+  - name: everyone
+    assign: {strategy: round_robin, to: [alice, bob]}
+"""
+
+
+def _env(db_url: str, data: Path, rules: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADMAIL_")}
+    env.update(
+        LEADMAIL_DATABASE__URL=db_url,
+        LEADMAIL_STORAGE__PATH=str(data),
+        LEADMAIL_SECRET="concurrency-test-secret-0123456789",
+        LEADMAIL_RULES__PATH=str(rules),
+    )
+    return env
+
+
+@pytest.mark.parametrize("routing", ["unassigned", "round_robin"])
+def test_two_processes_on_the_same_new_senders_make_one_lead_each(
+    db_url: str, tmp_path: Path, routing: str
+) -> None:
+    # With rules, every new lead also waits for the routing lock: a much wider window
+    # between "do we know this sender?" and the commit.
+    rules = tmp_path / "rules.yaml"
+    if routing == "round_robin":
+        rules.write_text(ROUND_ROBIN)
+    env = _env(db_url, tmp_path / "data", rules)
+    # The schema exists before both start: this test is about intake, not first-run set-up.
+    app = App.from_settings(load_settings(environ=env))
+    schema.upgrade(app.db.engine)
+    app.close()
+    mboxes = [tmp_path / "a.mbox", tmp_path / "b.mbox"]
+    _write_mbox(mboxes[0], "a")
+    _write_mbox(mboxes[1], "b")
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "worker", "ingest", "--json", "--no-progress", str(mbox)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for mbox in mboxes
+    ]
+    outputs = [proc.communicate(timeout=900) for proc in procs]
+
+    outcomes: dict[str, int] = {}
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        stderr = err.decode(errors="replace")
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr, stderr
+        for line in out.splitlines():
+            outcome = json.loads(line)["outcome"]
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert outcomes == {"created": SENDERS, "threaded": SENDERS}
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            leads = conn.execute(
+                text("SELECT count(*), count(DISTINCT email_key) FROM leads")
+            ).one()
+            quarantined = conn.scalar(text("SELECT count(*) FROM quarantine"))
+            messages = conn.scalar(text("SELECT count(*) FROM messages WHERE lead_id IS NOT NULL"))
+    finally:
+        engine.dispose()
+    assert tuple(leads) == (SENDERS, SENDERS)
+    assert quarantined == 0
+    assert messages == 2 * SENDERS

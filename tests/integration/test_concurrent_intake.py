@@ -12,17 +12,22 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
-from worker.config import load_settings
+from tests.integration.helpers import make_mail
+from worker.config import Settings, load_settings
+from worker.mail.message import RawMessage
 from worker.services.context import App
+from worker.services.intake import Intake, IntakeResult
 from worker.store import schema
+from worker.store.models import Outcome
 
 SENDERS = 1500
 WHEN = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -123,3 +128,62 @@ def test_two_processes_on_the_same_new_senders_make_one_lead_each(
     assert tuple(leads) == (SENDERS, SENDERS)
     assert quarantined == 0
     assert messages == 2 * SENDERS
+
+
+def _process_in_thread(settings: Settings, data: bytes, hold: threading.Event | None) -> Thread:
+    """Intake of one message in a thread of its own (own App, own connection).
+
+    With ``hold``, the message's transaction waits inside, after its lead is written and
+    before it commits, until the event is set.
+    """
+    entered = threading.Event()
+
+    def in_transaction(_conn: Connection) -> None:
+        entered.set()
+        if hold is not None:
+            assert hold.wait(60)
+
+    def work() -> None:
+        app = App.from_settings(settings)
+        try:
+            thread.result = Intake(app).process(RawMessage(data, "t.eml", "local"), in_transaction)
+        finally:
+            entered.set()
+            app.close()
+
+    thread = Thread(target=work)
+    thread.entered = entered
+    thread.start()
+    return thread
+
+
+class Thread(threading.Thread):
+    result: IntakeResult | None = None
+    entered: threading.Event
+
+
+def test_a_second_message_from_a_new_sender_waits_for_the_first_lead(app: App, db_url: str) -> None:
+    """Deterministic form of the race: the first transaction has made the lead, uncommitted.
+
+    The second one, from the same address, must wait for it and thread onto that lead; it
+    must not find the address unknown and make a second lead.
+    """
+    release = threading.Event()
+    first = _process_in_thread(app.settings, make_mail(message_id="<m1@acme.example>"), release)
+    try:
+        assert first.entered.wait(60)
+        second = _process_in_thread(
+            app.settings, make_mail(message_id="<m2@acme.example>", subject="Another one"), None
+        )
+        # Time for the second to run to its end if nothing holds it back (the defect).
+        second.join(timeout=2)
+    finally:
+        release.set()
+    first.join(60)
+    second.join(60)
+    assert first.result is not None and second.result is not None
+    assert first.result.outcome is Outcome.CREATED
+    assert second.result.outcome is Outcome.THREADED
+    assert second.result.lead_id == first.result.lead_id
+    with app.db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM leads")) == 1

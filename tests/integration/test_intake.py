@@ -303,7 +303,8 @@ def test_a_failing_message_is_quarantined_with_one_line_naming_the_reason(
     app: App, caplog: pytest.LogCaptureFixture, debug: bool
 ) -> None:
     caplog.set_level(logging.DEBUG if debug else logging.WARNING)
-    result = Intake(app, assigner=_FailingAssigner()).process(raw(make_mail(), source="x.eml"))  # type: ignore[arg-type]
+    intake = Intake(app, assigner=_FailingAssigner())
+    result = intake.process(raw(make_mail(), source="x.eml"))
     assert result.outcome is Outcome.QUARANTINED
     assert result.reasons[0].endswith("RuntimeError: routing exploded")
     [record] = _warnings(caplog)

@@ -201,3 +201,31 @@ def test_a_second_message_from_a_new_sender_waits_for_the_first_lead(app: App, d
     assert second.result.lead_id == first.result.lead_id
     with app.db.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM leads")) == 1
+
+
+def test_the_same_message_twice_at_once_is_stored_once_and_reported_duplicate(
+    app: App,
+) -> None:
+    """The loser of the unique-key race on the Message-ID is a duplicate, not quarantined.
+
+    A message with no sender takes no sender lock, so on PostgreSQL the second insert
+    waits on the unique index and then fails: intake must see that as SQLAlchemy's
+    IntegrityError (whatever cursor ran the insert) and find the stored copy on retry.
+    """
+    data = make_mail(sender="", message_id="<same@nowhere.example>")
+    release = threading.Event()
+    first = _process_in_thread(app.settings, data, release)
+    try:
+        assert first.entered.wait(60)
+        second = _process_in_thread(app.settings, data, None)
+        second.join(timeout=2)
+    finally:
+        release.set()
+    first.join(60)
+    second.join(60)
+    assert first.result is not None and second.result is not None
+    assert first.result.outcome is Outcome.IGNORED
+    assert second.result.outcome is Outcome.DUPLICATE, second.result.reasons
+    with app.db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM messages")) == 1
+        assert conn.scalar(text("SELECT count(*) FROM quarantine")) == 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from worker.services.context import App
 from worker.store.fast import FastStatement
@@ -113,3 +115,35 @@ def test_run_many_inserts_every_row_and_upserts_skip_conflicts(app: App) -> None
             .order_by(participants.c.email_key)
         ).all()
     assert stored == ["a@x.example", "b@x.example", "c@x.example", "d@x.example"]
+
+
+def test_driver_errors_surface_as_sqlalchemy_exceptions(app: App) -> None:
+    """A unique-key race is sqlalchemy's IntegrityError on both backends, as through Core.
+
+    Intake retries a message whose insert lost a race on ``IntegrityError``; a raw
+    ``sqlite3.IntegrityError`` or psycopg ``UniqueViolation`` would slip past that retry.
+    """
+    participants = table_of(Participant)
+    with app.db.begin() as conn:
+        lead_id = FastStatement(insert(_leads).returning(_leads.c.id)).scalar(
+            conn, _row("lead@acme.example")
+        )
+    row = {"lead_id": lead_id, "email_key": "a@x.example"}
+    plain = FastStatement(insert(participants))
+    returning = FastStatement(insert(participants).returning(participants.c.id))
+    attempts = [
+        lambda conn: plain.run(conn, row),
+        lambda conn: returning.scalar(conn, row),
+        lambda conn: plain.run_many(conn, [row, {**row, "email_key": "b@x.example"}]),
+    ]
+    with app.db.begin() as conn:
+        plain.run(conn, row)
+    for attempt in attempts:
+        with pytest.raises(IntegrityError) as caught, app.db.begin() as conn:
+            attempt(conn)
+        driver = app.db.engine.dialect.loaded_dbapi
+        assert isinstance(caught.value.orig, driver.IntegrityError)
+    # The failed transactions were rolled back and the connection still works.
+    with app.db.engine.connect() as conn:
+        stored = conn.scalars(select(participants.c.email_key)).all()
+    assert stored == ["a@x.example"]

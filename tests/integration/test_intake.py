@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import logging
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.integration.helpers import make_mail
 from worker.mail.message import RawMessage
+from worker.services import preparation
 from worker.services.context import App
 from worker.services.intake import Intake
 from worker.services.leads import lead_detail
@@ -279,3 +282,50 @@ def test_form_on_our_own_site_is_a_lead_not_our_own_mail(db_url: str, tmp_path) 
         assert Intake(ours).process(raw(own)).kind == "own"
     finally:
         ours.close()
+
+
+class _FailingAssigner:
+    """An assigner that breaks inside the transaction, as a bug or a lost database would."""
+
+    def decide_new(self, conn: object, msg: object, lead: object) -> None:
+        raise RuntimeError("routing exploded\nsecond line of detail")
+
+    def record_new(self, conn: object, lead_id: int, pending: object) -> None:
+        raise AssertionError("not reached")
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["default", "debug"])
+def test_a_failing_message_is_quarantined_with_one_line_naming_the_reason(
+    app: App, caplog: pytest.LogCaptureFixture, debug: bool
+) -> None:
+    caplog.set_level(logging.DEBUG if debug else logging.WARNING)
+    intake = Intake(app, assigner=_FailingAssigner())
+    result = intake.process(raw(make_mail(), source="x.eml"))
+    assert result.outcome is Outcome.QUARANTINED
+    assert result.reasons[0].endswith("RuntimeError: routing exploded")
+    [record] = _warnings(caplog)
+    assert record.getMessage() == "quarantined x.eml: RuntimeError: routing exploded"
+    # The traceback only when debugging.
+    assert bool(record.exc_info) is debug
+    assert count(app, Lead) == 0
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["default", "debug"])
+def test_a_parser_failure_is_one_line_too(
+    app: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    def broken(data: bytes) -> object:
+        raise ValueError("parser bug")
+
+    monkeypatch.setattr(preparation, "parse", broken)
+    caplog.set_level(logging.DEBUG if debug else logging.WARNING)
+    result = Intake(app).process(raw(make_mail(), source="y.eml"))
+    assert result.outcome is Outcome.QUARANTINED
+    assert "parser failed: ValueError: parser bug" in result.reasons[0]
+    [record] = _warnings(caplog)
+    assert record.getMessage() == "y.eml: parser failed: ValueError: parser bug"
+    assert bool(record.exc_info) is debug

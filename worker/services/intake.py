@@ -7,106 +7,34 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
-from worker.mail.addresses import LeadSender, email_key, is_no_reply
-from worker.mail.classify import Classification, Kind
+from worker.mail.addresses import email_key
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, ancestor_ids, thread
+from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
 from worker.services.preparation import (
-    MailPolicy,
     Prepared,
     Preparer,
+    Unreadable,
     content_hash,
     default_workers,
     prepare_batch,
 )
-from worker.store.blobs import safe_filename, sha256_hex
-from worker.store.fast import FastStatement
-from worker.store.lookups import IS_CONTACT, KNOWN_SENDER, StoreLookups
-from worker.store.models import (
-    Attachment,
-    Contact,
-    Lead,
-    LeadStatus,
-    Message,
-    Outcome,
-    Participant,
-    QuarantineEntry,
-    StatusChange,
-    table_of,
-    utcnow,
-)
+from worker.store import inbound
+from worker.store.blobs import sha256_hex
+from worker.store.lookups import StoreLookups
+from worker.store.models import LeadStatus, Outcome, utcnow
 
 log = logging.getLogger(__name__)
 
 InTransaction = Callable[[Connection], None]
 # Called inside each message's transaction with the message it commits (a cursor update).
 PerMessage = Callable[[Connection, RawMessage], None]
-
-_leads = table_of(Lead)
-_messages = table_of(Message)
-_contacts = table_of(Contact)
-_participants = table_of(Participant)
-_attachments = table_of(Attachment)
-_status_changes = table_of(StatusChange)
-_quarantine = table_of(QuarantineEntry)
-
-
-# Statements built once; values are bound at execution (see store/lookups.py for why).
-_INSERT_LEAD = insert(_leads).returning(_leads.c.id)
-_INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
-_INSERT_CONTACT = insert(_contacts)
-_INSERT_STATUS = insert(_status_changes)
-# One round trip answers both "stored already?" and "do we know this sender?".
-_DUPLICATE_ID = (
-    select(_messages.c.id)
-    .where(
-        or_(
-            (_messages.c.account == bindparam("account"))
-            & (_messages.c.direction == "in")
-            & (_messages.c.message_id == bindparam("message_id")),
-            _messages.c.content_hash == bindparam("content_hash"),
-        )
-    )
-    .limit(1)
-    .scalar_subquery()
-)
-_PRECHECK = select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery())
-_STORED = select(
-    _messages.c.id,
-    _messages.c.lead_id,
-    _messages.c.kind,
-    _messages.c.message_id,
-    _messages.c.account,
-).where(_messages.c.id == bindparam("id"))
-_LEAD_STATE = select(
-    _leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status
-).where(_leads.c.id == bindparam("id"))
-_SET_STATUS = (
-    update(_leads)
-    .where(_leads.c.id == bindparam("lead_id"))
-    .values(status=bindparam("status"), updated_at=bindparam("now"))
-)
-# The statements every new message runs, on the driver's cursor (see store/fast.py).
-_FAST_PRECHECK = FastStatement(_PRECHECK)
-_FAST_INSERT_LEAD = FastStatement(_INSERT_LEAD)
-_FAST_INSERT_MESSAGE = FastStatement(_INSERT_MESSAGE)
-_FAST_INSERT_STATUS = FastStatement(_INSERT_STATUS)
-_FAST_SET_STATUS = FastStatement(_SET_STATUS)
-# And these two, many rows at once (executemany).
-_FAST_INSERT_ATTACHMENTS = FastStatement(insert(_attachments))
-_FAST_ADD_PARTICIPANTS = {
-    "sqlite": FastStatement(sqlite_insert(_participants).on_conflict_do_nothing()),
-    "postgresql": FastStatement(pg_insert(_participants).on_conflict_do_nothing()),
-}
-
 
 # A long run refreshes the planner's statistics after this many messages, then 8×, 64× …
 # (store/db.py: Database.refresh_statistics).
@@ -234,7 +162,7 @@ class Intake:
     def replay(self, entry_id: int) -> IntakeResult:
         """Run a quarantined message through intake again from its stored raw bytes."""
         with self.app.db.engine.connect() as conn:
-            entry = conn.execute(select(_quarantine).where(_quarantine.c.id == entry_id)).first()
+            entry = inbound.held_message(conn, entry_id)
         if entry is None:
             raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
         raw = RawMessage(
@@ -247,44 +175,58 @@ class Intake:
         result = self.process(raw)
         if not self.dry_run and result.outcome is not Outcome.QUARANTINED:
             with self.app.db.begin() as conn:
-                conn.execute(
-                    update(_quarantine)
-                    .where(_quarantine.c.id == entry_id)
-                    .values(
-                        status="replayed", replay_outcome=result.outcome.value, replayed_at=utcnow()
-                    )
-                )
+                inbound.mark_replayed(conn, entry_id, result.outcome.value, utcnow())
         return result
+
+    def known(self, raws: list[RawMessage]) -> set[int]:
+        """Positions in ``raws`` of messages stored or held already, by their bytes alone.
+
+        Lets a watcher that rescans a folder skip the parse of everything it has seen.
+        """
+        hashes = [content_hash(raw.data) for raw in raws]
+        raw_hashes = [sha256_hex(raw.data) for raw in raws]
+        with self.app.db.engine.connect() as conn:
+            stored, held = inbound.known_content(conn, hashes, raw_hashes)
+        return {
+            i
+            for i, (h, r) in enumerate(zip(hashes, raw_hashes, strict=True))
+            if h in stored or r in held
+        }
 
     # -- stages -----------------------------------------------------------------------
 
-    def _finish(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
-        if item.msg is None:
-            assert item.error is not None
-            return self._quarantine(item, item.error, in_transaction)
+    def _finish(
+        self, item: Prepared | Unreadable, in_transaction: InTransaction | None
+    ) -> IntakeResult:
+        if isinstance(item, Unreadable):
+            return self._quarantine(item, None, item.error, in_transaction)
         try:
             try:
-                return self._transact(item, item.msg, in_transaction)
+                return self._transact(item, in_transaction)
             except IntegrityError:
                 # Another process stored the same message between our check and our insert:
                 # the second attempt finds it and reports a duplicate.
-                return self._transact(item, item.msg, in_transaction)
+                return self._transact(item, in_transaction)
         except _CallbackFailed as failed:
             raise failed.original from None
         except Exception as exc:
-            log.exception("intake failed for %s", item.raw.source)
             error = (
                 exc
                 if isinstance(exc, LeadmailError)
                 else LeadmailError(f"{type(exc).__name__}: {exc}", None)
             )
-            return self._quarantine(item, error, in_transaction)
+            # One line that names the message and the reason; the traceback only when debugging.
+            log.warning(
+                "quarantined %s: %s",
+                item.raw.source,
+                _reason(error),
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+            return self._quarantine(item, item.msg.message_id, error, in_transaction)
 
-    def _transact(
-        self, item: Prepared, msg: InboundMessage, in_transaction: InTransaction | None
-    ) -> IntakeResult:
+    def _transact(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
         def work(conn: Connection) -> IntakeResult:
-            result = _Decision(self, conn, item, msg).run()
+            result = _Decision(self, conn, item).run()
             _call(in_transaction, conn)
             return result
 
@@ -306,41 +248,24 @@ class Intake:
             return outcome[0]
 
     def _quarantine(
-        self, item: Prepared, error: LeadmailError, in_transaction: InTransaction | None
+        self,
+        item: Prepared | Unreadable,
+        message_id: str | None,
+        error: LeadmailError,
+        in_transaction: InTransaction | None,
     ) -> IntakeResult:
-        reason = (str(error).splitlines() or [type(error).__name__])[0][:2000]
-        message_id = item.msg.message_id if item.msg else None
+        reason = _reason(error)
 
         def work(conn: Connection) -> IntakeResult:
-            entry_id = conn.scalar(
-                select(_quarantine.c.id)
-                .where(_quarantine.c.raw_sha256 == item.raw_sha256, _quarantine.c.status == "held")
-                .limit(1)
+            entry_id = inbound.hold(
+                conn,
+                item.raw,
+                raw_sha256=item.raw_sha256,
+                size=item.size,
+                reason=reason,
+                error_type=type(error).__name__,
+                now=utcnow(),
             )
-            if entry_id is None:
-                entry_id = conn.scalar(
-                    insert(_quarantine)
-                    .values(
-                        account=item.raw.account,
-                        folder=item.raw.folder,
-                        uid=item.raw.uid,
-                        source=item.raw.source,
-                        raw_sha256=item.raw_sha256,
-                        size=item.size,
-                        reason=reason,
-                        error_type=type(error).__name__,
-                        status="held",
-                        attempts=1,
-                        created_at=utcnow(),
-                    )
-                    .returning(_quarantine.c.id)
-                )
-            else:
-                conn.execute(
-                    update(_quarantine)
-                    .where(_quarantine.c.id == entry_id)
-                    .values(attempts=_quarantine.c.attempts + 1, reason=reason)
-                )
             _call(in_transaction, conn)
             return IntakeResult(
                 item.raw.source,
@@ -358,34 +283,15 @@ class Intake:
         except _CallbackFailed as failed:
             raise failed.original from None
 
-    def known(self, raws: list[RawMessage]) -> set[int]:
-        """Positions in ``raws`` of messages stored or held already, by their bytes alone.
-
-        Lets a watcher that rescans a folder skip the parse of everything it has seen.
-        """
-        hashes = [content_hash(raw.data) for raw in raws]
-        raw_hashes = [sha256_hex(raw.data) for raw in raws]
-        with self.app.db.engine.connect() as conn:
-            stored = set(
-                conn.scalars(
-                    select(_messages.c.content_hash).where(_messages.c.content_hash.in_(hashes))
-                )
-            )
-            held = set(
-                conn.scalars(
-                    select(_quarantine.c.raw_sha256).where(_quarantine.c.raw_sha256.in_(raw_hashes))
-                )
-            )
-        return {
-            i
-            for i, (h, r) in enumerate(zip(hashes, raw_hashes, strict=True))
-            if h in stored or r in held
-        }
-
 
 def default_assigner(app: App) -> Assigner:
     """The rule engine, with the rule file of the config ([rules] path)."""
     return RuleAssigner(rule_book(app))
+
+
+def _reason(error: LeadmailError) -> str:
+    """The first line of an error, capped: what a quarantine entry and its log line say."""
+    return (str(error).splitlines() or [type(error).__name__])[0][:2000]
 
 
 def _bind(callback: PerMessage | None, raw: RawMessage) -> InTransaction | None:
@@ -404,56 +310,56 @@ def _call(callback: InTransaction | None, conn: Connection) -> None:
 
 
 class _Decision:
-    """The steps of one message inside its transaction: dedup, classify, thread, store."""
+    """The steps of one message inside its transaction: dedup, thread, store.
 
-    def __init__(self, intake: Intake, conn: Connection, item: Prepared, msg: InboundMessage):
+    What the message is and whose it is was judged before (``Prepared.verdict``); this
+    acts on that verdict and asks the store only what needs the database.
+    """
+
+    def __init__(self, intake: Intake, conn: Connection, item: Prepared):
         self.app = intake.app
         self.assigner = intake.assigner
+        # A dry run commits nothing, so it races nobody (and would only pile up locks).
+        self.lock = not intake.dry_run
         self.conn = conn
         self.item = item
-        self.msg = msg
+        self.msg = item.msg
         self.raw = item.raw
+        self.verdict = item.verdict
+        self.sender = item.verdict.sender
         self.now = utcnow()
         self._lead_key: str | None = None  # the email key of the lead the message lands on
 
     def run(self) -> IntakeResult:
-        verdict, sender = self.item.verdict, self.item.sender
-        assert verdict is not None and sender is not None
-        sender_key, org = self.item.sender_key, self.item.org
-        params = {
-            "account": self.raw.account,
-            "message_id": self.msg.message_id,
-            "content_hash": self.item.content_hash,
-            "email_key": sender_key,
-        }
-        duplicate_id, known = _FAST_PRECHECK.one(self.conn, params)
+        verdict, sender = self.verdict, self.sender
+        if verdict.may_lead and self.lock:
+            # Before "do we know this sender?": see inbound.lock_sender.
+            inbound.lock_sender(self.conn, sender.key)
+        duplicate_id, known = inbound.precheck(
+            self.conn,
+            account=self.raw.account,
+            message_id=self.msg.message_id,
+            content_hash=self.item.content_hash,
+            email_key=sender.key,
+        )
         if duplicate_id is not None:
             return self._duplicate(duplicate_id)
         reasons = list(verdict.reasons)
-        if sender.address is not None and sender.reason != "From":
-            reasons.append(f"sender: {sender.reason}")
-        lookups = StoreLookups(self.conn, {sender_key: org} if sender_key else {})
-        lookups.remember_known(sender_key, bool(known))
-        if verdict.kind is not Kind.HUMAN:
-            return self._ignored(verdict, reasons, lookups)
-        if verdict.spam:
-            return self._store(Outcome.IGNORED, verdict, [*reasons, "spam: not a lead"], None)
-        if not sender_key or sender.address is None:
-            return self._store(Outcome.IGNORED, verdict, [*reasons, "no sender address"], None)
-        if is_no_reply(sender_key):
-            # A notification nobody can answer (a relay that named no real sender).
-            why = f"sender {sender_key} is a no-reply address: nobody to contact"
-            return self._store(Outcome.IGNORED, verdict, [*reasons, why], None)
-        match = thread(self.msg, sender_key, lookups, self.app.signer)
+        lookups = StoreLookups(self.conn, {sender.key: sender.org} if sender.key else {})
+        lookups.remember_known(sender.key, known)
+        if not verdict.may_lead:
+            lead_id = self._lead_referred_to(reasons, lookups) if verdict.follows_thread else None
+            return self._store(Outcome.IGNORED, reasons, lead_id)
+        match = thread(self.msg, sender.key, lookups, self.app.signer)
         reasons.append(f"thread: {match.reason}")
         if match.lead_id is not None:
-            return self._threaded(match, verdict, reasons, sender_key, org)
-        return self._created(match, verdict, reasons, sender, sender_key, org)
+            return self._threaded(match.lead_id, reasons)
+        return self._created(match, reasons)
 
     # -- outcomes ----------------------------------------------------------------------
 
     def _duplicate(self, row_id: int) -> IntakeResult:
-        existing = self.conn.execute(_STORED, {"id": row_id}).one()
+        existing = inbound.stored_message(self.conn, row_id)
         same_id = (
             existing.message_id == self.msg.message_id and existing.account == self.raw.account
         )
@@ -468,107 +374,72 @@ class _Decision:
             size=self.item.size,
         )
 
-    def _ignored(
-        self, verdict: Classification, reasons: list[str], lookups: StoreLookups
-    ) -> IntakeResult:
+    def _lead_referred_to(self, reasons: list[str], lookups: StoreLookups) -> int | None:
+        """The lead that machine mail about our mail (a bounce, an auto-reply) belongs to."""
+        classification = self.verdict.classification
         lead_id: int | None = None
-        if verdict.kind is Kind.BOUNCE and verdict.bounced_message_ids:
-            lead_id = self._mark_bounced(verdict, reasons)
+        if classification.bounced_message_ids:
+            lead_id = self._mark_bounced(reasons)
         if lead_id is None:
             found = lookups.leads_by_message_ids(ancestor_ids(self.msg))
             lead_id = found[0] if found else None
-        reasons.append(f"{verdict.kind.value}: never a lead")
-        return self._store(Outcome.IGNORED, verdict, reasons, lead_id)
+        return lead_id
 
-    def _mark_bounced(self, verdict: Classification, reasons: list[str]) -> int | None:
+    def _mark_bounced(self, reasons: list[str]) -> int | None:
         """A bounce of our own outbound mail marks it bounced and its lead's address bouncing.
 
         A delayed-delivery notice (no failed recipients) links to the lead but marks nothing.
         """
-        rows = self.conn.execute(
-            select(_messages.c.id, _messages.c.lead_id).where(
-                _messages.c.message_id.in_(list(verdict.bounced_message_ids)),
-                _messages.c.direction == "out",
-            )
-        ).all()
-        leads = sorted({r.lead_id for r in rows if r.lead_id is not None})
-        if rows and verdict.failed_recipients:
-            self.conn.execute(
-                update(_messages)
-                .where(_messages.c.id.in_([r.id for r in rows]))
-                .values(bounced=True)
-            )
+        classification = self.verdict.classification
+        rows = inbound.outbound_messages(self.conn, classification.bounced_message_ids)
+        leads = sorted({lead for _, lead in rows if lead is not None})
+        if rows and classification.failed_recipients:
+            inbound.mark_bounced(self.conn, [row_id for row_id, _ in rows], leads, self.now)
             if leads:
-                self.conn.execute(
-                    update(_leads)
-                    .where(_leads.c.id.in_(leads))
-                    .values(email_bouncing=True, updated_at=self.now)
-                )
                 reasons.append(f"bounce marks lead(s) {', '.join(map(str, leads))} as bouncing")
         return leads[0] if leads else None
 
-    def _threaded(
-        self,
-        match: ThreadMatch,
-        verdict: Classification,
-        reasons: list[str],
-        sender_key: str,
-        org: str | None,
-    ) -> IntakeResult:
-        assert match.lead_id is not None
-        lead = self.conn.execute(_LEAD_STATE, {"id": match.lead_id}).one()
+    def _threaded(self, lead_id: int, reasons: list[str]) -> IntakeResult:
+        lead = inbound.lead_state(self.conn, lead_id)
+        key, org = self.sender.key, self.sender.org
         self._lead_key = lead.email_key
-        from_lead_side = (
-            sender_key == lead.email_key
-            or (org is not None and org == lead.organization_domain)
-            or self._is_contact(lead.id, sender_key)
-        )
-        result, row_id = self._store_row(Outcome.THREADED, verdict, reasons, lead.id)
-        if from_lead_side:
-            self._add_contact(lead.id, lead.email_key, sender_key)
-            if lead.status in (LeadStatus.LEAD, LeadStatus.REPLIED):
-                self._set_status(
-                    lead.id, lead.status, LeadStatus.OPEN, f"reply from {sender_key}", row_id
-                )
+        if key == lead.email_key:
+            from_lead_side, new_contact = True, False
+        else:
+            contact = inbound.is_contact(self.conn, lead.id, key)
+            from_lead_side = contact or (org is not None and org == lead.organization_domain)
+            new_contact = from_lead_side and not contact
+        result, row_id = self._store_row(Outcome.THREADED, reasons, lead.id)
+        if new_contact:
+            self._add_contact(lead.id, key)
+        if from_lead_side and lead.status in (LeadStatus.LEAD, LeadStatus.REPLIED):
+            self._set_status(lead.id, lead.status, LeadStatus.OPEN, f"reply from {key}", row_id)
         return result
 
-    def _created(
-        self,
-        match: ThreadMatch,
-        verdict: Classification,
-        reasons: list[str],
-        sender: LeadSender,
-        sender_key: str,
-        org: str | None,
-    ) -> IntakeResult:
+    def _created(self, match: ThreadMatch, reasons: list[str]) -> IntakeResult:
+        sender = self.sender
         address = sender.address
-        assert address is not None
-        name = (address.name or "").strip()[:255] or None
-        self._lead_key = sender_key
-        lead: dict[str, Any] = dict(
-            is_organization=False,
-            person_name=name,
-            email=address.email[:320],
-            email_key=sender_key[:320],
-            organization_domain=org,
-            company_name=self.item.company,
+        assert address is not None  # a verdict that may make a lead has a sender
+        self._lead_key = sender.key
+        columns = inbound.new_lead_columns(
+            person_name=(address.name or "").strip()[:255] or None,
+            email=address.email,
+            email_key=sender.key,
+            organization_domain=sender.org,
+            company_name=sender.company,
             status=LeadStatus.LEAD.value,
             source=self.app.settings.leads.default_source,
             related_lead_id=match.related_lead_id,
-            custom_fields={},
-            email_bouncing=False,
-            created_at=self.now,
-            updated_at=self.now,
+            now=self.now,
         )
         pending = (
-            self.assigner.decide_new(self.conn, self.msg, lead)
+            self.assigner.decide_new(self.conn, self.msg, columns)
             if self.assigner is not None
             else None
         )
-        lead["assigned_to"] = pending.executive if pending is not None else None
-        lead_id = _FAST_INSERT_LEAD.scalar(self.conn, lead)
-        assert lead_id is not None
-        result, row_id = self._store_row(Outcome.CREATED, verdict, reasons, lead_id)
+        executive = pending.executive if pending is not None else None
+        lead_id = inbound.insert_lead(self.conn, {**columns, "assigned_to": executive})
+        result, row_id = self._store_row(Outcome.CREATED, reasons, lead_id)
         self._set_status(
             lead_id, None, LeadStatus.LEAD, f"created from message {self.msg.message_id}", row_id
         )
@@ -579,87 +450,49 @@ class _Decision:
 
     # -- writes -------------------------------------------------------------------------
 
-    def _store(
-        self, outcome: Outcome, verdict: Classification, reasons: list[str], lead_id: int | None
-    ) -> IntakeResult:
-        return self._store_row(outcome, verdict, reasons, lead_id)[0]
+    def _store(self, outcome: Outcome, reasons: list[str], lead_id: int | None) -> IntakeResult:
+        return self._store_row(outcome, reasons, lead_id)[0]
 
     def _store_row(
-        self, outcome: Outcome, verdict: Classification, reasons: list[str], lead_id: int | None
+        self, outcome: Outcome, reasons: list[str], lead_id: int | None
     ) -> tuple[IntakeResult, int]:
-        msg = self.msg
-        row = dict(
+        kind = self.verdict.kind.value
+        row_id = inbound.insert_message(
+            self.conn,
             self.item.row,
-            kind=verdict.kind.value,
+            kind=kind,
             outcome=outcome.value,
             reasons=reasons,
             raw_sha256=self.item.raw_sha256,
             lead_id=lead_id,
-            created_at=self.now,
+            now=self.now,
         )
-        row_id = _FAST_INSERT_MESSAGE.scalar(self.conn, row)
-        assert row_id is not None
-        if msg.attachments:
-            _FAST_INSERT_ATTACHMENTS.run_many(
-                self.conn,
-                [
-                    {
-                        "message_id": row_id,
-                        "filename": safe_filename(a.filename),
-                        "content_type": a.content_type[:255],
-                        "size": size,
-                        "sha256": digest,
-                        "content_id": (a.content_id or None) and a.content_id[:998],
-                        "inline": a.inline,
-                    }
-                    for a, digest, size in zip(
-                        msg.attachments,
-                        self.item.attachment_hashes,
-                        self.item.attachment_sizes,
-                        strict=True,
-                    )
-                ],
-            )
+        if self.item.attachments:
+            inbound.insert_attachments(self.conn, row_id, self.item.attachments)
         if lead_id is not None and outcome in (Outcome.CREATED, Outcome.THREADED):
-            self._add_participants(lead_id)
+            # The lead's own address needs no row: is_participant checks it on the lead.
+            keys = [k for k in self.item.participant_keys if k != self._lead_key]
+            inbound.add_participants(self.conn, lead_id, keys)
         result = IntakeResult(
             self.raw.source,
-            msg.message_id,
+            self.msg.message_id,
             outcome,
-            verdict.kind.value,
+            kind,
             lead_id,
             tuple(reasons),
             size=self.item.size,
         )
         return result, row_id
 
-    def _add_participants(self, lead_id: int) -> None:
-        # The lead's own address needs no row: is_participant checks it on the lead itself.
-        keys = [k for k in self.item.participant_keys if k != self._lead_key]
-        if not keys:
-            return
-        rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
-        _FAST_ADD_PARTICIPANTS[self.conn.dialect.name].run_many(self.conn, rows)
-
-    def _is_contact(self, lead_id: int, key: str) -> bool:
-        return self.conn.scalar(IS_CONTACT, {"lead_id": lead_id, "email_key": key}) is not None
-
-    def _add_contact(self, lead_id: int, lead_key: str | None, key: str) -> None:
-        if key == lead_key or self._is_contact(lead_id, key):
-            return
+    def _add_contact(self, lead_id: int, key: str) -> None:
         address = next((a for a in self.msg.from_ if email_key(a.email) == key), None)
-        self.conn.execute(
-            _INSERT_CONTACT,
-            dict(
-                lead_id=lead_id,
-                name=(address.name if address else None) or None,
-                email=(address.email if address else key)[:320],
-                email_key=key[:320],
-                designation=None,
-                phone=None,
-                is_primary=False,
-                created_at=self.now,
-            ),
+        inbound.add_contact(
+            self.conn,
+            lead_id,
+            name=(address.name if address else None) or None,
+            email=address.email if address else key,
+            email_key=key,
+            now=self.now,
         )
 
     def _set_status(
@@ -671,17 +504,13 @@ class _Decision:
         message_row_id: int | None,
     ) -> None:
         if before is not None:
-            _FAST_SET_STATUS.run(
-                self.conn, {"lead_id": lead_id, "status": to.value, "now": self.now}
-            )
-        _FAST_INSERT_STATUS.run(
+            inbound.set_lead_status(self.conn, lead_id, to.value, self.now)
+        inbound.log_status_change(
             self.conn,
-            dict(
-                lead_id=lead_id,
-                from_status=before,
-                to_status=to.value,
-                cause=cause,
-                message_id=message_row_id,
-                at=self.now,
-            ),
+            lead_id,
+            before=before,
+            to=to.value,
+            cause=cause,
+            message_row_id=message_row_id,
+            now=self.now,
         )

@@ -12,63 +12,66 @@ import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from worker.errors import LeadmailError, ParseError
-from worker.mail.addresses import (
-    LeadSender,
-    SenderPolicy,
-    email_key,
-    guess_organization,
-    lead_sender,
-    organization_domain,
-)
-from worker.mail.classify import Classification, Kind, OwnIdentity, classify
+from worker.mail.addresses import email_key
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
-from worker.mail.threading import normalize_subject
+from worker.mail.verdict import MailPolicy, Verdict, judge
+from worker.store import inbound
 from worker.store.blobs import BlobStore, libc, sha256_hex
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """A message after parsing and blob writes, ready for its transaction.
+    """A message understood and with its blobs durable: all its transaction needs.
 
-    ``raw.data`` and attachment payloads are dropped once their blobs are written, so that
-    handing a batch back from a worker process costs little.
+    Built once, after the blob writes (``_prepared``). ``raw.data`` and attachment payloads
+    are dropped by then, so that handing a batch back from a worker process costs little.
     """
 
     raw: RawMessage
     size: int
-    content_hash: str
-    raw_sha256: str = ""
-    msg: InboundMessage | None = None
-    error: LeadmailError | None = None
-    attachment_hashes: list[str] = field(default_factory=list)
-    attachment_sizes: list[int] = field(default_factory=list)
-    verdict: Classification | None = None
-    sender: LeadSender | None = None
-    sender_key: str = ""
-    org: str | None = None  # the sender's organisation domain (None for free mail)
-    company: str | None = None  # a company name guessed from the sender's domain
-    # Everything of the message row that needs no database, computed here so the committing
-    # process (the bottleneck of a bulk ingest) only adds ids and the outcome.
-    row: dict[str, Any] = field(default_factory=dict)
-    participant_keys: tuple[str, ...] = ()
+    raw_sha256: str
+    msg: InboundMessage
+    verdict: Verdict
+    # The message row's columns that need no database (store.inbound.message_row), so the
+    # committing process (the bottleneck of a bulk ingest) only adds ids and the outcome.
+    row: Mapping[str, Any]
+    attachments: tuple[inbound.AttachmentRow, ...]
+    # Everyone in From, To, Cc and Reply-To but us: who may later reply into its thread.
+    participant_keys: tuple[str, ...]
+
+    @property
+    def content_hash(self) -> str:
+        return self.msg.content_hash
 
 
 @dataclass(frozen=True, slots=True)
-class MailPolicy:
-    """What understanding a message needs besides its bytes: who we are, who relays."""
+class Unreadable:
+    """A message that could not be understood: it is quarantined under its raw digest."""
 
-    own: OwnIdentity
-    senders: SenderPolicy
+    raw: RawMessage
+    size: int
+    raw_sha256: str
+    content_hash: str
+    error: LeadmailError
+
+
+@dataclass(frozen=True, slots=True)
+class _Understood:
+    """A parsed message before its blobs are written (and before its payloads are dropped)."""
+
+    msg: InboundMessage
+    verdict: Verdict
+    participant_keys: tuple[str, ...]
 
 
 def content_hash(data: bytes) -> str:
@@ -78,113 +81,79 @@ def content_hash(data: bytes) -> str:
         return sha256_hex(data)  # not mail at all: it will be quarantined under its bytes
 
 
-def _understand(item: Prepared, policy: MailPolicy) -> None:
-    """The pure decisions about a message that need no database: kind and real sender."""
-    assert item.msg is not None
-    msg = item.msg
-    item.verdict = classify(msg, policy.own)
-    item.sender = lead_sender(msg, policy.senders)
-    if item.sender.address is not None:
-        item.sender_key = email_key(item.sender.address.email)
-        item.org = organization_domain(item.sender_key, policy.senders) or None
-        item.company = guess_organization(item.sender_key, policy.senders)
-        if (
-            item.verdict.kind is Kind.OWN
-            and item.sender.reason != "From"
-            and item.sender_key not in policy.own.addresses
-        ):
-            # A form on our own site sends from our domain on behalf of a stranger.
-            reasons = (*item.verdict.reasons, "relay for an outside sender")
-            item.verdict = Classification(Kind.HUMAN, reasons)
-    people = (*msg.from_, *msg.to, *msg.cc, *msg.reply_to)
-    keys = {email_key(a.email)[:320] for a in people} - {""} - policy.own.addresses
-    item.participant_keys = tuple(sorted(keys))
-    item.row = _message_row(item)
-
-
-def _message_row(item: Prepared) -> dict[str, Any]:
-    msg = item.msg
-    assert msg is not None
-    sender = msg.from_address
-    return {
-        "direction": "in",
-        "account": item.raw.account,
-        "folder": item.raw.folder,
-        "uid": item.raw.uid,
-        "source": item.raw.source,
-        "message_id": msg.message_id[:998],
-        "in_reply_to": list(msg.in_reply_to)[:20],
-        "references": list(msg.references)[-100:],
-        "sender": sender.email[:320] if sender else None,
-        "sender_name": (sender.name[:255] or None) if sender else None,
-        "recipients": {
-            "to": [str(a) for a in msg.to],
-            "cc": [str(a) for a in msg.cc],
-            "reply_to": [str(a) for a in msg.reply_to],
-        },
-        "subject": msg.subject,
-        "subject_key": normalize_subject(msg.subject)[:255] or None,
-        "sent_at": msg.date,
-        "body_text": msg.text,
-        "body_html": msg.html or None,
-        "content_hash": item.content_hash,
-        "size": item.size,
-        "defects": list(msg.defects)[:50],
-        "bounced": False,
-    }
-
-
-def _parse_one(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> Prepared:
-    size = raw.size if raw.size is not None else len(raw.data)
-    item = Prepared(raw, size=size, content_hash="")
+def _understand(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> _Understood | ParseError:
+    """Parse and judge a message: every decision about it that needs no database."""
+    size = _size(raw)
     if size > max_bytes or raw.size is not None:
         kept = "; its headers are kept" if raw.size is not None else ""
-        item.error = ParseError(
+        return ParseError(
             f"message of {size} bytes exceeds max_message_bytes ({max_bytes}){kept}", size
         )
-    else:
-        try:
-            item.msg = parse(raw.data)
-            item.content_hash = item.msg.content_hash  # parse hashed the same normalised bytes
-            _understand(item, policy)
-        except ParseError as exc:
-            item.error = exc
-        except Exception as exc:  # a parser bug must cost one message, not the run
-            log.exception("parser failed on %s", raw.source)
-            item.msg = None
-            item.error = ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
-    if item.msg is None:
-        item.content_hash = content_hash(raw.data)
-    return item
+    try:
+        msg = parse(raw.data)
+        people = (*msg.from_, *msg.to, *msg.cc, *msg.reply_to)
+        keys = {email_key(a.email)[:320] for a in people} - {""} - policy.own.addresses
+        return _Understood(msg, judge(msg, policy), tuple(sorted(keys)))
+    except ParseError as exc:
+        return exc
+    except Exception as exc:  # a parser bug must cost one message, not the run
+        reason = f"parser failed: {type(exc).__name__}: {exc}"
+        # One line that names the message and the reason; the traceback only when debugging.
+        log.warning(
+            "%s: %s", raw.source, reason.splitlines()[0], exc_info=log.isEnabledFor(logging.DEBUG)
+        )
+        return ParseError(reason, None)
+
+
+def _size(raw: RawMessage) -> int:
+    return raw.size if raw.size is not None else len(raw.data)
 
 
 def prepare_batch(
     raws: list[RawMessage], blobs: BlobStore | None, max_bytes: int, policy: MailPolicy
-) -> list[Prepared]:
+) -> list[Prepared | Unreadable]:
     """Parse a batch and make its blobs durable together; ``blobs=None`` only hashes (dry run)."""
-    batch = [_parse_one(raw, max_bytes, policy) for raw in raws]
+    understood = [_understand(raw, max_bytes, policy) for raw in raws]
     payloads: list[bytes] = []
-    for item in batch:
-        payloads.append(item.raw.data)
-        if item.msg is not None:
+    for raw, item in zip(raws, understood, strict=True):
+        payloads.append(raw.data)
+        if isinstance(item, _Understood):
             payloads.extend(a.payload for a in item.msg.attachments)
     digests = blobs.put_many(payloads) if blobs is not None else [sha256_hex(p) for p in payloads]
+    batch: list[Prepared | Unreadable] = []
     position = 0
-    for item in batch:
-        item.raw_sha256 = digests[position]
-        count = len(item.msg.attachments) if item.msg is not None else 0
-        item.attachment_hashes = digests[position + 1 : position + 1 + count]
+    for raw, item in zip(raws, understood, strict=True):
+        count = len(item.msg.attachments) if isinstance(item, _Understood) else 0
+        batch.append(_prepared(raw, item, digests[position : position + 1 + count]))
         position += 1 + count
-        _drop_payloads(item)
     return batch
 
 
-def _drop_payloads(item: Prepared) -> None:
-    item.raw = replace(item.raw, data=b"")
-    if item.msg is not None and item.msg.attachments:
-        item.attachment_sizes = [len(a.payload) for a in item.msg.attachments]
-        stripped = tuple(replace(a, payload=b"") for a in item.msg.attachments)
-        item.msg = replace(item.msg, attachments=stripped)
+def _prepared(
+    raw: RawMessage, item: _Understood | ParseError, digests: list[str]
+) -> Prepared | Unreadable:
+    """The one place a Prepared (or Unreadable) is made: blobs written, payloads dropped."""
+    size = _size(raw)
+    stripped = replace(raw, data=b"")
+    if isinstance(item, ParseError):
+        return Unreadable(stripped, size, digests[0], content_hash(raw.data), item)
+    msg = item.msg
+    attachments = tuple(
+        inbound.attachment_row(a, digest, len(a.payload))
+        for a, digest in zip(msg.attachments, digests[1:], strict=True)
+    )
+    if msg.attachments:
+        msg = replace(msg, attachments=tuple(replace(a, payload=b"") for a in msg.attachments))
+    return Prepared(
+        raw=stripped,
+        size=size,
+        raw_sha256=digests[0],
+        msg=msg,
+        verdict=item.verdict,
+        row=inbound.message_row(raw, msg, size),
+        attachments=attachments,
+        participant_keys=item.participant_keys,
+    )
 
 
 # -- worker processes -------------------------------------------------------------------
@@ -213,7 +182,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_batch(raws: list[RawMessage], max_bytes: int, policy: MailPolicy) -> list[Prepared]:
+def _worker_batch(
+    raws: list[RawMessage], max_bytes: int, policy: MailPolicy
+) -> list[Prepared | Unreadable]:
     return prepare_batch(raws, _worker_blobs, max_bytes, policy)
 
 
@@ -229,7 +200,7 @@ class Preparer:
         self.batch = batch
         self.workers = workers
 
-    def batches(self, raws: Iterable[RawMessage]) -> Iterator[list[Prepared]]:
+    def batches(self, raws: Iterable[RawMessage]) -> Iterator[list[Prepared | Unreadable]]:
         chunks = _chunks(iter(raws), self.batch)
         if self.workers <= 0:
             for chunk in chunks:
@@ -237,7 +208,7 @@ class Preparer:
             return
         yield from self._pooled(chunks)
 
-    def _pooled(self, chunks: Iterator[list[RawMessage]]) -> Iterator[list[Prepared]]:
+    def _pooled(self, chunks: Iterator[list[RawMessage]]) -> Iterator[list[Prepared | Unreadable]]:
         # fork: workers start in milliseconds and inherit the imported parser; they touch no
         # database connection of ours.
         context = multiprocessing.get_context("fork")
@@ -246,7 +217,7 @@ class Preparer:
             self.workers, mp_context=context, initializer=_init_worker, initargs=(root, os.getpid())
         ) as pool:
             # A bounded window of batches in flight keeps memory flat whatever the input size.
-            window: deque[Future[list[Prepared]]] = deque()
+            window: deque[Future[list[Prepared | Unreadable]]] = deque()
             for chunk in chunks:
                 window.append(pool.submit(_worker_batch, chunk, self.max_bytes, self.policy))
                 if len(window) > self.workers * AHEAD:

@@ -5,16 +5,19 @@ their cost is SQLAlchemy's per-call machinery (compiled-cache lookup, execution 
 result set-up), not the database. These statements are still built with Core and compiled
 by the dialect, with the column types' own bind processors, so SQL and values are exactly
 what ``Connection.execute`` would send; they run on the same DB-API connection, inside the
-transaction the caller's ``Connection`` began.
+transaction the caller's ``Connection`` began. A driver error leaves as the SQLAlchemy
+exception ``Connection.execute`` would raise (``IntegrityError`` for a unique-key race on
+either backend), so callers catch one set of types whichever path ran the statement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -52,8 +55,13 @@ class FastStatement:
     def _execute(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Plan]:
         """The open DB-API cursor after executing, and the plan it ran (for its results)."""
         plan = self._plan(conn, frozenset(params))
+        bound = _bound(plan, params)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(plan.sql, _bound(plan, params))
+        try:
+            cursor.execute(plan.sql, bound)
+        except BaseException as exc:
+            cursor.close()
+            _reraise(conn, plan.sql, bound, exc)
         return cursor, plan
 
     def one(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -67,6 +75,8 @@ class FastStatement:
         cursor, plan = self._execute(conn, params)
         try:
             row = cursor.fetchone()
+        except BaseException as exc:
+            _reraise(conn, plan.sql, params, exc)
         finally:
             cursor.close()
         return None if row is None else _processed(row, plan.results)
@@ -75,6 +85,8 @@ class FastStatement:
         cursor, plan = self._execute(conn, params)
         try:
             fetched = cursor.fetchall()
+        except BaseException as exc:
+            _reraise(conn, plan.sql, params, exc)
         finally:
             cursor.close()
         return [_processed(row, plan.results) for row in fetched]
@@ -90,11 +102,42 @@ class FastStatement:
         if not rows:
             return
         plan = self._plan(conn, frozenset(rows[0]))
+        bound = [_bound(plan, row) for row in rows]
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(plan.sql, [_bound(plan, row) for row in rows])
+            cursor.executemany(plan.sql, bound)
+        except BaseException as exc:
+            _reraise(conn, plan.sql, bound, exc)
         finally:
             cursor.close()
+
+
+def _reraise(conn: Connection, sql: str, params: Any, exc: BaseException) -> NoReturn:
+    """Raise a driver error as the SQLAlchemy exception the dialect maps it to.
+
+    ``sqlite3.IntegrityError`` and psycopg's ``UniqueViolation`` both become
+    ``sqlalchemy.exc.IntegrityError``, exactly as through ``Connection.execute``. A lost
+    connection is invalidated, as Core does, so the pool does not hand it out again.
+    Anything that is not a driver error (KeyboardInterrupt …) passes unchanged.
+    """
+    dialect = conn.dialect
+    dbapi_error = dialect.loaded_dbapi.Error
+    if not isinstance(exc, dbapi_error):
+        raise exc
+    disconnected = dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    error = DBAPIError.instance(
+        sql,
+        params,
+        exc,
+        dbapi_error,
+        hide_parameters=conn.engine.hide_parameters,
+        connection_invalidated=disconnected,
+        dialect=dialect,
+        ismulti=isinstance(params, list),
+    )
+    if disconnected and not conn.closed:
+        conn.invalidate(exc)
+    raise error from exc
 
 
 def _bound(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:

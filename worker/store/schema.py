@@ -27,15 +27,31 @@ def _alembic_config() -> Config:
     return cfg
 
 
+# Any constant: the advisory lock number that serialises schema upgrades on PostgreSQL.
+_UPGRADE_LOCK = 0x6C6D_6967  # "lmig"
+
+
 def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
-    """Bring the schema to ``target`` (tests stop earlier); returns (before, after)."""
+    """Bring the schema to ``target`` (tests stop earlier); returns (before, after).
+
+    Two commands started at once on a new database (two ``ingest``, ``ingest`` beside
+    ``run``) both find no schema: one upgrade at a time, and the second, once it has the
+    lock, finds the first one's tables and has nothing to do. PostgreSQL: a transaction-
+    scoped advisory lock; SQLite: BEGIN IMMEDIATE, so the second waits (busy timeout)
+    instead of failing with "database is locked" when it turns from reading to writing.
+    """
     from alembic import command
 
     before = current_revision(engine)
     cfg = _alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, target)
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, target)
     return before, head_revision() if target == "head" else target
 
 

@@ -1,0 +1,491 @@
+"""Inbound mail's statements: messages, leads, contacts, participants, attachments, status
+changes and quarantine rows.
+
+Intake decides; these functions only read and write, taking and returning plain values
+(``InboundMessage``, ids, small frozen rows). The statements every new message runs are
+built once and executed on the driver's cursor (store/fast.py): through Core they would
+cost more than the database does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker.mail.message import Attachment as MailAttachment
+from worker.mail.message import InboundMessage, RawMessage
+from worker.mail.threading import normalize_subject
+from worker.store.blobs import safe_filename
+from worker.store.fast import FastStatement
+from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
+from worker.store.models import (
+    Attachment,
+    Contact,
+    Lead,
+    Message,
+    Participant,
+    QuarantineEntry,
+    StatusChange,
+    table_of,
+)
+
+_leads = table_of(Lead)
+_messages = table_of(Message)
+_contacts = table_of(Contact)
+_participants = table_of(Participant)
+_attachments = table_of(Attachment)
+_status_changes = table_of(StatusChange)
+_quarantine = table_of(QuarantineEntry)
+
+# Column caps: what the schema holds (models.py), applied where values enter.
+_ADDRESS_MAX = 320
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An inbound message already stored: what a duplicate's outcome reports."""
+
+    id: int
+    lead_id: int | None
+    kind: str | None
+    message_id: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadState:
+    """What threading a reply onto a lead needs to know about it."""
+
+    id: int
+    email_key: str | None
+    organization_domain: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRow:
+    """One attachment as stored: a safe file name and the digest of its blob."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str | None
+    inline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A quarantine entry: where the message came from and the digest of its raw bytes."""
+
+    id: int
+    raw_sha256: str
+    source: str | None
+    account: str
+    folder: str | None
+    uid: int | None
+
+
+# -- values computed before the transaction --------------------------------------------
+
+
+def message_row(raw: RawMessage, msg: InboundMessage, size: int) -> dict[str, Any]:
+    """The columns of an inbound message's row that need no database.
+
+    Computed where the message is parsed (a worker process in a bulk ingest), so the
+    committing process adds only ids, kind and outcome.
+    """
+    sender = msg.from_address
+    return {
+        "direction": "in",
+        "account": raw.account,
+        "folder": raw.folder,
+        "uid": raw.uid,
+        "source": raw.source,
+        "message_id": msg.message_id[:998],
+        "in_reply_to": list(msg.in_reply_to)[:20],
+        "references": list(msg.references)[-100:],
+        "sender": sender.email[:_ADDRESS_MAX] if sender else None,
+        "sender_name": (sender.name[:255] or None) if sender else None,
+        "recipients": {
+            "to": [str(a) for a in msg.to],
+            "cc": [str(a) for a in msg.cc],
+            "reply_to": [str(a) for a in msg.reply_to],
+        },
+        "subject": msg.subject,
+        "subject_key": normalize_subject(msg.subject)[:255] or None,
+        "sent_at": msg.date,
+        "body_text": msg.text,
+        "body_html": msg.html or None,
+        "content_hash": msg.content_hash,
+        "size": size,
+        "defects": list(msg.defects)[:50],
+        "bounced": False,
+    }
+
+
+def attachment_row(attachment: MailAttachment, sha256: str, size: int) -> AttachmentRow:
+    return AttachmentRow(
+        filename=safe_filename(attachment.filename),
+        content_type=attachment.content_type[:255],
+        size=size,
+        sha256=sha256,
+        content_id=(attachment.content_id or None) and attachment.content_id[:998],
+        inline=attachment.inline,
+    )
+
+
+def new_lead_columns(
+    *,
+    person_name: str | None,
+    email: str,
+    email_key: str,
+    organization_domain: str | None,
+    company_name: str | None,
+    status: str,
+    source: str | None,
+    related_lead_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new lead's columns (without ``assigned_to``), as the routing rules read them."""
+    return {
+        "is_organization": False,
+        "person_name": person_name,
+        "email": email[:_ADDRESS_MAX],
+        "email_key": email_key[:_ADDRESS_MAX],
+        "organization_domain": organization_domain,
+        "company_name": company_name,
+        "status": status,
+        "source": source,
+        "related_lead_id": related_lead_id,
+        "custom_fields": {},
+        "email_bouncing": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# -- statements ----------------------------------------------------------------------------
+
+# One round trip answers both "stored already?" and "do we know this sender?".
+_DUPLICATE_ID = (
+    select(_messages.c.id)
+    .where(
+        or_(
+            (_messages.c.account == bindparam("account"))
+            & (_messages.c.direction == "in")
+            & (_messages.c.message_id == bindparam("message_id")),
+            _messages.c.content_hash == bindparam("content_hash"),
+        )
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery()))
+_LOCK_SENDER = FastStatement(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
+_STORED = FastStatement(
+    select(
+        _messages.c.id,
+        _messages.c.lead_id,
+        _messages.c.kind,
+        _messages.c.message_id,
+        _messages.c.account,
+    ).where(_messages.c.id == bindparam("id"))
+)
+_LEAD_STATE = FastStatement(
+    select(_leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status).where(
+        _leads.c.id == bindparam("id")
+    )
+)
+_INSERT_LEAD = FastStatement(insert(_leads).returning(_leads.c.id))
+_INSERT_MESSAGE = FastStatement(insert(_messages).returning(_messages.c.id))
+_INSERT_ATTACHMENTS = FastStatement(insert(_attachments))
+_ADD_PARTICIPANTS = {
+    "sqlite": FastStatement(sqlite_insert(_participants).on_conflict_do_nothing()),
+    "postgresql": FastStatement(pg_insert(_participants).on_conflict_do_nothing()),
+}
+_IS_CONTACT = FastStatement(IS_CONTACT)
+_INSERT_CONTACT = FastStatement(insert(_contacts))
+_SET_STATUS = FastStatement(
+    update(_leads)
+    .where(_leads.c.id == bindparam("lead_id"))
+    .values(status=bindparam("status"), updated_at=bindparam("now"))
+)
+_INSERT_STATUS = FastStatement(insert(_status_changes))
+_OUTBOUND_BY_MESSAGE_IDS = select(_messages.c.id, _messages.c.lead_id).where(
+    _messages.c.message_id.in_(bindparam("ids", expanding=True)),
+    _messages.c.direction == "out",
+)
+_MARK_BOUNCED = (
+    update(_messages)
+    .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
+    .values(bounced=True)
+)
+_MARK_BOUNCING = (
+    update(_leads)
+    .where(_leads.c.id.in_(bindparam("ids", expanding=True)))
+    .values(email_bouncing=True, updated_at=bindparam("now"))
+)
+_HELD = (
+    select(_quarantine.c.id)
+    .where(_quarantine.c.raw_sha256 == bindparam("raw_sha256"), _quarantine.c.status == "held")
+    .limit(1)
+)
+_INSERT_HELD = insert(_quarantine).returning(_quarantine.c.id)
+_HELD_AGAIN = (
+    update(_quarantine)
+    .where(_quarantine.c.id == bindparam("entry_id"))
+    .values(attempts=_quarantine.c.attempts + 1, reason=bindparam("reason"))
+)
+_HELD_ENTRY = select(
+    _quarantine.c.id,
+    _quarantine.c.raw_sha256,
+    _quarantine.c.source,
+    _quarantine.c.account,
+    _quarantine.c.folder,
+    _quarantine.c.uid,
+).where(_quarantine.c.id == bindparam("entry_id"))
+_REPLAYED = (
+    update(_quarantine)
+    .where(_quarantine.c.id == bindparam("entry_id"))
+    .values(status="replayed", replay_outcome=bindparam("outcome"), replayed_at=bindparam("now"))
+)
+_STORED_HASHES = select(_messages.c.content_hash).where(
+    _messages.c.content_hash.in_(bindparam("hashes", expanding=True))
+)
+_HELD_HASHES = select(_quarantine.c.raw_sha256).where(
+    _quarantine.c.raw_sha256.in_(bindparam("hashes", expanding=True))
+)
+
+
+# -- one message's transaction --------------------------------------------------------------
+
+
+def sender_lock_key(email_key: str) -> int:
+    """A stable signed 64-bit number for an address: the same in every process and run."""
+    digest = hashlib.blake2b(email_key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_sender(conn: Connection, email_key: str) -> None:
+    """Hold the sender's address until this transaction ends, before asking who knows it.
+
+    Two processes with mail from the same new address would otherwise both find it
+    unknown and both make a lead. On PostgreSQL a transaction-scoped advisory lock on the
+    address makes the second wait, and its next statement (READ COMMITTED) sees the lead
+    the first committed. SQLite needs nothing: intake's transactions begin IMMEDIATE,
+    which already lets one writer in at a time, and their reads come after that BEGIN.
+    """
+    if conn.dialect.name == "postgresql":
+        _LOCK_SENDER.run(conn, {"key": sender_lock_key(email_key)})
+
+
+def precheck(
+    conn: Connection, *, account: str, message_id: str, content_hash: str, email_key: str
+) -> tuple[int | None, bool]:
+    """(id of the same message stored already or None, whether any lead knows the sender)."""
+    params = {
+        "account": account,
+        "message_id": message_id,
+        "content_hash": content_hash,
+        "email_key": email_key,
+    }
+    duplicate_id, known = _PRECHECK.one(conn, params)
+    return duplicate_id, bool(known)
+
+
+def stored_message(conn: Connection, row_id: int) -> StoredMessage:
+    return StoredMessage(*_STORED.one(conn, {"id": row_id}))
+
+
+def lead_state(conn: Connection, lead_id: int) -> LeadState:
+    return LeadState(*_LEAD_STATE.one(conn, {"id": lead_id}))
+
+
+def insert_lead(conn: Connection, columns: Mapping[str, Any]) -> int:
+    lead_id = _INSERT_LEAD.scalar(conn, columns)
+    assert lead_id is not None
+    return int(lead_id)
+
+
+def insert_message(
+    conn: Connection,
+    row: Mapping[str, Any],
+    *,
+    kind: str,
+    outcome: str,
+    reasons: Sequence[str],
+    raw_sha256: str,
+    lead_id: int | None,
+    now: datetime,
+) -> int:
+    """Store an inbound message (``row`` from ``message_row``) with its outcome; its id."""
+    values = {
+        **row,
+        "kind": kind,
+        "outcome": outcome,
+        "reasons": list(reasons),
+        "raw_sha256": raw_sha256,
+        "lead_id": lead_id,
+        "created_at": now,
+    }
+    row_id = _INSERT_MESSAGE.scalar(conn, values)
+    assert row_id is not None
+    return int(row_id)
+
+
+def insert_attachments(
+    conn: Connection, message_row_id: int, attachments: Sequence[AttachmentRow]
+) -> None:
+    _INSERT_ATTACHMENTS.run_many(
+        conn,
+        [
+            {
+                "message_id": message_row_id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "content_id": a.content_id,
+                "inline": a.inline,
+            }
+            for a in attachments
+        ],
+    )
+
+
+def add_participants(conn: Connection, lead_id: int, keys: Iterable[str]) -> None:
+    """Remember addresses seen on a lead's mail; ones it has already are skipped."""
+    rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
+    if rows:
+        _ADD_PARTICIPANTS[conn.dialect.name].run_many(conn, rows)
+
+
+def is_contact(conn: Connection, lead_id: int, email_key: str) -> bool:
+    return _IS_CONTACT.first(conn, {"lead_id": lead_id, "email_key": email_key}) is not None
+
+
+def add_contact(
+    conn: Connection, lead_id: int, *, name: str | None, email: str, email_key: str, now: datetime
+) -> None:
+    _INSERT_CONTACT.run(
+        conn,
+        {
+            "lead_id": lead_id,
+            "name": name,
+            "email": email[:_ADDRESS_MAX],
+            "email_key": email_key[:_ADDRESS_MAX],
+            "designation": None,
+            "phone": None,
+            "is_primary": False,
+            "created_at": now,
+        },
+    )
+
+
+def set_lead_status(conn: Connection, lead_id: int, status: str, now: datetime) -> None:
+    _SET_STATUS.run(conn, {"lead_id": lead_id, "status": status, "now": now})
+
+
+def log_status_change(
+    conn: Connection,
+    lead_id: int,
+    *,
+    before: str | None,
+    to: str,
+    cause: str,
+    message_row_id: int | None,
+    now: datetime,
+) -> None:
+    _INSERT_STATUS.run(
+        conn,
+        {
+            "lead_id": lead_id,
+            "from_status": before,
+            "to_status": to,
+            "cause": cause,
+            "message_id": message_row_id,
+            "at": now,
+        },
+    )
+
+
+def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[tuple[int, int | None]]:
+    """(row id, lead id) of our own sent messages with these Message-IDs."""
+    if not message_ids:
+        return []
+    rows = conn.execute(_OUTBOUND_BY_MESSAGE_IDS, {"ids": list(message_ids)}).all()
+    return [(row.id, row.lead_id) for row in rows]
+
+
+def mark_bounced(
+    conn: Connection, message_row_ids: Sequence[int], lead_ids: Sequence[int], now: datetime
+) -> None:
+    """Our sent messages bounced, and the leads they went to have a bouncing address."""
+    if message_row_ids:
+        conn.execute(_MARK_BOUNCED, {"ids": list(message_row_ids)})
+    if lead_ids:
+        conn.execute(_MARK_BOUNCING, {"ids": list(lead_ids), "now": now})
+
+
+# -- quarantine -------------------------------------------------------------------------------
+
+
+def hold(
+    conn: Connection,
+    raw: RawMessage,
+    *,
+    raw_sha256: str,
+    size: int,
+    reason: str,
+    error_type: str,
+    now: datetime,
+) -> int:
+    """Quarantine a message; the same bytes held already count one more attempt. Its id."""
+    entry_id = conn.scalar(_HELD, {"raw_sha256": raw_sha256})
+    if entry_id is not None:
+        conn.execute(_HELD_AGAIN, {"entry_id": entry_id, "reason": reason})
+        return int(entry_id)
+    entry_id = conn.scalar(
+        _INSERT_HELD,
+        {
+            "account": raw.account,
+            "folder": raw.folder,
+            "uid": raw.uid,
+            "source": raw.source,
+            "raw_sha256": raw_sha256,
+            "size": size,
+            "reason": reason,
+            "error_type": error_type,
+            "status": "held",
+            "attempts": 1,
+            "created_at": now,
+        },
+    )
+    assert entry_id is not None
+    return int(entry_id)
+
+
+def held_message(conn: Connection, entry_id: int) -> HeldMessage | None:
+    row = conn.execute(_HELD_ENTRY, {"entry_id": entry_id}).first()
+    return HeldMessage(*row) if row is not None else None
+
+
+def mark_replayed(conn: Connection, entry_id: int, outcome: str, now: datetime) -> None:
+    conn.execute(_REPLAYED, {"entry_id": entry_id, "outcome": outcome, "now": now})
+
+
+def known_content(
+    conn: Connection, content_hashes: Sequence[str], raw_hashes: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """(content hashes of stored messages, raw digests of quarantined ones) among these."""
+    stored = set(conn.scalars(_STORED_HASHES, {"hashes": list(content_hashes)}))
+    held = set(conn.scalars(_HELD_HASHES, {"hashes": list(raw_hashes)}))
+    return stored, held

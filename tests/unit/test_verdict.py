@@ -91,6 +91,31 @@ def test_a_relay_that_names_nobody_is_no_lead() -> None:
     )
 
 
+def test_a_sender_no_reply_by_display_name_only_is_no_lead() -> None:
+    """The address looks like a mailbox; the name says nobody reads it."""
+    verdict = verdict_of(mail("ห้ามตอบกลับ <info@shop.example>", body="Your order shipped.\n"))
+    assert not verdict.may_lead
+    assert verdict.reasons[-1].endswith("is a no-reply address: nobody to contact")
+
+
+@pytest.mark.parametrize(
+    "relay",
+    [
+        "Formulaire <ne-pas-repondre@site.example>",
+        "Formulario <no-responder@site.example>",
+        "Formulário <nao-responda@site.example>",
+        "Kontaktformular <nicht-antworten@site.example>",
+        "Modulo <non-rispondere@site.example>",
+        "Formulier <niet-beantwoorden@site.example>",
+        "お問い合わせ 返信不可 <form@site.example>",
+    ],
+)
+def test_a_relay_in_any_language_gives_the_lead_to_the_reply_to(relay: str) -> None:
+    verdict = verdict_of(mail(relay, Reply_To="Ana Lima <ana@lima-foods.example>"))
+    assert verdict.may_lead
+    assert verdict.sender.key == "ana@lima-foods.example"
+
+
 def test_spam_is_no_lead_whoever_sent_it() -> None:
     verdict = verdict_of(mail(X_Spam_Flag="YES"))
     assert verdict.kind is Kind.HUMAN and verdict.classification.spam

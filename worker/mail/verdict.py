@@ -97,7 +97,9 @@ def judge(msg: InboundMessage, policy: MailPolicy | None = None) -> Verdict:
     reasons = list(verdict.reasons)
     if address is not None and found.reason != _FROM:
         reasons.append(f"sender: {found.reason}")
-    refusal = _refusal(verdict, sender)
+    # No-reply by address or by display name alone ("ห้ามตอบกลับ <info@shop.example>").
+    nobody = found.no_reply or (address is not None and is_no_reply(key, address.name))
+    refusal = _refusal(verdict, sender, nobody)
     if refusal is not None:
         reasons.append(refusal)
     return Verdict(
@@ -109,7 +111,7 @@ def judge(msg: InboundMessage, policy: MailPolicy | None = None) -> Verdict:
     )
 
 
-def _refusal(verdict: Classification, sender: Sender) -> str | None:
+def _refusal(verdict: Classification, sender: Sender, nobody: bool) -> str | None:
     """Why a message is no lead, first reason wins; None when it may be one."""
     if verdict.kind is not Kind.HUMAN:
         return f"{verdict.kind.value}: never a lead"
@@ -117,7 +119,7 @@ def _refusal(verdict: Classification, sender: Sender) -> str | None:
         return "spam: not a lead"
     if not sender.key or sender.address is None:
         return "no sender address"
-    if is_no_reply(sender.key):
+    if nobody:
         # A notification nobody can answer (a relay that named no real sender).
         return f"sender {sender.key} is a no-reply address: nobody to contact"
     return None

@@ -5,26 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from worker.errors import LeadmailError, NotFoundError
 from worker.services.context import App
-from worker.store.models import (
-    Activity,
-    Comment,
-    Contact,
-    Lead,
-    LeadStatus,
-    Message,
-    PostalAddress,
-    StatusChange,
-)
+from worker.store import leads as store
+from worker.store.models import LeadStatus
 
 STATUSES = [s.value for s in LeadStatus]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def check_status(status: str) -> str:
@@ -38,88 +24,23 @@ def check_status(status: str) -> str:
 def list_leads(
     app: App, status: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    counts = (
-        select(Message.lead_id, func.count(Message.id).label("n"))
-        .where(Message.lead_id.is_not(None))
-        .group_by(Message.lead_id)
-        .subquery()
-    )
-    query = (
-        select(Lead, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.lead_id == Lead.id)
-        .order_by(Lead.id)
-    )
-    if status:
-        query = query.where(Lead.status == check_status(status))
-    if limit:
-        query = query.limit(limit)
+    checked = check_status(status) if status else None
     with app.db.transaction(write=False) as session:
-        return [_summary(lead, int(n)) for lead, n in session.execute(query).all()]
-
-
-def _summary(lead: Lead, messages: int) -> dict[str, Any]:
-    return {
-        "id": lead.id,
-        "email": lead.email,
-        "name": lead.person_name,
-        "company": lead.company_name,
-        "is_organization": lead.is_organization,
-        "status": lead.status,
-        "source": lead.source,
-        "assigned_to": lead.assigned_to,
-        "next_contact_date": _iso(lead.next_contact_date),
-        "next_contact_by": lead.next_contact_by,
-        "created_at": _iso(lead.created_at),
-        "messages": messages,
-    }
+        return store.summaries(session, checked, limit)
 
 
 def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     with app.db.transaction(write=False) as session:
-        lead = session.get(Lead, lead_id)
-        if lead is None:
+        messages = store.messages(session, lead_id)
+        detail = store.detail(session, lead_id, len(messages))
+        if detail is None:
             raise NotFoundError(f"no lead {lead_id}", lead_id)
-        messages = session.scalars(
-            select(Message).where(Message.lead_id == lead_id).order_by(Message.id)
-        ).all()
-        detail = _summary(lead, len(messages))
-        detail.update(
-            gender=lead.gender,
-            phone=lead.phone,
-            mobile=lead.mobile,
-            website=lead.website,
-            organization_domain=lead.organization_domain,
-            lead_type=lead.lead_type,
-            market_segment=lead.market_segment,
-            industry=lead.industry,
-            territory=lead.territory,
-            notes=lead.notes,
-            custom_fields=lead.custom_fields,
-            email_bouncing=lead.email_bouncing,
-            related_lead_id=lead.related_lead_id,
-            updated_at=_iso(lead.updated_at),
-            contacts=[
-                {"name": c.name, "email": c.email, "phone": c.phone, "is_primary": c.is_primary}
-                for c in session.scalars(
-                    select(Contact).where(Contact.lead_id == lead_id).order_by(Contact.id)
-                )
-            ],
-            addresses=[
-                {
-                    "type": a.address_type,
-                    "line1": a.line1,
-                    "line2": a.line2,
-                    "city": a.city,
-                    "state": a.state,
-                    "postcode": a.postcode,
-                    "country": a.country,
-                }
-                for a in session.scalars(
-                    select(PostalAddress).where(PostalAddress.lead_id == lead_id)
-                )
-            ],
+        detail["timeline"] = _timeline(
+            messages,
+            store.status_changes(session, lead_id),
+            store.comments(session, lead_id),
+            store.activities(session, lead_id),
         )
-        detail["timeline"] = _timeline(session, lead_id, messages)
         return detail
 
 
@@ -128,7 +49,12 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
 _TYPE_ORDER = {"message": 0, "status": 1, "assignment": 2, "activity": 3, "comment": 4}
 
 
-def _timeline(session: Any, lead_id: int, messages: Any) -> list[dict[str, Any]]:
+def _timeline(
+    messages: list[dict[str, Any]],
+    changes: list[dict[str, Any]],
+    comments: list[dict[str, Any]],
+    activities: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """What happened to the lead, in the order it happened.
 
     ``at`` is when leadmail recorded each entry (a message: when it was received and
@@ -137,53 +63,19 @@ def _timeline(session: Any, lead_id: int, messages: Any) -> list[dict[str, Any]]
     """
     keyed: list[tuple[tuple[datetime, int, int], dict[str, Any]]] = []
 
-    def add(at: datetime, row_id: int, entry: dict[str, Any]) -> None:
-        keyed.append(((at, _TYPE_ORDER[entry["type"]], row_id), {"at": _iso(at), **entry}))
+    def add(kind: str, row: dict[str, Any]) -> None:
+        at, row_id = row["at"], row["id"]
+        fields = {k: v for k, v in row.items() if k not in ("id", "at")}
+        entry = {"at": at.isoformat(), "type": kind, **fields}
+        keyed.append(((at, _TYPE_ORDER[kind], row_id), entry))
 
     for m in messages:
-        add(
-            m.created_at,
-            m.id,
-            {
-                "type": "message",
-                "date": _iso(m.sent_at),
-                "direction": m.direction,
-                "message_id": m.message_id,
-                "subject": m.subject,
-                "from": m.sender,
-                "kind": m.kind,
-                "outcome": m.outcome,
-                "reasons": m.reasons,
-            },
-        )
-    for change in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead_id)):
-        add(
-            change.at,
-            change.id,
-            {
-                "type": "status",
-                "from_status": change.from_status,
-                "to_status": change.to_status,
-                "cause": change.cause,
-            },
-        )
-    for comment in session.scalars(select(Comment).where(Comment.lead_id == lead_id)):
-        add(
-            comment.at,
-            comment.id,
-            {"type": "comment", "author": comment.author, "text": comment.text},
-        )
-    for act in session.scalars(select(Activity).where(Activity.lead_id == lead_id)):
-        add(
-            act.at,
-            act.id,
-            {
-                "type": "assignment" if act.kind == "assignment" else "activity",
-                "kind": act.kind,
-                "summary": act.summary,
-                "actor": act.actor,
-                "details": act.details,
-            },
-        )
+        add("message", m)
+    for change in changes:
+        add("status", change)
+    for comment in comments:
+        add("comment", comment)
+    for act in activities:
+        add("assignment" if act["kind"] == "assignment" else "activity", act)
     keyed.sort(key=lambda pair: pair[0])
     return [entry for _, entry in keyed]

@@ -4,47 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from worker.errors import NotFoundError
 from worker.services.context import App
 from worker.services.intake import Intake, IntakeResult
-from worker.store.models import QuarantineEntry
-
-
-def _row(entry: QuarantineEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "status": entry.status,
-        "source": entry.source,
-        "account": entry.account,
-        "folder": entry.folder,
-        "uid": entry.uid,
-        "size": entry.size,
-        "error_type": entry.error_type,
-        "reason": entry.reason,
-        "attempts": entry.attempts,
-        "raw_sha256": entry.raw_sha256,
-        "created_at": entry.created_at.isoformat(),
-        "replayed_at": entry.replayed_at.isoformat() if entry.replayed_at else None,
-        "replay_outcome": entry.replay_outcome,
-    }
+from worker.store import quarantine as store
 
 
 def list_entries(app: App, include_replayed: bool = False) -> list[dict[str, Any]]:
-    query = select(QuarantineEntry).order_by(QuarantineEntry.id)
-    if not include_replayed:
-        query = query.where(QuarantineEntry.status == "held")
     with app.db.transaction(write=False) as session:
-        return [_row(e) for e in session.scalars(query)]
+        return store.entries(session, include_replayed)
 
 
 def show_entry(app: App, entry_id: int) -> dict[str, Any]:
     with app.db.transaction(write=False) as session:
-        entry = session.get(QuarantineEntry, entry_id)
-        if entry is None:
-            raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
-        row = _row(entry)
+        row = store.entry(session, entry_id)
+    if row is None:
+        raise NotFoundError(f"no quarantine entry {entry_id}", entry_id)
     raw = app.blobs.get(row["raw_sha256"])
     row["headers"] = _header_block(raw[:65536])[:4000].decode("utf-8", "replace")
     return row

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import contextvars
 import dataclasses
 import email
 import email.utils
+import functools
 import hashlib
 import html
 import io
+import itertools
 import logging
 import mimetypes
 import re
@@ -143,7 +146,7 @@ def _parse(raw: bytes, max_header_bytes: int) -> InboundMessage:
     normalized = _normalize_from(raw, start)
     content_hash = hashlib.sha256(normalized).hexdigest()
     head, body_start, cap_defects = _capped_header_block(normalized, max_header_bytes)
-    message, categories, date = _load(head, normalized, body_start)
+    message, categories, date = _load(head, normalized, body_start, content_hash[:16])
 
     body = _walk(message)
     hint = body.charsets[0] if body.charsets else None
@@ -289,13 +292,151 @@ def _capped_header_block(data: bytes, limit: int) -> tuple[bytes, int, list[str]
     return b"".join(kept), pos, [defect[:300]]
 
 
+# --- what the stdlib parser reads -----------------------------------------------------------
+#
+# The stdlib parser holds every line of the part it is reading as a str of its own (about 60
+# bytes each, plus two bytes a character once a line has an 8-bit byte) and a header line as a
+# tuple of two: a 10 MB body of two-byte lines took 37 times its size, a 10 MB
+# message/delivery-status of empty header blocks 96 times and half a minute. So it never reads
+# a long body: of each stretch between lines starting with "--" (the only lines that can end
+# a part) it reads the first SEGMENT_HEAD bytes, which hold the part's headers and the headers
+# of an enclosed message, within MAX_PARSED_LINES lines and MAX_SEGMENTS stretches in all. The
+# rest of a stretch reaches it as one token line, which _decoded and _flatten replace by the
+# bytes it stands for when they read the part; only the first MAX_BODY_BYTES of a text part
+# are ever copied.
+
+SEGMENT_HEAD = 64 * 1024
+MAX_PARSED_LINES = 100_000
+MAX_SEGMENTS = 1000
+_DASH_LINE = re.compile(rb"(?<![^\r\n])--")
+_TOKEN_START = "\x00LM"
+
+
+@dataclass(frozen=True, slots=True)
+class _Elided:
+    """Stretches of the message the parser did not read, each standing in as one token."""
+
+    data: bytes
+    spans: tuple[tuple[int, int], ...]
+    nonce: str  # from the content hash: a sender cannot write a token of its own message
+
+    def token(self, index: int) -> bytes:
+        return f"{_TOKEN_START}{self.nonce}:{index}\x00".encode("ascii")
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(re.escape(_TOKEN_START + self.nonce) + r":(\d+)\x00")
+
+    def expand(self, text: str, cap: int | None) -> tuple[bytes, bool]:
+        """The bytes of a payload as parsed, tokens replaced; at most ``cap``, and if more."""
+        view = memoryview(self.data)
+        pieces: list[bytes | memoryview] = []
+        size = pos = 0
+        for match in [*self.pattern.finditer(text), None]:
+            literal = text[pos : match.start() if match else len(text)]
+            found: list[bytes | memoryview] = [
+                literal.encode("ascii") if literal.isascii() else _payload_bytes(literal)
+            ]
+            if match is not None:
+                pos = match.end()
+                index = int(match.group(1))
+                if index < len(self.spans):
+                    found.append(view[self.spans[index][0] : self.spans[index][1]])
+            for piece in found:
+                if cap is not None and size + len(piece) > cap:
+                    pieces.append(piece[: cap - size])
+                    return b"".join(pieces), True
+                pieces.append(piece)
+                size += len(piece)
+        return b"".join(pieces), False
+
+    def expand_bytes(self, data: bytes) -> bytes:
+        """A serialised part (see _flatten) with its tokens replaced."""
+        pattern = re.compile(re.escape(self.token(0)[:-3]) + rb":(\d+)\x00")
+        view = memoryview(self.data)
+
+        def stretch(match: re.Match[bytes]) -> bytes:
+            index = int(match.group(1))
+            if index >= len(self.spans):
+                return b""
+            start, end = self.spans[index]
+            return bytes(view[start:end])
+
+        return pattern.sub(stretch, data)
+
+
+def _elide(data: bytes, start: int, nonce: str) -> _Elided | None:
+    """The stretches of ``data`` after ``start`` the parser is not given (see above)."""
+    if len(data) - start <= SEGMENT_HEAD:
+        return None
+    spans: list[tuple[int, int]] = []
+    lines_left = MAX_PARSED_LINES
+    segment = start
+    ends = (m.start() for m in _DASH_LINE.finditer(data, start + 1))
+    for count, end in enumerate(itertools.chain(ends, (len(data),))):
+        if count >= MAX_SEGMENTS or lines_left <= 0:
+            break
+        keep, lines = _kept(data, segment, end, lines_left)
+        lines_left -= lines
+        _add_span(spans, data, keep, end)
+        segment = end
+    else:
+        segment = len(data)
+    _add_span(spans, data, segment, len(data))
+    return _Elided(data, tuple(spans), nonce) if spans else None
+
+
+def _kept(data: bytes, start: int, end: int, lines_left: int) -> tuple[int, int]:
+    """Where the parser stops reading the stretch start:end, and how many lines it reads."""
+    keep = end
+    if end - start > SEGMENT_HEAD:
+        limit = start + SEGMENT_HEAD
+        keep = max(data.rfind(b"\n", start, limit), data.rfind(b"\r", start, limit)) + 1
+        keep = max(keep, start)
+    lines = data.count(b"\n", start, keep) + data.count(b"\r", start, keep)
+    if lines <= lines_left:
+        return keep, lines
+    pos = start
+    for _ in range(lines_left):
+        breaks = [i for i in (data.find(b"\n", pos, keep), data.find(b"\r", pos, keep)) if i >= 0]
+        pos = min(breaks) + 1
+    return pos, lines_left
+
+
+def _add_span(spans: list[tuple[int, int]], data: bytes, start: int, end: int) -> None:
+    """Elide start:end but its last line break, which stays to end the token's line."""
+    if end > start and data[end - 1] in b"\r\n":
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def _pieces(data: bytes, start: int, elided: _Elided | None) -> Iterator[bytes]:
+    """What the parser is fed, in chunks: ``data[start:]`` with elided stretches as tokens."""
+    view = memoryview(data)
+    pos = start
+    for index, (begin, end) in enumerate(elided.spans if elided else ()):
+        for offset in range(pos, begin, FEED_CHUNK):
+            yield view[offset : min(offset + FEED_CHUNK, begin)].tobytes()
+        assert elided is not None
+        yield elided.token(index)
+        pos = end
+    for offset in range(pos, len(data), FEED_CHUNK):
+        yield view[offset : offset + FEED_CHUNK].tobytes()
+
+
 class _ParsedPart(Message):
     """A Message whose payload can be read as the parser left it, for _decoded.
 
     get_payload() re-decodes an 8-bit payload with the part's charset (lossy, and a full copy
     to find that out); get_payload(decode=True) copies a base64 payload four times over. The
-    parser builds every part from this class (its ``_factory``), so each part offers ``wire``.
+    parser builds every part from this class (its ``_factory``), so each part offers ``wire``
+    and knows the stretches its payload may stand in for.
     """
+
+    def __init__(self, policy: Compat32 = compat32, elided: _Elided | None = None) -> None:
+        super().__init__(policy)
+        self.elided = elided
 
     @property
     def wire(self) -> Any:
@@ -304,27 +445,32 @@ class _ParsedPart(Message):
         return self._payload
 
 
-def _load(head: bytes, data: bytes, start: int) -> tuple[Message, set[str], datetime | None]:
-    """The stdlib's MIME tree of ``head`` + ``data[start:]``, fed in chunks.
+def _load(
+    head: bytes, data: bytes, start: int, nonce: str
+) -> tuple[Message, set[str], datetime | None]:
+    """The stdlib's MIME tree of ``head`` + ``data[start:]``, fed in chunks, long bodies elided.
 
     ``email.message_from_bytes`` first decodes the whole message into one str (two or four
     bytes per character once it holds a single 8-bit byte) and mail-parser then decodes every
-    body and re-encodes every attachment; fed in chunks, the parser holds lines of the part
-    it is reading and the finished payloads only. mail-parser still reads the header block
-    (see _header_facts) for its lenient Date parser and its header defect categories.
+    body and re-encodes every attachment; fed in chunks, the parser holds the lines it reads
+    (see above) and nothing else. mail-parser still reads the header block (see _header_facts)
+    for its lenient Date parser and its header defect categories.
     """
-    parser = BytesFeedParser(_factory=_ParsedPart, policy=compat32)
-    view = memoryview(data)
+    if head:
+        body = start
+    else:
+        end = data.find(b"\n\n", 0, MAX_HEADER_BYTES)
+        body = end + 1 if end >= 0 else min(len(data), MAX_HEADER_BYTES)
+    elided = _elide(data, body, nonce)
+    parser = BytesFeedParser(_factory=functools.partial(_ParsedPart, elided=elided), policy=compat32)
     try:
         if head:
             parser.feed(head)
-        for offset in range(start, len(data), FEED_CHUNK):
-            parser.feed(view[offset : offset + FEED_CHUNK].tobytes())
+        for piece in _pieces(data, start, elided):
+            parser.feed(piece)
         message = parser.close()
     except RecursionError as exc:  # the stdlib recurses once per nested message/multipart
         raise ParseError("MIME structure nested too deeply", None) from exc
-    finally:
-        view.release()
     categories, date = _header_facts(message)
     return message, categories, date
 
@@ -732,26 +878,55 @@ def _decoded(message: Message, limit: int | None) -> tuple[bytes, bool]:
         payload_bytes = whole if isinstance(whole, bytes) else b""
         return (payload_bytes, False) if limit is None else _limited(payload_bytes, limit)
     encoding = _first_raw(message, "content-transfer-encoding").strip().lower()
-    if encoding in _UUENCODINGS:  # rare enough for the stdlib's own decoder
-        whole = message.get_payload(decode=True)
-        data = whole if isinstance(whole, bytes) else b""
+    # Upper bounds of the encoded size of ``limit`` decoded bytes.
+    factor = {"base64": 2, "quoted-printable": 3}.get(encoding, 1)
+    if encoding in _UUENCODINGS:
+        factor = 2
+    encoded, more = _wire_bytes(message, payload, None if limit is None else limit * factor)
+    if encoding in _UUENCODINGS:
+        data = _uudecode(encoded.encode("ascii") if isinstance(encoded, str) else encoded)
+    elif encoding == "base64":
+        data = _base64(encoded, message)
+    elif encoding == "quoted-printable":
+        data = binascii.a2b_qp(encoded)
     else:
-        more = False
-        if limit is not None:
-            # Upper bounds of the encoded size of ``limit`` decoded bytes.
-            factor = {"base64": 2, "quoted-printable": 3}.get(encoding, 1)
-            if len(payload) > limit * factor:
-                payload, more = payload[: limit * factor], True
-        encoded: str | bytes = payload if payload.isascii() else _payload_bytes(payload)
-        if encoding == "base64":
-            data = _base64(encoded, message)
-        elif encoding == "quoted-printable":
-            data = binascii.a2b_qp(encoded)
-        else:
-            data = encoded.encode("ascii") if isinstance(encoded, str) else encoded
-        if limit is None or (len(data) <= limit and not more):
-            return data, False
-    return (data, False) if limit is None else _limited(data, limit)
+        data = encoded.encode("ascii") if isinstance(encoded, str) else encoded
+    if limit is None:
+        return data, False
+    data, cut = _limited(data, limit)
+    return data, cut or more
+
+
+def _wire_bytes(message: Message, payload: str, cap: int | None) -> tuple[str | bytes, bool]:
+    """The payload as sent (an ASCII str stands for its bytes), at most ``cap``, and if more."""
+    elided = message.elided if isinstance(message, _ParsedPart) else None
+    if elided is not None and _TOKEN_START in payload:
+        return elided.expand(payload, cap)
+    more = cap is not None and len(payload) > cap
+    if cap is not None and more:
+        payload = payload[:cap]
+    return (payload if payload.isascii() else _payload_bytes(payload)), more
+
+
+def _uudecode(data: bytes) -> bytes:
+    """The lines between "begin" and "end", as the stdlib's uu.decode reads them.
+
+    Lines a broken encoder made too long are cut to their stated length, as uu.decode does;
+    without a "begin" line the bytes are returned as they are, as get_payload(decode=True) does.
+    """
+    lines = iter(data.splitlines())
+    if not any(line.startswith(b"begin ") for line in lines):
+        return data
+    out = bytearray()
+    for line in lines:
+        if line.strip(b" \t\r\n\f") == b"end":
+            break
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            with contextlib.suppress(binascii.Error, IndexError):
+                out += binascii.a2b_uu(line[: (((line[0] - 32) & 63) * 4 + 5) // 3])
+    return bytes(out)
 
 
 def _limited(data: bytes, limit: int) -> tuple[bytes, bool]:
@@ -804,7 +979,9 @@ def _part_text(message: Message, charset: str | None, limit: int) -> tuple[str, 
 def _message_text(message: Message, limit: int) -> str:
     lines = [f"{name}: {readable(str(value))}" for name, value in message.raw_items()]
     tail = ""
-    if not message.is_multipart() and message.get_payload():
+    if not message.is_multipart() and (
+        message.wire if isinstance(message, _ParsedPart) else message.get_payload()
+    ):
         tail = "\n" + _part_text(message, _MimeView.of(message).charset, limit)[0]
     return "\n".join(lines) + "\n" + tail
 
@@ -858,8 +1035,11 @@ def _flatten(message: Message) -> bytes:
     try:
         BytesGenerator(out, mangle_from_=False, policy=_VERBATIM).flatten(message)
     except Exception:  # odd MIME can defeat the generator; the text form is a fair copy
-        return message.as_string().encode("utf-8", "surrogateescape")
-    return out.getvalue()
+        data = message.as_string().encode("utf-8", "surrogateescape")
+    else:
+        data = out.getvalue()
+    elided = message.elided if isinstance(message, _ParsedPart) else None
+    return elided.expand_bytes(data) if elided is not None else data
 
 
 def _safe_stem(subject: str) -> str:

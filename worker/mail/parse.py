@@ -217,7 +217,9 @@ class _MailParserLog(logging.Handler):
         if sink is None:
             log.debug("mail-parser outside parse(): %s", text)
         elif len(sink) < MAX_LOG_DEFECTS:
-            sink.append(f"MailParserLog({record.levelname}): {text}")
+            defect = f"MailParserLog({record.levelname}): {text}"
+            if defect not in sink:  # it reads some headers twice
+                sink.append(defect)
 
 
 _MAILPARSER_LOGGER = logging.getLogger("mailparser")
@@ -300,7 +302,8 @@ def _capped_header_block(data: bytes, limit: int) -> tuple[bytes, int, list[str]
 # message/delivery-status of empty header blocks 96 times and half a minute. So it never reads
 # a long body: of each stretch between lines starting with "--" (the only lines that can end
 # a part) it reads the first SEGMENT_HEAD bytes, which hold the part's headers and the headers
-# of an enclosed message, within MAX_PARSED_LINES lines and MAX_SEGMENTS stretches in all. The
+# of an enclosed message, within MAX_PARSED_LINES lines (then PART_HEAD bytes, PART_LINES
+# lines a stretch) and MAX_SEGMENTS stretches in all (the rest is one token). The
 # rest of a stretch reaches it as one token line, which _decoded and _flatten replace by the
 # bytes it stands for when they read the part; only the first MAX_BODY_BYTES of a text part
 # are ever copied.
@@ -308,6 +311,8 @@ def _capped_header_block(data: bytes, limit: int) -> tuple[bytes, int, list[str]
 SEGMENT_HEAD = 64 * 1024
 MAX_PARSED_LINES = 100_000
 MAX_SEGMENTS = 1000
+PART_HEAD = 4096  # what a stretch keeps once MAX_PARSED_LINES are spent: its part headers
+PART_LINES = 64
 _DASH_LINE = re.compile(rb"(?<![^\r\n])--")
 _TOKEN_START = "\x00LM"
 
@@ -374,9 +379,11 @@ def _elide(data: bytes, start: int, nonce: str) -> _Elided | None:
     segment = start
     ends = (m.start() for m in _DASH_LINE.finditer(data, start + 1))
     for count, end in enumerate(itertools.chain(ends, (len(data),))):
-        if count >= MAX_SEGMENTS or lines_left <= 0:
+        if count >= MAX_SEGMENTS:
             break
-        keep, lines = _kept(data, segment, end, lines_left)
+        # Once the budget is spent, a stretch still keeps its boundary and part headers.
+        budget = (SEGMENT_HEAD, lines_left) if lines_left > 0 else (PART_HEAD, PART_LINES)
+        keep, lines = _kept(data, segment, end, *budget)
         lines_left -= lines
         _add_span(spans, data, keep, end)
         segment = end
@@ -386,11 +393,11 @@ def _elide(data: bytes, start: int, nonce: str) -> _Elided | None:
     return _Elided(data, tuple(spans), nonce) if spans else None
 
 
-def _kept(data: bytes, start: int, end: int, lines_left: int) -> tuple[int, int]:
+def _kept(data: bytes, start: int, end: int, size: int, lines_left: int) -> tuple[int, int]:
     """Where the parser stops reading the stretch start:end, and how many lines it reads."""
     keep = end
-    if end - start > SEGMENT_HEAD:
-        limit = start + SEGMENT_HEAD
+    if end - start > size:
+        limit = start + size
         keep = max(data.rfind(b"\n", start, limit), data.rfind(b"\r", start, limit)) + 1
         keep = max(keep, start)
     lines = data.count(b"\n", start, keep) + data.count(b"\r", start, keep)

@@ -1,13 +1,14 @@
-"""Peak memory of one large message: parse() alone, and a whole `leadmail ingest` of it.
+"""Peak memory of large messages: parse() alone, one `leadmail ingest`, and a batch of them.
 
-Each measurement runs in a fresh subprocess, so one run's heap cannot hide the next one's peak.
-Three kinds of message of ``--size-mb`` (default 30) MB are generated:
+Each measurement runs in fresh subprocesses, so one run's heap cannot hide the next one's peak.
+Kinds of message of ``--size-mb`` (default 30) MB, generated:
 
 - ``attachment``: a short text body and one base64 attachment (random bytes) filling the rest;
-- ``text``: one 8-bit UTF-8 text/plain body (accented Latin and Thai lines: non-ASCII bytes are
-  the worst case for the stdlib parser, which holds them as 4-byte surrogate characters);
-- ``html``: one 8-bit UTF-8 text/html body of tables and paragraphs (sanitised by nh3 and
-  rendered to text).
+- ``text``: one 8-bit UTF-8 text/plain body (accented Latin and Thai lines: the stdlib parser
+  holds a line with an 8-bit byte as two-byte surrogate characters);
+- ``html``: one 8-bit UTF-8 text/html body of table rows (sanitised by nh3, rendered to text);
+- ``lines``: one text/plain body of three-byte lines, the stdlib parser's worst case (it keeps
+  a str object per line: before the fix, 37 times the message size).
 
 Stages:
 
@@ -20,9 +21,13 @@ Stages:
   wrapper bench/ingest.py uses; the figure is (VmHWM - VmHWM of the same ingest of a small
   message) / message size: what one large message adds to the process's peak, reading it
   from disk included.
+- ``batch``: BATCH copies of the message (own Message-IDs) in one ``ingest`` with the default
+  parse workers; the figure adds the main process's VmHWM and the largest worker's peak
+  (RUSAGE_CHILDREN) once per worker, minus the same for a small message: what a run of
+  large messages costs the whole process tree at worst.
 
-Usage: python bench/memory.py [--size-mb 30] [--runs 3] [--kinds attachment,text,html]
-       [--stages parse,ingest] [--json]
+Usage: python bench/memory.py [--size-mb 30] [--runs 3] [--kinds attachment,text,html,lines]
+       [--stages parse,ingest,batch] [--json]
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-KINDS = ("attachment", "text", "html")
-STAGES = ("parse", "ingest")
+KINDS = ("attachment", "text", "html", "lines")
+STAGES = ("parse", "ingest", "batch")
+BATCH = 8  # messages of the batch stage
 
 _HEADERS = (
     "From: Ann Example <ann@acme.example>\n"
@@ -72,7 +78,7 @@ print(json.dumps({"before_kb": before, "peak_kb": peak, "text": len(message.text
 
 # As bench/ingest.py's wrapper: VmHWM of this exec'd image, written at exit.
 _INGEST_WRAPPER = """
-import atexit, json, os, runpy, sys
+import atexit, json, os, resource, runpy, sys
 def _hwm_kb():
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -82,7 +88,8 @@ def _hwm_kb():
 _pid = os.getpid()
 def _report():
     with open(os.environ["BENCH_RUSAGE_OUT"], "w") as fh:
-        json.dump({"self_kb": _hwm_kb()}, fh)
+        json.dump({"self_kb": _hwm_kb(),
+                   "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}, fh)
 atexit.register(lambda: os.getpid() == _pid and _report())
 sys.argv = ["worker", *sys.argv[1:]]
 runpy.run_module("worker", run_name="__main__", alter_sys=True)
@@ -117,7 +124,7 @@ def make_message(kind: str, size: int, seed: int = 7) -> bytes:
             + b"--b--\n"
         )
     html = kind == "html"
-    block = "\n".join(_lines(rng, html)).encode() + b"\n"
+    block = "\n".join(_lines(rng, html)).encode() + b"\n" if kind != "lines" else b"ok\n" * 1000
     body = block * (size // len(block) + 1)
     body = body[: body.rfind(b"\n", 0, size) + 1]
     if html:
@@ -141,13 +148,14 @@ def measure_parse(path: Path) -> dict[str, object]:
     return result
 
 
-def _ingest_hwm_kb(path: Path, workdir: Path) -> int:
+def _ingest_peaks_kb(paths: list[Path], workdir: Path, workers: str = "0") -> dict[str, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADMAIL_")}
     env.update(
         LEADMAIL_DATABASE__URL=f"sqlite:///{workdir / 'leadmail.db'}",
         LEADMAIL_STORAGE__PATH=str(workdir / "blobs"),
         LEADMAIL_RULES__PATH=str(REPO / "rules" / "assignment.yaml"),
-        LEADMAIL_INGEST__PARSE_WORKERS="0",
+        LEADMAIL_INGEST__PARSE_WORKERS=workers,
+        LEADMAIL_LEADS__MAX_MESSAGE_BYTES=str(1 << 30),  # measure, do not quarantine
         PYTHONPATH=str(REPO),
         BENCH_RUSAGE_OUT=str(workdir / "rusage.json"),
     )
@@ -155,23 +163,42 @@ def _ingest_hwm_kb(path: Path, workdir: Path) -> int:
         [sys.executable, "-m", "worker", "init"], env=env, cwd=workdir, check=True, capture_output=True
     )
     subprocess.run(
-        [sys.executable, "-c", _INGEST_WRAPPER, "ingest", "--no-progress", str(path)],
+        [sys.executable, "-c", _INGEST_WRAPPER, "ingest", "--no-progress", *map(str, paths)],
         env=env,
         cwd=workdir,
         check=True,
         capture_output=True,
     )
-    hwm: int = json.loads((workdir / "rusage.json").read_text())["self_kb"]
-    return hwm
+    peaks: dict[str, int] = json.loads((workdir / "rusage.json").read_text())
+    return peaks
 
 
 def measure_ingest(path: Path, small: Path) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="leadmail-mem-") as a, tempfile.TemporaryDirectory(
         prefix="leadmail-mem-"
     ) as b:
-        base = _ingest_hwm_kb(small, Path(a))
-        peak = _ingest_hwm_kb(path, Path(b))
+        base = _ingest_peaks_kb([small], Path(a))["self_kb"]
+        peak = _ingest_peaks_kb([path], Path(b))["self_kb"]
     return {"before_kb": base, "peak_kb": peak}
+
+
+def measure_batch(path: Path, small: Path) -> dict[str, object]:
+    """BATCH copies (own Message-IDs) through the default parse workers: main + worker peaks."""
+    data = path.read_bytes()
+    with tempfile.TemporaryDirectory(prefix="leadmail-mem-") as tmp:
+        paths = []
+        for n in range(BATCH):
+            copy = Path(tmp) / f"copy-{n}.eml"
+            copy.write_bytes(data.replace(b"Message-ID: <large-", b"Message-ID: <%d-" % n, 1))
+            paths.append(copy)
+        del data
+        with tempfile.TemporaryDirectory(prefix="leadmail-mem-") as a:
+            base = _ingest_peaks_kb([small], Path(a), "-1")
+        with tempfile.TemporaryDirectory(prefix="leadmail-mem-") as b:
+            peaks = _ingest_peaks_kb(paths, Path(b), "-1")
+    workers = len(os.sched_getaffinity(0))  # the default: one parse worker per core, up to 4
+    total = peaks["self_kb"] + min(4, workers) * peaks["children_kb"]
+    return {"before_kb": base["self_kb"] + min(4, workers) * base["children_kb"], "peak_kb": total}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             for stage in args.stages.split(","):
                 extra = []
                 for _ in range(args.runs):
-                    got = measure_parse(path) if stage == "parse" else measure_ingest(path, small)
+                    measure = {"parse": measure_parse, "ingest": measure_ingest}.get(stage)
+                    got = measure(path) if stage == "parse" else (measure or measure_batch)(path, small)  # type: ignore[operator]
                     extra.append(int(got["peak_kb"]) - int(got["before_kb"]))  # type: ignore[call-overload]
                 median_kb = statistics.median(extra)
                 row = {

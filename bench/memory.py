@@ -102,7 +102,9 @@ def _lines(rng: random.Random, html: bool) -> list[str]:
     out = []
     for _ in range(2000):
         line = " ".join(rng.choice(words) for _ in range(rng.randint(6, 14)))
-        out.append(f"<tr><td>{line}</td><td><b>{rng.randint(1, 999)}</b></td></tr>" if html else line)
+        out.append(
+            f"<tr><td>{line}</td><td><b>{rng.randint(1, 999)}</b></td></tr>" if html else line
+        )
     return out
 
 
@@ -160,7 +162,11 @@ def _ingest_peaks_kb(paths: list[Path], workdir: Path, workers: str = "0") -> di
         BENCH_RUSAGE_OUT=str(workdir / "rusage.json"),
     )
     subprocess.run(
-        [sys.executable, "-m", "worker", "init"], env=env, cwd=workdir, check=True, capture_output=True
+        [sys.executable, "-m", "worker", "init"],
+        env=env,
+        cwd=workdir,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
         [sys.executable, "-c", _INGEST_WRAPPER, "ingest", "--no-progress", *map(str, paths)],
@@ -174,9 +180,10 @@ def _ingest_peaks_kb(paths: list[Path], workdir: Path, workers: str = "0") -> di
 
 
 def measure_ingest(path: Path, small: Path) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="leadmail-mem-") as a, tempfile.TemporaryDirectory(
-        prefix="leadmail-mem-"
-    ) as b:
+    with (
+        tempfile.TemporaryDirectory(prefix="leadmail-mem-") as a,
+        tempfile.TemporaryDirectory(prefix="leadmail-mem-") as b,
+    ):
         base = _ingest_peaks_kb([small], Path(a))["self_kb"]
         peak = _ingest_peaks_kb([path], Path(b))["self_kb"]
     return {"before_kb": base, "peak_kb": peak}
@@ -224,7 +231,11 @@ def main(argv: list[str] | None = None) -> int:
                 extra = []
                 for _ in range(args.runs):
                     measure = {"parse": measure_parse, "ingest": measure_ingest}.get(stage)
-                    got = measure(path) if stage == "parse" else (measure or measure_batch)(path, small)  # type: ignore[operator]
+                    got = (
+                        measure(path)
+                        if stage == "parse"
+                        else (measure or measure_batch)(path, small)
+                    )  # type: ignore[operator]
                     extra.append(int(got["peak_kb"]) - int(got["before_kb"]))  # type: ignore[call-overload]
                 median_kb = statistics.median(extra)
                 row = {
@@ -238,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 if not args.json:
                     print(
-                        f"{kind:<10} {stage:<6} {row['size_mb']:>6} MB  peak +{row['extra_mb_median']:>7} MB"
+                        f"{kind:<10} {stage:<6} {row['size_mb']:>6} MB"
+                        f"  peak +{row['extra_mb_median']:>7} MB"
                         f"  = {row['times_size']:>5}x size   runs {row['runs_mb']}",
                         flush=True,
                     )

@@ -282,18 +282,18 @@ def test_form_on_our_own_site_is_a_lead_not_our_own_mail(db_url: str, tmp_path) 
 
 
 NUL_LADEN = (
-    b"From: \"Ja\x00ne\" <jane@acme-industrial.example>\n"
-    b"To: sales@northwind.example, \"B\x00ob\" <bob@northwind.example>\n"
+    b'From: "Ja\x00ne" <jane@acme-industrial.example>\n'
+    b'To: sales@northwind.example, "B\x00ob" <bob@northwind.example>\n'
     b"Subject: Quote\x00 for chairs \xed\xa0\x80\n"
     b"Date: Mon, 02 Nov 2026 09:30:00 +0000\n"
     b"Message-ID: <nul\x00id@acme-industrial.example>\n"
     b"References: <a\x00b@acme-industrial.example>\n"
     b"X-Note: \x00\x00\x00\n"
-    b"Content-Type: multipart/mixed; boundary=\"b\"\n"
+    b'Content-Type: multipart/mixed; boundary="b"\n'
     b"\n--b\nContent-Type: text/plain; charset=utf-8\n\nHello\x00, a quote please?\n"
     b"--b\nContent-Type: text/html; charset=utf-8\n\n<p>Hi\x00</p>\n"
     b"--b\nContent-Type: application/octet-stream\n"
-    b"Content-Disposition: attachment; filename=\"a\x00b.bin\"\n\n\x00\x01\x02\n--b--\n"
+    b'Content-Disposition: attachment; filename="a\x00b.bin"\n\n\x00\x01\x02\n--b--\n'
 )
 
 

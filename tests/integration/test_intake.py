@@ -311,3 +311,18 @@ def test_nul_bytes_give_the_same_outcome_on_both_backends(app: App) -> None:
     assert count(app, QuarantineEntry) == 0
     # The same bytes again are recognised as a duplicate (the cleaned Message-ID is stable).
     assert Intake(app).process(raw(NUL_LADEN)).outcome is Outcome.DUPLICATE
+
+
+def test_hostile_address_headers_still_make_a_lead_from_the_sane_from(app: App) -> None:
+    # Deep comments and groups made the stdlib address parser hit the recursion limit, and the
+    # message went to quarantine with a traceback.
+    fields = (
+        b"Cc: " + b"(" * 5000 + b")" * 5000 + b" <cc@example.org>\n"
+        b"Reply-To: " + b"g:" * 5000 + b"reply@example.org" + b";" * 5000 + b"\n"
+    )
+    hostile = make_mail().replace(b"\nSubject: ", b"\n" + fields + b"Subject: ", 1)
+    result = Intake(app).process(raw(hostile))
+    assert result.outcome is Outcome.CREATED, result.reasons
+    with app.db.transaction(write=False) as s:
+        lead = s.get(Lead, result.lead_id)
+        assert lead is not None and lead.email == "jane@acme-industrial.example"

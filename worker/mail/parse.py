@@ -315,7 +315,7 @@ MAX_PARSED_LINES = 100_000
 MAX_SEGMENTS = 1000
 PART_HEAD = 4096  # what a stretch keeps once MAX_PARSED_LINES are spent: its part headers
 PART_LINES = 64
-_DASH_LINE = re.compile(rb"(?<![^\r\n])--")
+_DASH_LINE = re.compile(rb"[\r\n]--")  # a line break, then the line that may be a boundary
 _TOKEN_START = "\x00LM"  # noqa: S105 (not a password)
 
 
@@ -379,7 +379,7 @@ def _elide(data: bytes, start: int, nonce: str) -> _Elided | None:
     spans: list[tuple[int, int]] = []
     lines_left = MAX_PARSED_LINES
     segment = start
-    ends = (m.start() for m in _DASH_LINE.finditer(data, start + 1))
+    ends = (m.start() + 1 for m in _DASH_LINE.finditer(data, start))
     for count, end in enumerate(itertools.chain(ends, (len(data),))):
         if count >= MAX_SEGMENTS:
             break

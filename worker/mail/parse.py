@@ -27,8 +27,10 @@ from email.message import Message
 from email.policy import Compat32, compat32
 from typing import Any
 
-import mailparser
 import nh3
+from mailparser.const import ADDRESSES_HEADERS
+from mailparser.dates import date_diagnostics, parse_mail_date
+from mailparser.utils import get_addresses, receiveds_parsing
 
 from worker.errors import ParseError
 from worker.mail import charsets
@@ -487,25 +489,50 @@ def _load(
 
 
 def _header_facts(message: Message) -> tuple[set[str], datetime | None]:
-    """mail-parser's Date and header defect categories, from a copy holding only the headers.
+    """mail-parser's lenient Date and its header defect categories (address, date, Received).
 
-    mail-parser runs heuristics on sender-controlled input; a bug there must cost us its
-    extras (defect categories, lenient dates), not the message. Address fields reach it bounded
-    as they reach our own address parser.
+    The same three analyses MailParser runs on construction, called directly: the rest of its
+    work (decoding every header twice into dicts, every body) is not used here. It runs
+    heuristics on sender-controlled input; a bug there must cost us its extras, not the
+    message. Address fields reach it bounded as they reach our own address parser.
     """
-    headers = Message()
-    headers.set_payload("")  # mail-parser reads the body of what it is given
-    for name, value in message.raw_items():
-        if name.strip().lower() in _ADDRESS_HEADERS:
-            bounded, notes = _bounded_address_text(readable(str(value)))
-            value = bounded if notes else value
-        headers[name] = value
     try:
-        parsed = mailparser.MailParser(headers)
+        return _mailparser_facts(message)
     except Exception as exc:  # see docstring (RecursionError included): degrade, never lose it
         return {f"MailParserFailed({type(exc).__name__})"}, _stdlib_date(message)
-    date: datetime | None = parsed.date
-    return set(parsed.defects_categories), date
+
+
+def _mailparser_facts(message: Message) -> tuple[set[str], datetime | None]:
+    categories: set[str] = set()
+    for name, value in message.items():
+        if name.lower() not in ADDRESSES_HEADERS:
+            continue
+        bounded, notes = _bounded_address_text(readable(str(value)))
+        diagnostics: list[dict[str, Any]] = []
+        get_addresses(bounded if notes else value, defects=diagnostics, decode_names=True)
+        if diagnostics:
+            categories.add("AddressHeaderDefect")
+    date: datetime | None = None
+    date_defects: list[dict[str, Any]] = []
+    received: list[str] = []
+    seen: dict[str, int] = {}
+    for name, raw in message.raw_items():
+        key = name.lower()
+        if key == "received":
+            received.append(raw)
+        elif key in ("date", "resent-date"):
+            occurrence = seen[key] = seen.get(key, -1) + 1
+            result = parse_mail_date(raw)
+            if key == "date" and occurrence == 0:
+                date = result.value
+            date_defects.extend(date_diagnostics(result, raw, key, occurrence))
+    received_defects: list[dict[str, Any]] = []
+    receiveds_parsing(received, defects=received_defects, date_defects=date_defects)
+    if received_defects:
+        categories.add("ReceivedHeaderDefect")
+    if date_defects:
+        categories.add("DateHeaderDefect")
+    return categories, date
 
 
 def _stdlib_date(message: Message) -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,11 +83,11 @@ class InboundMessage:
         # refuses U+0000 in text and psycopg cannot encode a lone surrogate, while SQLite takes
         # both: cleaned here, where every InboundMessage is made (dataclasses.replace included),
         # a message has one outcome on both backends, whichever field a new feature stores.
-        for item in dataclasses.fields(self):
-            value = getattr(self, item.name)
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
             cleaned = storable(value)
             if cleaned is not value:
-                object.__setattr__(self, item.name, cleaned)
+                object.__setattr__(self, name, cleaned)
 
     def header(self, name: str) -> str:
         """First value of a header, or ''."""
@@ -119,10 +120,10 @@ def storable(value: Any) -> Any:
     same object when nothing needed cleaning, so a clean message is not copied.
     """
     if isinstance(value, str):
-        return clean(value)
+        return value if value.isascii() and "\x00" not in value else clean(value)
     if isinstance(value, tuple):
         items = tuple(storable(item) for item in value)
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return value if all(map(operator.is_, items, value)) else items
     if isinstance(value, Mapping):
         pairs = [(storable(k), storable(v)) for k, v in value.items()]
         if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
@@ -130,10 +131,20 @@ def storable(value: Any) -> Any:
         return dict(pairs)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {}
-        for item in dataclasses.fields(value):
-            old = getattr(value, item.name)
+        for name in _field_names(type(value)):
+            old = getattr(value, name)
             new = storable(old)
             if new is not old:
-                changes[item.name] = new
+                changes[name] = new
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(item.name for item in dataclasses.fields(cls))
+    return names

@@ -99,6 +99,16 @@ def test_ordinary_groups_and_comments_are_still_understood() -> None:
     assert not any(d.startswith("Address") and ":" in d for d in message.defects)
 
 
+def test_many_shallow_comments_and_group_colons_are_left_alone() -> None:
+    # Bounding is by nesting depth, not by count: 60 "addr (Name)" entries are ordinary mail.
+    to = ", ".join(f"user{i}@example.org (User {i})" for i in range(60))
+    cc = ", ".join(f"team{i}: t{i}@example.org;" for i in range(40))
+    message = parse(_mail(SANE_FROM + "To: " + to + "\nCc: " + cc))
+    assert message.to[59] == Address("User 59", "user59@example.org")
+    assert len(message.cc) == 40
+    assert not [d for d in message.defects if "Flattened" in d]
+
+
 # --- NULs and surrogates ----------------------------------------------------------------------
 
 NUL_LADEN = (

@@ -670,9 +670,9 @@ def _bounded_address_text(value: str) -> tuple[str, list[str]]:
     "(" or "g:" reach Python's recursion limit; parsing also costs time in proportion to the
     text. A longer field keeps its first MAX_ADDRESS_HEAD characters (cut after a comma where
     possible) and its last MAX_ADDRESS_TAIL, so the mailbox ending a giant display name
-    survives. Beyond MAX_ADDRESS_NESTING parentheses, comments become plain words; beyond as
-    many colons or semicolons, group syntax becomes commas: the mailboxes stay, the recursion
-    goes. Line breaks go too, as the stdlib ends a comment at a CR.
+    survives. Comments nested deeper than MAX_ADDRESS_NESTING keep only their outer
+    parentheses, groups as deep only their outer colon (see _shallow): the mailboxes stay, the
+    recursion goes. Line breaks go too, as the stdlib ends a comment at a CR.
     """
     notes: list[str] = []
     if len(value) > MAX_ADDRESS_HEAD + MAX_ADDRESS_TAIL:
@@ -684,13 +684,47 @@ def _bounded_address_text(value: str) -> tuple[str, list[str]]:
         notes.append("AddressHeaderTruncated")
     if "\r" in value or "\n" in value:
         value = value.replace("\r", " ").replace("\n", " ")
-    if value.count("(") > MAX_ADDRESS_NESTING:
-        value = value.replace("(", " ").replace(")", " ")
-        notes.append("AddressCommentsFlattened")
-    if value.count(":") + value.count(";") > MAX_ADDRESS_NESTING:
-        value = value.replace(":", ",").replace(";", ",")
-        notes.append("AddressGroupsFlattened")
+    if value.count("(") > MAX_ADDRESS_NESTING:  # cheap test first: nesting needs that many
+        value, deep = _shallow(value, "(", ")", " ", escapes=True)
+        if deep:
+            notes.append("AddressCommentsFlattened")
+    if value.count(":") > MAX_ADDRESS_NESTING:
+        value, deep = _shallow(value, ":", ";", ",", escapes=False)
+        if deep:
+            notes.append("AddressGroupsFlattened")
     return value, notes
+
+
+def _shallow(
+    value: str, opening: str, closing: str, inner: str, *, escapes: bool
+) -> tuple[str, bool]:
+    """``value`` with its ``opening``/``closing`` pairs below the first level made ``inner``.
+
+    Only when they nest deeper than MAX_ADDRESS_NESTING (the flag says so); else unchanged.
+    The depth counted here is never below the stdlib's: it also counts pairs inside quoted
+    strings, and takes a backslash as an escape only inside a comment (``escapes``), as the
+    stdlib does. A comment keeps its outer parentheses, so "a@x (Ann (Sales))" stays one
+    mailbox with a comment; a group keeps its first colon.
+    """
+    out: list[str] = []
+    depth = deepest = 0
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif escapes and char == "\\" and depth:
+            escaped = True
+        elif char == opening:
+            depth += 1
+            deepest = max(deepest, depth)
+            char = inner if depth > 1 else char
+        elif char == closing and depth:
+            depth -= 1
+            char = inner if depth >= 1 else char
+        out.append(char)
+    if deepest <= MAX_ADDRESS_NESTING:
+        return value, False
+    return "".join(out), True
 
 
 def message_ids(text: str) -> tuple[str, ...]:

@@ -72,8 +72,12 @@ class LeadSettings(_Section):
     # Env var holding the secret that signs lead tokens ([#L12-xxxx]); when unset, a random
     # secret is created once in the storage directory.
     secret_env: str = "LEADMAIL_SECRET"  # noqa: S105 (the name of an env var)
-    # Messages larger than this are quarantined instead of processed (bytes).
-    max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # Messages larger than this are quarantined instead of processed (bytes). 32 MiB takes a
+    # 23 MiB attachment (base64 adds a third). Parsing needs about 2x a message's size and one
+    # process about 3x (bench/memory.py); a bulk ingest with two parse workers holds up to
+    # ~17x one message at worst (in-flight batches in the main process, pickled copies in the
+    # workers): ~550 MB of messages plus ~200 MB of interpreters, within a 1 GiB machine.
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
 
 class IngestSettings(_Section):

@@ -329,3 +329,50 @@ def test_a_parser_failure_is_one_line_too(
     [record] = _warnings(caplog)
     assert record.getMessage() == "y.eml: parser failed: ValueError: parser bug"
     assert bool(record.exc_info) is debug
+
+
+NUL_LADEN = (
+    b'From: "Ja\x00ne" <jane@acme-industrial.example>\n'
+    b'To: sales@northwind.example, "B\x00ob" <bob@northwind.example>\n'
+    b"Subject: Quote\x00 for chairs \xed\xa0\x80\n"
+    b"Date: Mon, 02 Nov 2026 09:30:00 +0000\n"
+    b"Message-ID: <nul\x00id@acme-industrial.example>\n"
+    b"References: <a\x00b@acme-industrial.example>\n"
+    b"X-Note: \x00\x00\x00\n"
+    b'Content-Type: multipart/mixed; boundary="b"\n'
+    b"\n--b\nContent-Type: text/plain; charset=utf-8\n\nHello\x00, a quote please?\n"
+    b"--b\nContent-Type: text/html; charset=utf-8\n\n<p>Hi\x00</p>\n"
+    b"--b\nContent-Type: application/octet-stream\n"
+    b'Content-Disposition: attachment; filename="a\x00b.bin"\n\n\x00\x01\x02\n--b--\n'
+)
+
+
+def test_nul_bytes_give_the_same_outcome_on_both_backends(app: App) -> None:
+    # PostgreSQL refuses U+0000 in text and psycopg cannot encode lone surrogates: parse cleans
+    # both, so this message is a lead on PostgreSQL exactly as on SQLite, not quarantined.
+    result = Intake(app).process(raw(NUL_LADEN))
+    assert result.outcome is Outcome.CREATED, result.reasons
+    with app.db.transaction(write=False) as s:
+        lead = s.get(Lead, result.lead_id)
+        assert lead is not None and lead.email == "jane@acme-industrial.example"
+        stored = s.scalars(select(Message)).one()
+        assert "\x00" not in stored.message_id and "\x00" not in (stored.subject or "")
+        assert "\x00" not in (stored.body_text or "")
+    assert count(app, QuarantineEntry) == 0
+    # The same bytes again are recognised as a duplicate (the cleaned Message-ID is stable).
+    assert Intake(app).process(raw(NUL_LADEN)).outcome is Outcome.DUPLICATE
+
+
+def test_hostile_address_headers_still_make_a_lead_from_the_sane_from(app: App) -> None:
+    # Deep comments and groups made the stdlib address parser hit the recursion limit, and the
+    # message went to quarantine with a traceback.
+    fields = (
+        b"Cc: " + b"(" * 5000 + b")" * 5000 + b" <cc@example.org>\n"
+        b"Reply-To: " + b"g:" * 5000 + b"reply@example.org" + b";" * 5000 + b"\n"
+    )
+    hostile = make_mail().replace(b"\nSubject: ", b"\n" + fields + b"Subject: ", 1)
+    result = Intake(app).process(raw(hostile))
+    assert result.outcome is Outcome.CREATED, result.reasons
+    with app.db.transaction(write=False) as s:
+        lead = s.get(Lead, result.lead_id)
+        assert lead is not None and lead.email == "jane@acme-industrial.example"

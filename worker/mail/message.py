@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from worker.mail.charsets import clean
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,17 @@ class InboundMessage:
     defects: tuple[str, ...] = ()
     message_id_synthesized: bool = False
 
+    def __post_init__(self) -> None:
+        # Every text of a message ends up in a database column or on a terminal. PostgreSQL
+        # refuses U+0000 in text and psycopg cannot encode a lone surrogate, while SQLite takes
+        # both: cleaned here, where every InboundMessage is made (dataclasses.replace included),
+        # a message has one outcome on both backends, whichever field a new feature stores.
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            cleaned = storable(value)
+            if cleaned is not value:
+                object.__setattr__(self, name, cleaned)
+
     def header(self, name: str) -> str:
         """First value of a header, or ''."""
         values = self.headers.get(name.lower(), ())
@@ -95,3 +111,40 @@ class RawMessage:
     # The message's real size when ``data`` holds only part of it (the headers of an
     # over-size message a server reported): such a message is quarantined, never processed.
     size: int | None = None
+
+
+def storable(value: Any) -> Any:
+    """``value`` with NULs and lone surrogates replaced in every str it holds (U+FFFD).
+
+    Walks str, tuples, mappings and dataclasses (Address, Attachment, ReportPart); returns the
+    same object when nothing needed cleaning, so a clean message is not copied.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() and "\x00" not in value else clean(value)
+    if isinstance(value, tuple):
+        items = tuple(storable(item) for item in value)
+        return value if all(map(operator.is_, items, value)) else items
+    if isinstance(value, Mapping):
+        pairs = [(storable(k), storable(v)) for k, v in value.items()]
+        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for name in _field_names(type(value)):
+            old = getattr(value, name)
+            new = storable(old)
+            if new is not old:
+                changes[name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(item.name for item in dataclasses.fields(cls))
+    return names

@@ -1,26 +1,36 @@
-"""Raw message bytes to an InboundMessage: mail-parser for the MIME tree, our decoding on top."""
+"""Raw message bytes to an InboundMessage: the stdlib's MIME tree, bounded, our decoding on top."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
+import dataclasses
 import email
 import email.utils
+import functools
 import hashlib
 import html
 import io
+import itertools
+import logging
 import mimetypes
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import errors
+from email.feedparser import BytesFeedParser
 from email.generator import BytesGenerator
 from email.message import Message
-from email.policy import Compat32
+from email.policy import Compat32, compat32
+from typing import Any
 
-import mailparser
 import nh3
-from mailparser.exceptions import MailParserRecursionError
+from mailparser.const import ADDRESSES_HEADERS
+from mailparser.dates import date_diagnostics, parse_mail_date
+from mailparser.utils import get_addresses, receiveds_parsing
 
 from worker.errors import ParseError
 from worker.mail import charsets
@@ -32,6 +42,19 @@ MAX_HEADER_VALUE = 16 * 1024  # characters kept per decoded header value
 MAX_ID_LENGTH = 512  # a longer Message-ID is treated as absent: it would not fit a DB index
 MAX_JUNK_LINES = 32  # lines skipped looking for the first header before giving up
 MAX_DEPTH = 64  # MIME nesting walked; deeper parts are reported, not followed
+# Address headers: characters parsed from the start of one field, plus its last characters (a
+# From whose 100 KB display name ends in "<ann@example.com>" still yields ann@example.com);
+# mailboxes kept per field; comment parentheses and group colons left to the stdlib parser,
+# which recurses once per nested comment or group (see _bounded_addresses).
+MAX_ADDRESS_HEAD = 16 * 1024
+MAX_ADDRESS_TAIL = 1024
+MAX_ADDRESSES = 200
+MAX_ADDRESS_NESTING = 32
+# Text and HTML kept for the database, each: bytes of the decoded parts read (a 30 MB text body
+# costs 1 MB, not 30 MB several times over in decoding, sanitising and rendering).
+MAX_BODY_BYTES = 1024 * 1024
+MAX_LOG_DEFECTS = 20  # mail-parser log records kept as defects per message
+FEED_CHUNK = 64 * 1024  # bytes handed to the stdlib parser at a time (see _load)
 
 SYNTHETIC_ID_DOMAIN = "leadmail.invalid"
 
@@ -104,16 +127,31 @@ class _Headers:
 def parse(raw: bytes, *, max_header_bytes: int = MAX_HEADER_BYTES) -> InboundMessage:
     """Understand one message. Total over real mail: only non-mail raises ParseError.
 
-    mail-parser supplies the stdlib ``Message`` tree, its defect categories and its forgiving
-    Date parser. Bodies, names and headers are decoded here from the part bytes, because
+    The stdlib parser builds the ``Message`` tree from a bounded view of the bytes (see
+    _load); mail-parser's header analyses supply the forgiving Date parser and header defect
+    categories. Bodies, names and headers are decoded here from the part bytes, because
     mail-parser's own text drops 8-bit header bytes, leaves ISO-2022-JP undecoded and names
-    unnamed parts randomly (so two parses of one message would differ).
+    unnamed parts randomly (so two parses of one message would differ). Memory stays within a
+    few times the message's size, text and HTML within MAX_BODY_BYTES each, and what
+    mail-parser logs becomes defects of the message (see _MailParserLog).
     """
+    sink: list[str] = []
+    token = _log_sink.set(sink)
+    try:
+        message = _parse(raw, max_header_bytes)
+    finally:
+        _log_sink.reset(token)
+    if not sink:
+        return message
+    return dataclasses.replace(message, defects=message.defects + tuple(sink))
+
+
+def _parse(raw: bytes, max_header_bytes: int) -> InboundMessage:
     start, junk_lines = _message_start(raw)
     normalized = _normalize_from(raw, start)
     content_hash = hashlib.sha256(normalized).hexdigest()
-    capped, cap_defects = cap_header_block(normalized, max_header_bytes)
-    message, categories, date = _load(capped)
+    head, body_start, cap_defects = _capped_header_block(normalized, max_header_bytes)
+    message, categories, date = _load(head, normalized, body_start, content_hash[:16])
 
     body = _walk(message)
     hint = body.charsets[0] if body.charsets else None
@@ -126,20 +164,24 @@ def parse(raw: bytes, *, max_header_bytes: int = MAX_HEADER_BYTES) -> InboundMes
     text = _joined(body.plain)
     html_source = _joined(body.html)
     content_type = message.get_content_type()
+    addresses = {
+        key: _addresses(key, headers.raw.get(key, []), defects) for key in _ADDRESS_HEADERS
+    }
     return InboundMessage(
         message_id=message_id or _synthetic_id(content_hash),
         content_hash=content_hash,
         size=len(raw),
         subject=headers.decoded.get("subject", ("",))[0],
-        from_=_addresses(headers.raw.get("from", [])),
-        sender=next(iter(_addresses(headers.raw.get("sender", []))), None),
-        reply_to=_addresses(headers.raw.get("reply-to", [])),
-        to=_addresses(headers.raw.get("to", [])),
-        cc=_addresses(headers.raw.get("cc", [])),
+        from_=addresses["from"],
+        sender=next(iter(addresses["sender"]), None),
+        reply_to=addresses["reply-to"],
+        to=addresses["to"],
+        cc=addresses["cc"],
         in_reply_to=message_ids(" ".join(headers.raw.get("in-reply-to", []))),
         references=message_ids(" ".join(headers.raw.get("references", []))),
         date=date,
-        text=text if text.strip() else html_to_text(html_source),
+        # isspace() instead of strip(): no copy of a large text just to test it.
+        text=text if text and not text.isspace() else html_to_text(html_source),
         html=nh3.clean(html_source, url_schemes=_HTML_URL_SCHEMES) if html_source else "",
         attachments=tuple(body.attachments),
         content_type=content_type,
@@ -150,6 +192,47 @@ def parse(raw: bytes, *, max_header_bytes: int = MAX_HEADER_BYTES) -> InboundMes
         defects=tuple(sorted(categories | body.categories)) + tuple(defects),
         message_id_synthesized=not message_id,
     )
+
+
+# --- mail-parser's log ---------------------------------------------------------------------
+#
+# mail-parser logs what it finds odd itself, quoting raw header bytes (escape sequences
+# included) at WARNING and ERROR, and formats DEBUG lines with whole header lists. Those are
+# facts about one message: they belong in its defects, not on a terminal or in our log. Its
+# logger therefore never propagates, and records go to the list of the parse() running in the
+# same thread or task (a context variable, so concurrent parses do not mix their records).
+
+_log_sink: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "leadmail_mailparser_log", default=None
+)
+_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]+")
+log = logging.getLogger(__name__)
+
+
+class _MailParserLog(logging.Handler):
+    """Files mail-parser's records under the message being parsed, sanitised and truncated."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose arguments do not format is still a defect
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            text = f"{text} ({record.exc_info[0].__name__})"
+        text = _LOG_UNSAFE.sub("?", text)[:200]
+        sink = _log_sink.get()
+        if sink is None:
+            log.debug("mail-parser outside parse(): %s", text)
+        elif len(sink) < MAX_LOG_DEFECTS:
+            defect = f"MailParserLog({record.levelname}): {text}"
+            if defect not in sink:  # it reads some headers twice
+                sink.append(defect)
+
+
+_MAILPARSER_LOGGER = logging.getLogger("mailparser")
+_MAILPARSER_LOGGER.addHandler(_MailParserLog())
+_MAILPARSER_LOGGER.setLevel(logging.WARNING)  # its DEBUG lines are not defects
+_MAILPARSER_LOGGER.propagate = False
 
 
 # --- bytes before parsing -------------------------------------------------------------------
@@ -189,15 +272,17 @@ def _message_start(raw: bytes) -> tuple[int, int]:
     raise ParseError("not a mail message: no header line at the start", raw[:80])
 
 
-def cap_header_block(data: bytes, limit: int) -> tuple[bytes, list[str]]:
-    """Drop header fields that would take the header block past ``limit`` bytes.
+def _capped_header_block(data: bytes, limit: int) -> tuple[bytes, int, list[str]]:
+    """The header block without the fields that would take it past ``limit`` bytes.
 
-    Fields are skipped, not cut, so a giant Subject early in the block does not take the
-    Content-Type after it down with it; the body is kept untouched.
+    Returns the kept header bytes and the offset in ``data`` where the rest (the body) starts;
+    (b"", 0) when nothing was dropped, so the caller feeds ``data`` as it is and no copy of a
+    large message is made. Fields are skipped, not cut, so a giant Subject early in the block
+    does not take the Content-Type after it down with it; the body is kept untouched.
     """
     end = data.find(b"\n\n")
     if (end + 1 if end >= 0 else len(data)) <= limit:
-        return data, []
+        return b"", 0, []
     kept: list[bytes] = []
     skipped: list[str] = []
     total = pos = 0
@@ -210,31 +295,247 @@ def cap_header_block(data: bytes, limit: int) -> tuple[bytes, list[str]]:
             skipped.append(match.group().split(b":", 1)[0].strip().decode("ascii").lower())
         pos = match.end()
     if not skipped:
-        return data, []
+        return b"", 0, []
     names = ", ".join(sorted(set(skipped)))
     defect = f"HeaderBlockTooLarge: {len(skipped)} field(s) over {limit} bytes skipped: {names}"
-    return b"".join(kept) + data[pos:], [defect[:300]]
+    return b"".join(kept), pos, [defect[:300]]
 
 
-def _load(data: bytes) -> tuple[Message, set[str], datetime | None]:
-    """Parse with mail-parser; fall back to the bare stdlib tree if mail-parser itself fails.
+# --- what the stdlib parser reads -----------------------------------------------------------
+#
+# The stdlib parser holds every line of the part it is reading as a str of its own (about 60
+# bytes each, plus two bytes a character once a line has an 8-bit byte) and a header line as a
+# tuple of two: a 10 MB body of two-byte lines took 37 times its size, a 10 MB
+# message/delivery-status of empty header blocks 96 times and half a minute. So it never reads
+# a long body: of each stretch between lines starting with "--" (the only lines that can end
+# a part) it reads the first SEGMENT_HEAD bytes, which hold the part's headers and the headers
+# of an enclosed message, within MAX_PARSED_LINES lines (then PART_HEAD bytes, PART_LINES
+# lines a stretch) and MAX_SEGMENTS stretches in all (the rest is one token). The
+# rest of a stretch reaches it as one token line, which _decoded and _flatten replace by the
+# bytes it stands for when they read the part; only the first MAX_BODY_BYTES of a text part
+# are ever copied.
 
-    mail-parser runs heuristics on sender-controlled input; a bug there must cost us its
-    extras (defect categories, lenient dates), not the message.
+SEGMENT_HEAD = 64 * 1024
+MAX_PARSED_LINES = 100_000
+MAX_SEGMENTS = 1000
+PART_HEAD = 4096  # what a stretch keeps once MAX_PARSED_LINES are spent: its part headers
+PART_LINES = 64
+_DASH_LINE = re.compile(rb"[\r\n]--")  # a line break, then the line that may be a boundary
+_TOKEN_START = "\x00LM"  # noqa: S105 (not a password)
+
+
+@dataclass(frozen=True, slots=True)
+class _Elided:
+    """Stretches of the message the parser did not read, each standing in as one token."""
+
+    data: bytes
+    spans: tuple[tuple[int, int], ...]
+    nonce: str  # from the content hash: a sender cannot write a token of its own message
+
+    def token(self, index: int) -> bytes:
+        return f"{_TOKEN_START}{self.nonce}:{index}\x00".encode("ascii")
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(re.escape(_TOKEN_START + self.nonce) + r":(\d+)\x00")
+
+    def expand(self, text: str, cap: int | None) -> tuple[bytes, bool]:
+        """The bytes of a payload as parsed, tokens replaced; at most ``cap``, and if more."""
+        view = memoryview(self.data)
+        pieces: list[bytes | memoryview] = []
+        size = pos = 0
+        for match in [*self.pattern.finditer(text), None]:
+            literal = text[pos : match.start() if match else len(text)]
+            found: list[bytes | memoryview] = [
+                literal.encode("ascii") if literal.isascii() else _payload_bytes(literal)
+            ]
+            if match is not None:
+                pos = match.end()
+                index = int(match.group(1))
+                if index < len(self.spans):
+                    found.append(view[self.spans[index][0] : self.spans[index][1]])
+            for piece in found:
+                if cap is not None and size + len(piece) > cap:
+                    pieces.append(piece[: cap - size])
+                    return b"".join(pieces), True
+                pieces.append(piece)
+                size += len(piece)
+        return b"".join(pieces), False
+
+    def expand_bytes(self, data: bytes) -> bytes:
+        """A serialised part (see _flatten) with its tokens replaced."""
+        pattern = re.compile(re.escape(self.token(0)[:-3]) + rb":(\d+)\x00")
+        view = memoryview(self.data)
+
+        def stretch(match: re.Match[bytes]) -> bytes:
+            index = int(match.group(1))
+            if index >= len(self.spans):
+                return b""
+            start, end = self.spans[index]
+            return bytes(view[start:end])
+
+        return pattern.sub(stretch, data)
+
+
+def _elide(data: bytes, start: int, nonce: str) -> _Elided | None:
+    """The stretches of ``data`` after ``start`` the parser is not given (see above)."""
+    if len(data) - start <= SEGMENT_HEAD:
+        return None
+    spans: list[tuple[int, int]] = []
+    lines_left = MAX_PARSED_LINES
+    segment = start
+    ends = (m.start() + 1 for m in _DASH_LINE.finditer(data, start))
+    for count, end in enumerate(itertools.chain(ends, (len(data),))):
+        if count >= MAX_SEGMENTS:
+            break
+        # Once the budget is spent, a stretch still keeps its boundary and part headers.
+        budget = (SEGMENT_HEAD, lines_left) if lines_left > 0 else (PART_HEAD, PART_LINES)
+        keep, lines = _kept(data, segment, end, *budget)
+        lines_left -= lines
+        _add_span(spans, data, keep, end)
+        segment = end
+    else:
+        segment = len(data)
+    _add_span(spans, data, segment, len(data))
+    return _Elided(data, tuple(spans), nonce) if spans else None
+
+
+def _kept(data: bytes, start: int, end: int, size: int, lines_left: int) -> tuple[int, int]:
+    """Where the parser stops reading the stretch start:end, and how many lines it reads."""
+    keep = end
+    if end - start > size:
+        limit = start + size
+        keep = max(data.rfind(b"\n", start, limit), data.rfind(b"\r", start, limit)) + 1
+        keep = max(keep, start)
+    lines = data.count(b"\n", start, keep) + data.count(b"\r", start, keep)
+    if lines <= lines_left:
+        return keep, lines
+    pos = start
+    for _ in range(lines_left):
+        breaks = [i for i in (data.find(b"\n", pos, keep), data.find(b"\r", pos, keep)) if i >= 0]
+        pos = min(breaks) + 1
+    return pos, lines_left
+
+
+def _add_span(spans: list[tuple[int, int]], data: bytes, start: int, end: int) -> None:
+    """Elide start:end but its last line break, which stays to end the token's line."""
+    if end > start and data[end - 1] in b"\r\n":
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def _pieces(data: bytes, start: int, elided: _Elided | None) -> Iterator[bytes]:
+    """What the parser is fed, in chunks: ``data[start:]`` with elided stretches as tokens."""
+    view = memoryview(data)
+    pos = start
+    for index, (begin, end) in enumerate(elided.spans if elided else ()):
+        for offset in range(pos, begin, FEED_CHUNK):
+            yield view[offset : min(offset + FEED_CHUNK, begin)].tobytes()
+        assert elided is not None
+        yield elided.token(index)
+        pos = end
+    for offset in range(pos, len(data), FEED_CHUNK):
+        yield view[offset : offset + FEED_CHUNK].tobytes()
+
+
+class _ParsedPart(Message):
+    """A Message whose payload can be read as the parser left it, for _decoded.
+
+    get_payload() re-decodes an 8-bit payload with the part's charset (lossy, and a full copy
+    to find that out); get_payload(decode=True) copies a base64 payload four times over. The
+    parser builds every part from this class (its ``_factory``), so each part offers ``wire``
+    and knows the stretches its payload may stand in for.
+    """
+
+    def __init__(self, policy: Compat32 = compat32, elided: _Elided | None = None) -> None:
+        super().__init__(policy)
+        self.elided = elided
+
+    @property
+    def wire(self) -> Any:
+        # _payload is where the feedparser itself writes (it trims a part's last line break
+        # before a boundary in place, after set_payload), so no public method sees the same.
+        return getattr(self, "_payload", None)  # not in the stdlib's type stubs
+
+
+def _load(
+    head: bytes, data: bytes, start: int, nonce: str
+) -> tuple[Message, set[str], datetime | None]:
+    """The stdlib's MIME tree of ``head`` + ``data[start:]``, fed in chunks, long bodies elided.
+
+    Not mailparser.parse_from_bytes: it decodes the whole message into one str first (two or
+    four bytes a character once it holds a single 8-bit byte), then decodes every body and
+    re-encodes every attachment as base64 text, which took 8 to 30 times a message's size.
+    Fed in chunks, the parser holds the lines it reads (see above) and nothing else; mail-parser
+    still analyses the header block (see _header_facts).
+    """
+    if head:
+        body = start
+    else:
+        end = data.find(b"\n\n", 0, MAX_HEADER_BYTES)
+        body = end + 1 if end >= 0 else min(len(data), MAX_HEADER_BYTES)
+    elided = _elide(data, body, nonce)
+    parser = BytesFeedParser(
+        _factory=functools.partial(_ParsedPart, elided=elided), policy=compat32
+    )
+    try:
+        if head:
+            parser.feed(head)
+        for piece in _pieces(data, start, elided):
+            parser.feed(piece)
+        message = parser.close()
+    except RecursionError as exc:  # the stdlib recurses once per nested message/multipart
+        raise ParseError("MIME structure nested too deeply", None) from exc
+    categories, date = _header_facts(message)
+    return message, categories, date
+
+
+def _header_facts(message: Message) -> tuple[set[str], datetime | None]:
+    """mail-parser's lenient Date and its header defect categories (address, date, Received).
+
+    The same three analyses MailParser runs on construction, called directly: the rest of its
+    work (decoding every header twice into dicts, every body) is not used here. It runs
+    heuristics on sender-controlled input; a bug there must cost us its extras, not the
+    message. Address fields reach it bounded as they reach our own address parser.
     """
     try:
-        parsed = mailparser.parse_from_bytes(data)
-    except MailParserRecursionError as exc:
-        raise ParseError("MIME structure nested too deeply", None) from exc
-    except Exception as exc:  # see docstring: degrade, never lose the message
-        try:
-            message = email.message_from_bytes(data)
-        except RecursionError as inner:
-            raise ParseError("MIME structure nested too deeply", None) from inner
-        return message, {f"MailParserFailed({type(exc).__name__})"}, _stdlib_date(message)
-    tree: Message = parsed.message
-    date: datetime | None = parsed.date
-    return tree, set(parsed.defects_categories), date
+        return _mailparser_facts(message)
+    except Exception as exc:  # see docstring (RecursionError included): degrade, never lose it
+        return {f"MailParserFailed({type(exc).__name__})"}, _stdlib_date(message)
+
+
+def _mailparser_facts(message: Message) -> tuple[set[str], datetime | None]:
+    categories: set[str] = set()
+    for name, value in message.items():
+        if name.lower() not in ADDRESSES_HEADERS:
+            continue
+        bounded, notes = _bounded_address_text(readable(str(value)))
+        diagnostics: list[dict[str, Any]] = []
+        get_addresses(bounded if notes else value, defects=diagnostics, decode_names=True)
+        if diagnostics:
+            categories.add("AddressHeaderDefect")
+    date: datetime | None = None
+    date_defects: list[dict[str, Any]] = []
+    received: list[str] = []
+    seen: dict[str, int] = {}
+    for name, raw in message.raw_items():
+        key = name.lower()
+        if key == "received":
+            received.append(raw)
+        elif key in ("date", "resent-date"):
+            occurrence = seen[key] = seen.get(key, -1) + 1
+            result = parse_mail_date(raw)
+            if key == "date" and occurrence == 0:
+                date = result.value
+            date_defects.extend(date_diagnostics(result, raw, key, occurrence))
+    received_defects: list[dict[str, Any]] = []
+    receiveds_parsing(received, defects=received_defects, date_defects=date_defects)
+    if received_defects:
+        categories.add("ReceivedHeaderDefect")
+    if date_defects:
+        categories.add("DateHeaderDefect")
+    return categories, date
 
 
 def _stdlib_date(message: Message) -> datetime | None:
@@ -334,22 +635,99 @@ def _word_bytes(encoding: str, payload: str) -> bytes | None:
     return binascii.a2b_qp(payload.encode("utf-8"), header=True)
 
 
-def _addresses(values: Iterable[str]) -> tuple[Address, ...]:
+def _addresses(key: str, values: Iterable[str], defects: list[str]) -> tuple[Address, ...]:
     """Mailboxes of an address header: RFC 2047 names decoded, domain lower-cased, deduplicated.
 
     Entries without an @ (group names, "undisclosed-recipients:;", bare words) are not mailboxes.
+    Parsing is bounded (see _bounded_address_text) and at most MAX_ADDRESSES are kept, each
+    shortening noted in ``defects``.
     """
     found: dict[str, Address] = {}
-    for name, addr in email.utils.getaddresses(list(values)):
-        local, at, domain = addr.strip().rpartition("@")
-        if not at or not local or not domain:
+    for value in values:
+        text, notes = _bounded_address_text(value)
+        defects.extend(f"{note}: {key}" for note in notes)
+        try:
+            pairs = email.utils.getaddresses([text])
+        except RecursionError:  # cannot happen after bounding; if it does, the field is lost
+            defects.append(f"AddressHeaderUnparsable: {key}")
             continue
-        address = f"{local}@{domain.lower()}"
-        display = _WHITESPACE.sub(" ", decode_words(name)).strip().strip("\"'").strip()
-        if display.lower() == address.lower():
-            display = ""
-        found.setdefault(address.lower(), Address(display, address))
+        for name, addr in pairs:
+            local, at, domain = addr.strip().rpartition("@")
+            if not at or not local or not domain:
+                continue
+            if len(found) >= MAX_ADDRESSES:
+                defects.append(f"AddressesTruncated: {key}: only the first {MAX_ADDRESSES} kept")
+                return tuple(found.values())
+            address = f"{local}@{domain.lower()}"
+            display = _WHITESPACE.sub(" ", decode_words(name)).strip().strip("\"'").strip()
+            if display.lower() == address.lower():
+                display = ""
+            found.setdefault(address.lower(), Address(display, address))
     return tuple(found.values())
+
+
+def _bounded_address_text(value: str) -> tuple[str, list[str]]:
+    """An address field cut to a size and a nesting the stdlib's address parser copes with.
+
+    email.utils.getaddresses recurses once per nested comment and once per group, so 5,000
+    "(" or "g:" reach Python's recursion limit; parsing also costs time in proportion to the
+    text. A longer field keeps its first MAX_ADDRESS_HEAD characters (cut after a comma where
+    possible) and its last MAX_ADDRESS_TAIL, so the mailbox ending a giant display name
+    survives. Comments nested deeper than MAX_ADDRESS_NESTING keep only their outer
+    parentheses, groups as deep only their outer colon (see _shallow): the mailboxes stay, the
+    recursion goes. Line breaks go too, as the stdlib ends a comment at a CR.
+    """
+    notes: list[str] = []
+    if len(value) > MAX_ADDRESS_HEAD + MAX_ADDRESS_TAIL:
+        cut = value.rfind(",", MAX_ADDRESS_HEAD // 2, MAX_ADDRESS_HEAD)
+        head = value[: cut if cut > 0 else MAX_ADDRESS_HEAD]
+        tail = value[-MAX_ADDRESS_TAIL:]
+        tail = tail[tail.find(" ") + 1 :]  # from a word's start, not inside an encoded-word
+        value = f"{head}, {tail}"
+        notes.append("AddressHeaderTruncated")
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", " ").replace("\n", " ")
+    if value.count("(") > MAX_ADDRESS_NESTING:  # cheap test first: nesting needs that many
+        value, deep = _shallow(value, "(", ")", " ", escapes=True)
+        if deep:
+            notes.append("AddressCommentsFlattened")
+    if value.count(":") > MAX_ADDRESS_NESTING:
+        value, deep = _shallow(value, ":", ";", ",", escapes=False)
+        if deep:
+            notes.append("AddressGroupsFlattened")
+    return value, notes
+
+
+def _shallow(
+    value: str, opening: str, closing: str, inner: str, *, escapes: bool
+) -> tuple[str, bool]:
+    """``value`` with its ``opening``/``closing`` pairs below the first level made ``inner``.
+
+    Only when they nest deeper than MAX_ADDRESS_NESTING (the flag says so); else unchanged.
+    The depth counted here is never below the stdlib's: it also counts pairs inside quoted
+    strings, and takes a backslash as an escape only inside a comment (``escapes``), as the
+    stdlib does. A comment keeps its outer parentheses, so "a@x (Ann (Sales))" stays one
+    mailbox with a comment; a group keeps its first colon.
+    """
+    out: list[str] = []
+    depth = deepest = 0
+    escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif escapes and char == "\\" and depth:
+            escaped = True
+        elif char == opening:
+            depth += 1
+            deepest = max(deepest, depth)
+            char = inner if depth > 1 else char
+        elif char == closing and depth:
+            depth -= 1
+            char = inner if depth >= 1 else char
+        out.append(char)
+    if deepest <= MAX_ADDRESS_NESTING:
+        return value, False
+    return "".join(out), True
 
 
 def message_ids(text: str) -> tuple[str, ...]:
@@ -421,7 +799,9 @@ def _walk(root: Message) -> _Body:
         except Exception as exc:  # one broken part must not lose the rest of the message
             body.defects.append(f"PartError: part {part.index}: {type(exc).__name__}: {exc}"[:300])
         finally:
-            body.categories.update(type(d).__name__ for d in part.message.defects)
+            # An enclosed message is not walked for bodies, but its defects are this one's.
+            inner = part.message.walk() if part.maintype == "message" else (part.message,)
+            body.categories.update(type(d).__name__ for m in inner for d in m.defects)
     return body
 
 
@@ -461,7 +841,9 @@ def _collect(part: _Part, body: _Body) -> None:
         return
     mime = _MimeView.of(part.message)
     if part.ctype in REPORT_TYPES:
-        text = _part_text(part.message, mime.charset)
+        text, more = _part_text(part.message, mime.charset, MAX_BODY_BYTES)
+        if more:
+            body.defects.append(f"BodyTruncated: part {part.index} cut at {MAX_BODY_BYTES} bytes")
         body.reports.append(ReportPart(REPORT_TYPES[part.ctype], text))
         return
     if part.maintype == "message":
@@ -478,12 +860,25 @@ def _collect(part: _Part, body: _Body) -> None:
     # A multipart without boundary is unreadable MIME: its raw text is the best body there is.
     is_text = part.ctype in ("text/plain", "text/html") or part.maintype == "multipart"
     if is_text and mime.disposition != "attachment":
-        text = _part_text(part.message, mime.charset)
-        (body.html if part.ctype == "text/html" else body.plain).append(text)
+        _collect_text(part, mime, body.html if part.ctype == "text/html" else body.plain, body)
         # Named inline text is both shown in the body and offered as a file (as mail-parser does).
         if not mime.filename or mime.disposition != "inline":
             return
     body.attachments.append(_leaf_attachment(part, mime))
+
+
+def _collect_text(part: _Part, mime: _MimeView, kept: list[str], body: _Body) -> None:
+    """Add a text part to ``kept``, within MAX_BODY_BYTES for all parts of its kind together."""
+    room = MAX_BODY_BYTES - sum(len(text) for text in kept)
+    if room <= 0:
+        body.defects.append(
+            f"BodyTruncated: part {part.index} over {MAX_BODY_BYTES} bytes, skipped"
+        )
+        return
+    text, more = _part_text(part.message, mime.charset, room)
+    if more:
+        body.defects.append(f"BodyTruncated: part {part.index} cut at {room} bytes")
+    kept.append(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,23 +930,136 @@ def _first_raw(message: Message, name: str) -> str:
     return next((str(v) for k, v in message.raw_items() if k.lower() == name), "")
 
 
+_UUENCODINGS = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]+")
+_BASE64_JUNK = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
 def _part_bytes(message: Message) -> bytes:
-    payload = message.get_payload(decode=True)
-    return payload if isinstance(payload, bytes) else b""
+    return _decoded(message, None)[0]
 
 
-def _part_text(message: Message, charset: str | None) -> str:
-    """A part's content as text; for parsed message/* parts, their header blocks and bodies."""
+def _decoded(message: Message, limit: int | None) -> tuple[bytes, bool]:
+    """A leaf part's bytes with the transfer encoding undone: at most ``limit``, and if more.
+
+    Done here, not by get_payload(decode=True), which makes four copies of a base64 payload
+    (surrogate check, encode, splitlines, join) before decoding it; binascii reads the ASCII
+    payload string as it is, skipping line breaks itself. With a limit, only the start of the
+    payload is decoded.
+    """
+    payload = message.wire if isinstance(message, _ParsedPart) else None
+    if not isinstance(payload, str):
+        if payload is not None or message.is_multipart():
+            return b"", False
+        whole = message.get_payload(decode=True)  # a part we did not parse: the stdlib way
+        payload_bytes = whole if isinstance(whole, bytes) else b""
+        return (payload_bytes, False) if limit is None else _limited(payload_bytes, limit)
+    encoding = _first_raw(message, "content-transfer-encoding").strip().lower()
+    # Upper bounds of the encoded size of ``limit`` decoded bytes.
+    factor = {"base64": 2, "quoted-printable": 3}.get(encoding, 1)
+    if encoding in _UUENCODINGS:
+        factor = 2
+    encoded, more = _wire_bytes(message, payload, None if limit is None else limit * factor)
+    if encoding in _UUENCODINGS:
+        data = _uudecode(encoded.encode("ascii") if isinstance(encoded, str) else encoded)
+    elif encoding == "base64":
+        data = _base64(encoded, message)
+    elif encoding == "quoted-printable":
+        data = binascii.a2b_qp(encoded)
+    else:
+        data = encoded.encode("ascii") if isinstance(encoded, str) else encoded
+    if limit is None:
+        return data, False
+    data, cut = _limited(data, limit)
+    return data, cut or more
+
+
+def _wire_bytes(message: Message, payload: str, cap: int | None) -> tuple[str | bytes, bool]:
+    """The payload as sent (an ASCII str stands for its bytes), at most ``cap``, and if more."""
+    elided = message.elided if isinstance(message, _ParsedPart) else None
+    if elided is not None and _TOKEN_START in payload:
+        return elided.expand(payload, cap)
+    more = cap is not None and len(payload) > cap
+    if cap is not None and more:
+        payload = payload[:cap]
+    return (payload if payload.isascii() else _payload_bytes(payload)), more
+
+
+def _uudecode(data: bytes) -> bytes:
+    """The lines between "begin" and "end", as the stdlib's uu.decode reads them.
+
+    Lines a broken encoder made too long are cut to their stated length, as uu.decode does;
+    without a "begin" line the bytes are returned as they are, as get_payload(decode=True) does.
+    """
+    lines = iter(data.splitlines())
+    if not any(line.startswith(b"begin ") for line in lines):
+        return data
+    out = bytearray()
+    for line in lines:
+        if line.strip(b" \t\r\n\f") == b"end":
+            break
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            with contextlib.suppress(binascii.Error, IndexError):
+                out += binascii.a2b_uu(line[: (((line[0] - 32) & 63) * 4 + 5) // 3])
+    return bytes(out)
+
+
+def _limited(data: bytes, limit: int) -> tuple[bytes, bool]:
+    return (data, False) if len(data) <= limit else (data[:limit], True)
+
+
+def _payload_bytes(payload: str) -> bytes:
+    """The bytes behind a payload the stdlib parser decoded as ASCII with surrogate escapes."""
+    try:
+        return payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # a payload set from text, not parsed from bytes
+        return payload.encode("raw-unicode-escape")
+
+
+def _base64(encoded: str | bytes, message: Message) -> bytes:
+    """Lenient base64: line breaks and junk skipped, missing padding added, a stray tail dropped.
+
+    What was wrong is registered on the part as the stdlib's get_payload(decode=True) does.
+    """
+    if _BASE64_JUNK.search(encoded if isinstance(encoded, str) else encoded.decode("latin-1")):
+        message.defects.append(errors.InvalidBase64CharactersDefect())
+    try:
+        return binascii.a2b_base64(encoded)
+    except binascii.Error:
+        message.defects.append(errors.InvalidBase64PaddingDefect())
+    data = encoded.encode("ascii") if isinstance(encoded, str) else encoded
+    try:
+        return binascii.a2b_base64(data + b"==")
+    except binascii.Error:
+        cleaned = _NOT_BASE64.sub(b"", data)
+        return binascii.a2b_base64(cleaned[: len(cleaned) // 4 * 4])
+
+
+def _part_text(message: Message, charset: str | None, limit: int) -> tuple[str, bool]:
+    """A part's content as text, from at most ``limit`` bytes, and whether more was left out.
+
+    For parsed message/* parts (delivery-status blocks), their header blocks and bodies.
+    """
     if message.is_multipart():
-        return "\n".join(_message_text(p) for p in _children(message))
-    return charsets.decode(_part_bytes(message), charset).replace("\r\n", "\n")
+        text = "\n".join(_message_text(p, limit) for p in _children(message))
+        return (text, False) if len(text) <= limit else (text[:limit], True)
+    data, more = _decoded(message, limit)
+    if more:
+        # Cut after a line break near the end, not inside a multi-byte character.
+        newline = data.rfind(b"\n", max(0, len(data) - 4096))
+        data = data[: newline + 1] if newline > 0 else data
+    return charsets.decode(data, charset).replace("\r\n", "\n"), more
 
 
-def _message_text(message: Message) -> str:
+def _message_text(message: Message, limit: int) -> str:
     lines = [f"{name}: {readable(str(value))}" for name, value in message.raw_items()]
     tail = ""
-    if not message.is_multipart() and _part_bytes(message):
-        tail = "\n" + _part_text(message, _MimeView.of(message).charset)
+    if not message.is_multipart() and (
+        message.wire if isinstance(message, _ParsedPart) else message.get_payload()
+    ):
+        tail = "\n" + _part_text(message, _MimeView.of(message).charset, limit)[0]
     return "\n".join(lines) + "\n" + tail
 
 
@@ -604,8 +1112,11 @@ def _flatten(message: Message) -> bytes:
     try:
         BytesGenerator(out, mangle_from_=False, policy=_VERBATIM).flatten(message)
     except Exception:  # odd MIME can defeat the generator; the text form is a fair copy
-        return message.as_string().encode("utf-8", "surrogateescape")
-    return out.getvalue()
+        data = message.as_string().encode("utf-8", "surrogateescape")
+    else:
+        data = out.getvalue()
+    elided = message.elided if isinstance(message, _ParsedPart) else None
+    return elided.expand_bytes(data) if elided is not None else data
 
 
 def _safe_stem(subject: str) -> str:

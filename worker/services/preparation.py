@@ -216,14 +216,30 @@ class Preparer:
         with ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_init_worker, initargs=(root, os.getpid())
         ) as pool:
-            # A bounded window of batches in flight keeps memory flat whatever the input size.
-            window: deque[Future[list[Prepared | Unreadable]]] = deque()
+            # A bounded window of batches in flight keeps memory flat whatever the input size:
+            # at most workers × AHEAD batches, and at most ``budget`` raw bytes once every
+            # worker has one, so a run of large messages holds one per worker (each is held
+            # here until its batch returns, and again by the worker parsing it) instead of
+            # workers × AHEAD of them.
+            budget = (self.workers * AHEAD + 1) * BATCH_BYTES
+            window: deque[tuple[int, Future[list[Prepared | Unreadable]]]] = deque()
+            in_flight = 0
             for chunk in chunks:
-                window.append(pool.submit(_worker_batch, chunk, self.max_bytes, self.policy))
+                size = sum(len(raw.data) for raw in chunk)
+                while len(window) >= self.workers and in_flight + size > budget:
+                    done, future = window.popleft()
+                    in_flight -= done
+                    yield future.result()
+                window.append(
+                    (size, pool.submit(_worker_batch, chunk, self.max_bytes, self.policy))
+                )
+                in_flight += size
                 if len(window) > self.workers * AHEAD:
-                    yield window.popleft().result()
+                    done, future = window.popleft()
+                    in_flight -= done
+                    yield future.result()
             while window:
-                yield window.popleft().result()
+                yield window.popleft()[1].result()
 
 
 AHEAD = 2

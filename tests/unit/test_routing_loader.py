@@ -305,7 +305,7 @@ def test_bad_regex_points_at_the_pattern() -> None:
             assign: {strategy: round_robin, to: [alice]}
             """
         ),
-        "bad regex /quote(s/: missing ), unterminated subpattern",
+        "bad regex /quote(s/: missing ): quote(s — rule patterns use RE2 syntax",
     )
     assert problem.message.startswith("bad regex")
 

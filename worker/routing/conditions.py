@@ -5,6 +5,11 @@ Leaves (:class:`Check`) test one fact of the lead or the message with one operat
 the regex is compiled, the expected values are normalised and every reason a trace can show is
 formatted. Evaluation then only fetches a fact and compares, which keeps a decision over a
 100-rule file in the tens of microseconds.
+
+Evaluation is bounded whatever the message holds: text tests run on RE2 in linear time
+(worker/routing/patterns.py), and every test looks at no more than ``TEXT_LIMIT`` (100,000)
+characters of a text fact — its start, or its end for ``ends_with`` — so a 30 MB body costs
+no more than a long email. The loader caps the size of the condition tree.
 """
 
 from __future__ import annotations
@@ -13,11 +18,19 @@ import difflib
 import functools
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
+
+from worker.routing.patterns import (
+    TEXT_LIMIT,
+    PatternError,
+    check_regex,
+    clip,
+    literal_test,
+    regex_test,
+)
 
 if TYPE_CHECKING:
     from worker.routing.engine import LeadFacts, MessageFacts
@@ -258,9 +271,9 @@ def value_problem(kind: str, name: str, op: str, value: object) -> str | None:
             return f"{op} takes a non-empty string, not {kind_of(value)}"
         if op == "regex":
             try:
-                re.compile(value, re.IGNORECASE)
-            except re.error as error:
-                return f"bad regex /{value}/: {error}"
+                check_regex(value)
+            except PatternError as error:
+                return str(error)
         return None
     if isinstance(value, bool) or _finite(value) is None:
         return f"{op} takes a number, not {kind_of(value)}"
@@ -413,6 +426,8 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
             else:
                 raw = get(message if source == _FROM_MESSAGE else message.headers)
             if raw.__class__ is str:
+                if len(raw) > TEXT_LIMIT:
+                    raw = raw[:TEXT_LIMIT]
                 return if_absent if not raw or raw.isspace() else if_present
             return if_present if _items(raw) else if_absent
 
@@ -423,6 +438,7 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         on_hit, on_miss = (False, (failed,)), (True, (passed,))
         missing = (True, (f"{label}: no value",))
     one_text, fold, one = _predicates(op, value)
+    head = op != "ends_with"
 
     def test(lead: LeadFacts, message: MessageFacts | None) -> Outcome:
         if source == _FROM_LEAD:
@@ -432,6 +448,8 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         else:
             raw = get(message if source == _FROM_MESSAGE else message.headers)
         if raw.__class__ is str:
+            if len(raw) > TEXT_LIMIT:  # bounded work on any body: see TEXT_LIMIT
+                raw = clip(raw, head)
             if not raw or raw.isspace():
                 return missing
             return on_hit if one_text(raw.casefold() if fold else raw) else on_miss
@@ -456,7 +474,7 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
 
 
 TextTest = Callable[[str], object]
-"""A truthy/falsy test of one text item: C-level where possible (a bound regex method or
+"""A truthy/falsy test of one text item: C-level where possible (an RE2 match or
 frozenset.__contains__), since it runs for every rule on every lead."""
 
 
@@ -474,14 +492,8 @@ def _predicates(op: str, value: object) -> tuple[TextTest, bool, Callable[[objec
 
         return number, False, number
     assert isinstance(value, str)
-    if op == "regex":
-        one_text: TextTest = re.compile(value, re.IGNORECASE).search
-    elif op == "contains":
-        one_text = re.compile(re.escape(value), re.IGNORECASE).search
-    elif op == "starts_with":
-        one_text = re.compile(re.escape(value), re.IGNORECASE).match
-    else:
-        one_text = re.compile(re.escape(value) + r"\Z", re.IGNORECASE).search
+    # RE2, linear in the text, and each test clips the text to TEXT_LIMIT itself.
+    one_text: TextTest = regex_test(value) if op == "regex" else literal_test(op, value)
 
     def one(item: object) -> bool:
         return bool(one_text(_text(item)))
@@ -510,7 +522,7 @@ def _equality(expected: tuple[object, ...]) -> tuple[TextTest, bool, Callable[[o
 
     def one(item: object) -> bool:
         if isinstance(item, str):
-            return bool(one_text(item.casefold()))
+            return bool(one_text(clip(item).casefold()))
         if isinstance(item, bool):
             return item in booleans or ("true" if item else "false") in texts
         if isinstance(item, int | float):
@@ -549,7 +561,7 @@ def _number(item: object) -> float | None:
         return None
     if isinstance(item, str):
         try:
-            return _finite(float(item))
+            return _finite(float(clip(item)))
         except ValueError:
             return None
     return _finite(item)

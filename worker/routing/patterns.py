@@ -71,9 +71,10 @@ TextTest = Callable[[str], bool]
 
 
 class PatternError(ValueError):
-    """A pattern RE2 cannot run; ``offset`` is where in the pattern (0-based) it goes wrong."""
+    """A pattern RE2 cannot run; ``offset`` is where in the pattern (0-based) it goes wrong,
+    None when RE2 refused it without saying where."""
 
-    def __init__(self, message: str, pattern: str, offset: int = 0) -> None:
+    def __init__(self, message: str, pattern: str, offset: int | None = None) -> None:
         super().__init__(message)
         self.pattern = pattern
         self.offset = offset
@@ -157,6 +158,7 @@ def translate(pattern: str) -> str:
     out: list[str] = []
     i, n = 0, len(pattern)
     repeated = False  # the last token was a repetition: a "+" after it would be possessive
+    repeat_start = 0
     while i < n:
         c = pattern[i]
         was_repeated, repeated = repeated, False
@@ -171,17 +173,16 @@ def translate(pattern: str) -> str:
             out.append(piece)
         elif c in "*+?":
             if was_repeated and c == "+":
-                _refuse(pattern, i - 1, f"possessive repetition {pattern[i - 1 : i + 1]}")
-            if was_repeated and c == "?":  # a lazy repetition: fine, and ends the repetition
-                out.append(c)
-            else:
-                out.append(c)
-                repeated = True
+                what = f"possessive repetition {pattern[repeat_start : i + 1]}"
+                _refuse(pattern, repeat_start, what)
+            out.append(c)
+            if not was_repeated:  # else "?" makes the repetition lazy, and ends it
+                repeated, repeat_start = True, i
             i += 1
         elif c == "{":
             piece, end = _braces(pattern, i)
             out.append(piece)
-            repeated = end > i + 1
+            repeated, repeat_start = end > i + 1, i
             i = end
         elif c == "$":
             out.append(r"(?:$|\n\z)")  # Python's $ also matches before a final newline

@@ -245,6 +245,33 @@ def test_unicode_classes_match_python_on_every_bmp_character() -> None:
         assert len(differ) < 10, (escape, differ[:20])
 
 
+def test_re2_only_syntax_is_kept_whole() -> None:
+    from worker.routing.patterns import regex_test
+
+    assert translate(r"\p{Thai}{3}\x{41}\P{L}") == r"\p{Thai}{3}\x{41}\P{L}"
+    assert regex_test(r"^\p{Thai}{4}\x{41}$")("ครับa")  # ค ร ั บ: four code points
+    assert not regex_test(r"^\p{Thai}{3}$")("abc")
+    assert regex_test(r"[\p{Greek}x]{2}")("αβ")
+
+
+def test_too_complex_patterns_are_refused() -> None:
+    problem = one_problem(regex_rule(r"'\w{300}x'"))
+    assert (problem.line, problem.column) == (6, 34)
+    assert "too complex" in problem.message and "the limit is 20,000" in problem.message
+
+
+def test_all_patterns_together_are_capped() -> None:
+    rules = "".join(
+        f"  - name: r{i}\n    when: {{message: body, regex: '\\w{{14}}{i}'}}\n" + ASSIGN
+        for i in range(60)
+    )
+    found = refused(TEAM + rules)
+    assert len(found) == 1, found
+    assert "patterns compile to more than 1,000,000 steps together" in found[0].message
+    assert (found[0].line - 6) % 3 == 0, found  # at a pattern
+    assert found[0].line > 6 + 3 * 40  # about 19,000 steps each: only the fifties cross
+
+
 def test_translate_rewrites_only_what_differs() -> None:
     assert translate("quote") == "quote"
     assert translate(r"a\Z") == r"a\z"

@@ -17,6 +17,9 @@ files are a few kilobytes, a few thousand values and about ten levels deep):
   composing, each alias as many times as it is used. A short file of aliases of aliases
   ("billion laughs") would otherwise make a condition tree of billions of checks, evaluated
   for every lead; it is refused at the alias that crosses the limit.
+- ``MAX_PATTERN_STEPS`` (1,000,000): the compiled size of all regexes together (each one is
+  capped at patterns.MAX_PROGRAM, 20,000), which bounds the memory of the compiled rules and
+  the work of one decision; a real file's patterns come to a few thousand.
 
 Rule patterns (``regex``) are RE2 patterns with Python's meaning kept (worker/routing/
 patterns.py): constructs that cannot run in linear time (backreferences, lookaround,
@@ -92,6 +95,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 100
 MAX_NODES = 100_000
+MAX_PATTERN_STEPS = 1_000_000
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
@@ -232,7 +236,7 @@ class _BoundedLoader(yaml.SafeLoader):
             # A node still being composed (a recursive alias) counts once; the reader
             # reports the cycle where it matters.
             size, depth = self._sizes.get(id(node), (1, 0))
-            self._count(size, event, f"alias *{event.anchor}")
+            self._count(size, event, event.anchor)
             if self._depth + depth > MAX_DEPTH:
                 raise _Unbounded(
                     f"alias *{event.anchor} nests deeper than {MAX_DEPTH} levels "
@@ -251,7 +255,7 @@ class _BoundedLoader(yaml.SafeLoader):
                     event,
                 )
             self._depth += 1
-        self._count(1, event, "this value")
+        self._count(1, event)
         outer = self._deepest
         self._deepest = self._depth
         try:
@@ -264,14 +268,21 @@ class _BoundedLoader(yaml.SafeLoader):
         self._sizes[id(node)] = (self._nodes - start, height)
         return node
 
-    def _count(self, size: int, event: Event, what: str) -> None:
+    def _count(self, size: int, event: Event, alias: str | None = None) -> None:
         self._nodes += size
-        if self._nodes > MAX_NODES:
-            raise _Unbounded(
-                f"the rule file expands to more than {MAX_NODES:,} values at {what} "
-                "(an alias counts the values it names each time it is used)",
-                event,
+        if self._nodes <= MAX_NODES:
+            return
+        if alias is None:
+            message = (
+                f"the rule file has more than {MAX_NODES:,} values (lists, mappings and "
+                "scalars), the limit; real rule files have a few thousand"
             )
+        else:
+            message = (
+                f"the rule file expands to more than {MAX_NODES:,} values at alias *{alias} "
+                "(an alias counts the values it names each time it is used)"
+            )
+        raise _Unbounded(message, event)
 
 
 class _Reader:
@@ -285,6 +296,7 @@ class _Reader:
         self._conditions: dict[int, Condition | None] = {}
         self._composing: set[int] = set()
         self._misspelled: set[tuple[int, str]] = set()
+        self._pattern_steps = 0  # compiled size of every regex so far (MAX_PATTERN_STEPS)
 
     # ---------------------------------------------------------------------------- basics
 
@@ -823,9 +835,17 @@ class _Reader:
             return None
         if op == "regex" and isinstance(value, str) and value:
             try:
-                check_regex(value)
+                self._pattern_steps += check_regex(value)
             except PatternError as error:
                 self.report_in(value_node, error.offset, str(error))
+                return None
+            if self._pattern_steps > MAX_PATTERN_STEPS:
+                self.report(
+                    value_node,
+                    f"the rule file's patterns compile to more than {MAX_PATTERN_STEPS:,} "
+                    "steps together, the limit; use fewer or simpler patterns",
+                )
+                self._pattern_steps = -(1 << 62)  # said once is enough
                 return None
         problem = value_problem(kind, name or "", op, value)
         if problem:

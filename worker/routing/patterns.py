@@ -38,6 +38,11 @@ TEXT_LIMIT = 100_000
 """Characters of one text fact a test looks at: the first ones (the last for ends_with).
 A long sales email is about 20,000 characters; a 30 MB body costs at most this much per test."""
 
+MAX_PROGRAM = 20_000
+"""Largest compiled pattern (RE2's program size, in instructions) a rule may use. A match
+costs at worst about text length × program size, and memory grows with it. Ordinary
+patterns are a few dozen; each Unicode \\w is about 1,350 (a Unicode letter class)."""
+
 _SPACE = (
     r"\t-\r\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}"
     r"\x{205f}\x{3000}"
@@ -93,15 +98,17 @@ def literal_test(op: str, value: str) -> TextTest:
     re.IGNORECASE) do, and is several times cheaper than a call into RE2. Any other text
     goes to RE2.
     """
-    quoted = re2.escape(value)
-    if op == "contains":
-        slow = _searcher(_compile(quoted, value), _ANCHOR.UNANCHORED, head=True)
-    elif op == "starts_with":
-        slow = _searcher(_compile(quoted, value), _ANCHOR.ANCHOR_START, head=True)
-    elif op == "ends_with":
-        slow = _searcher(_compile(quoted + r"\z", value), _ANCHOR.UNANCHORED, head=False)
-    else:
+    if op not in ("contains", "starts_with", "ends_with"):
         raise ValueError(f"not a text operator: {op!r}")
+    quoted = re2.escape(value) + (r"\z" if op == "ends_with" else "")
+    try:
+        compiled = _compile(quoted, value)
+    except PatternError:
+        raise PatternError(
+            f"{op}: a value of {len(value):,} characters is too long", value
+        ) from None
+    anchor = _ANCHOR.ANCHOR_START if op == "starts_with" else _ANCHOR.UNANCHORED
+    slow = _searcher(compiled, anchor, head=op != "ends_with")
     if not value.isascii():
         return slow
     lowered = value.lower()
@@ -134,9 +141,10 @@ def literal_test(op: str, value: str) -> TextTest:
     return ends_with
 
 
-def check_regex(pattern: str) -> None:
-    """Raise PatternError if ``pattern`` cannot be a rule's regex (for the loader)."""
-    _compile(translate(pattern), pattern)
+def check_regex(pattern: str) -> int:
+    """Raise PatternError if ``pattern`` cannot be a rule's regex; else its program size."""
+    size: int = _compile(translate(pattern), pattern).ProgramSize()
+    return size
 
 
 def clip(text: str, head: bool = True) -> str:
@@ -163,6 +171,13 @@ def _compile(translated: str, pattern: str) -> Any:
         if fragment and fragment not in pattern:  # RE2 quotes the rewritten pattern: hide it
             reason = what
         raise PatternError(f"bad regex /{pattern}/: {reason}{_RE2_HINT}", pattern)
+    size = compiled.ProgramSize()
+    if size > MAX_PROGRAM:
+        message = (
+            f"bad regex /{pattern}/: too complex ({size:,} steps compiled, the limit is "
+            f"{MAX_PROGRAM:,}); use smaller repetition counts"
+        )
+        raise PatternError(message, pattern)
     return compiled
 
 
@@ -328,6 +343,10 @@ def _escape(pattern: str, i: int, in_class: bool) -> tuple[str, int]:
         if len(digits) == width and all(d in _HEX for d in digits):
             return _char(int(digits, 16)), end + width
         return pattern[i:end], end  # RE2 refuses it, as Python would
+    if c in "pPx" and pattern.startswith("{", end):  # RE2's \p{Greek}, \x{41}: copied whole
+        close = pattern.find("}", end)
+        stop = len(pattern) if close < 0 else close + 1
+        return pattern[i:stop], stop
     if c == "N" and pattern.startswith("{", end):
         close = pattern.find("}", end)
         name = pattern[end + 1 : close] if close >= 0 else ""

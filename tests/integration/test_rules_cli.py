@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,32 @@ def test_rules_check_lists_every_bad_pattern(lm: Leadmail, tmp_path: Path) -> No
     lines = result.stdout.strip().splitlines()
     assert [line.split(": ", 1)[0] for line in lines] == [f"{hostile}:7:40", f"{hostile}:9:36"]
     assert "lookahead" in lines[0] and "lookbehind" in lines[1]
+
+
+def test_a_catastrophic_regex_does_not_stop_ingest(lm: Leadmail, tmp_path: Path) -> None:
+    """`(a+)+$` on the body of a hostile message: intake goes on and routes the lead.
+
+    A backtracking engine never finishes on this body, so the command runs in a child
+    process whose timeout turns that hang into a failure.
+    """
+    lm.rules_file.write_text(
+        "executives:\n  - {id: alice}\n  - {id: bob}\nrules:\n"
+        "  - name: hostile\n"
+        "    when: {message: body, regex: '(a+)+$'}\n"
+        "    assign: {strategy: round_robin, to: [alice]}\n"
+        "  - name: rest\n"
+        "    assign: {strategy: round_robin, to: [bob]}\n"
+    )
+    mail = tmp_path / "in"
+    mail.mkdir()
+    (mail / "1.eml").write_bytes(make_mail(body="a" * 60_000 + "!\n"))
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(lm.config), "ingest", str(mail)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    leads = lm.json("leads", "list", "--format", "json")
+    assert [lead["assigned_to"] for lead in leads] == ["bob"]

@@ -92,11 +92,12 @@ _DAYS = {
 }
 _END_OF_DAY = time(23, 59, 59, 999999)
 _MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 100
 MAX_NODES = 100_000
 MAX_PATTERN_STEPS = 1_000_000
-_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def load_rules_file(path: pathlib.Path) -> RuleSet:
         raise RuleFileError([Problem(str(path), 1, 1, message)]) from None
     if len(data) > MAX_FILE_BYTES:
         head = data[:MAX_FILE_BYTES].decode("utf-8", "ignore")
-        raise RuleFileError([_too_big(str(path), head, "more than")])
+        raise RuleFileError([_too_big(str(path), head)])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -147,12 +148,12 @@ def load_rules_file(path: pathlib.Path) -> RuleSet:
     return load_rules(text, str(path))
 
 
-def _too_big(source: str, head: str, amount: str) -> Problem:
+def _too_big(source: str, head: str) -> Problem:
     """The file-size problem, at the line and column where the limit is crossed."""
     line = head.count("\n") + 1
     column = len(head) - (head.rfind("\n") + 1) + 1
     message = (
-        f"the rule file is {amount} {MAX_FILE_BYTES:,} bytes (1 MiB), the limit; "
+        f"the rule file is larger than {MAX_FILE_BYTES:,} bytes (1 MiB), the limit; "
         "real rule files are a few kilobytes"
     )
     return Problem(source, line, column, message)
@@ -162,7 +163,7 @@ def load_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse and check a rule file; raise RuleFileError listing every problem found."""
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         head = text.encode("utf-8", "surrogatepass")[:MAX_FILE_BYTES]
-        raise RuleFileError([_too_big(source, head.decode("utf-8", "ignore"), "over")])
+        raise RuleFileError([_too_big(source, head.decode("utf-8", "ignore"))])
     try:
         root = yaml.compose(text, Loader=_BoundedLoader)
     except _Unbounded as error:

@@ -101,6 +101,7 @@ NUMBER_OPS: Mapping[str, tuple[str, Callable[[float, float], bool]]] = {
 
 NO_MESSAGE: Outcome = (False, ("no message",))
 _MEMO_LIMIT = 256
+_FEW = 16  # items an AllOf joins reasons for by adding tuples (cheapest when few)
 ALWAYS: Outcome = (True, ())
 
 
@@ -139,7 +140,16 @@ class AllOf(Condition):
                 reasons += outcome[1]
             return True, reasons
 
-        object.__setattr__(self, "test", test)
+        def many(lead: LeadFacts, message: MessageFacts | None) -> Outcome:
+            collected: list[str] = []  # tuple + tuple per item would be quadratic in items
+            for item_test in tests:
+                outcome = item_test(lead, message)
+                if not outcome[0]:
+                    return outcome
+                collected += outcome[1]
+            return True, tuple(collected)
+
+        object.__setattr__(self, "test", test if len(tests) <= _FEW else many)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +449,7 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         missing = (True, (f"{label}: no value",))
     one_text, fold, one = _predicates(op, value)
     head = op != "ends_with"
+    limit = TEXT_LIMIT
 
     def test(lead: LeadFacts, message: MessageFacts | None) -> Outcome:
         if source == _FROM_LEAD:
@@ -448,7 +459,7 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         else:
             raw = get(message if source == _FROM_MESSAGE else message.headers)
         if raw.__class__ is str:
-            if len(raw) > TEXT_LIMIT:  # bounded work on any body: see TEXT_LIMIT
+            if len(raw) > limit:  # bounded work on any body: see TEXT_LIMIT
                 raw = clip(raw, head)
             if not raw or raw.isspace():
                 return missing
@@ -522,7 +533,9 @@ def _equality(expected: tuple[object, ...]) -> tuple[TextTest, bool, Callable[[o
 
     def one(item: object) -> bool:
         if isinstance(item, str):
-            return bool(one_text(clip(item).casefold()))
+            if len(item) > TEXT_LIMIT:
+                item = item[:TEXT_LIMIT]
+            return bool(one_text(item.casefold()))
         if isinstance(item, bool):
             return item in booleans or ("true" if item else "false") in texts
         if isinstance(item, int | float):

@@ -109,9 +109,8 @@ def literal_test(op: str, value: str) -> TextTest:
     try:
         compiled = _compile(quoted, value)
     except PatternError:
-        raise PatternError(
-            f"{op}: a value of {len(value):,} characters is too long", value
-        ) from None
+        message = f"{op}: the value ({len(value):,} characters) is too long or not text"
+        raise PatternError(message, value) from None
     anchor = _ANCHOR.ANCHOR_START if op == "starts_with" else _ANCHOR.UNANCHORED
     slow = _searcher(compiled, anchor, head=op != "ends_with")
     if not value.isascii():
@@ -162,7 +161,11 @@ def clip(text: str, head: bool = True) -> str:
 @functools.lru_cache(maxsize=512)
 def _compile(translated: str, pattern: str) -> Any:
     """The RE2 program (immutable, safe to share between threads); a rule file often repeats
-    a pattern, and a Check is compiled once when validated and once when built."""
+    a pattern, and a Check is compiled once when validated and once when built.
+
+    It is the binding's RE2 object (google-re2 is pinned), not the ``re``-like wrapper:
+    the wrapper's search() builds a match object with character offsets, about 4 µs a call
+    against 0.8 µs for RE2's own Match, and every rule test runs on every new lead."""
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False  # RE2 would print every refused pattern to stderr

@@ -500,3 +500,37 @@ def test_a_loader_crash_on_reload_is_one_line_and_keeps_the_rules(
         errors[0].getMessage()
     )
     assert errors[0].exc_info is None
+
+
+@pytest.mark.parametrize("op", ["contains", "starts_with", "ends_with"])
+def test_literal_tests_decide_as_re_ignorecase_did(op: str) -> None:
+    """ASCII text takes a lower-casing path, other text RE2: both as re.IGNORECASE did."""
+    from worker.routing.patterns import literal_test
+
+    values = ["acme", "ACME Ltd", ".co.th", "1", "a.b", "(x)", "straße", "café", "ก", "k", "s"]
+    texts = [
+        "Acme Ltd",
+        "acme",
+        "x.CO.TH",
+        "ACME LTD.",
+        "a.b",
+        "axb",
+        "(X)",
+        "STRASSE",
+        "Straße",
+        "CAFÉ",
+        "café au lait",
+        "กขค",
+        "\u212a",
+        "ſ",
+        "K",
+        "S",
+        "",
+        "1x1",
+    ]
+    shapes = {"contains": "{}", "starts_with": r"\A{}", "ends_with": r"{}\Z"}
+    for value in values:
+        ours = literal_test(op, value)
+        python = re.compile(shapes[op].format(re.escape(value)), re.IGNORECASE)
+        for text in texts:
+            assert ours(text) == bool(python.search(text)), (op, value, text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,89 @@ def test_an_invalid_rule_file_stops_ingest_with_its_errors(lm: Leadmail, tmp_pat
     assert result.exit_code == 2
     assert f"leadmail: error: {lm.rules_file}:5:" in result.stderr
     assert lm.json("leads", "list", "--format", "json") == []
+
+
+HEAD = "executives:\n  - {id: alice}\nrules:\n  - name: one\n"
+ASSIGN = "    assign: {strategy: round_robin, to: [alice]}\n"
+
+
+def _laughs() -> str:
+    lines = [HEAD + "    when:", "      all:", "        - &c0 {field: company, exists: true}"]
+    lines += [f"        - &c{i} {{all: [*c{i - 1}, *c{i - 1}, *c{i - 1}]}}" for i in range(1, 40)]
+    return "\n".join(lines) + "\n" + ASSIGN
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        (
+            HEAD + "    when: {message: body, regex: '(a)\\1'}\n" + ASSIGN,
+            "5:38",
+            "not supported: backreference \\1 — rule patterns use RE2 syntax",
+        ),
+        (_laughs(), "16:22", "expands to more than 100,000 values at alias *c8"),
+        (HEAD + "    when: " + "[" * 10_000 + "]" * 10_000 + "\n" + ASSIGN, "5:108", "deeper"),
+        (HEAD + "    when:\n      " + "- " * 10_000 + "x\n" + ASSIGN, "6:201", "deeper"),
+        ("[" * 10_000, "1:101", "nested deeper than 100 levels"),
+        (HEAD + ASSIGN + "#" * (1 << 20) + "\n", "6:", "the limit"),
+    ],
+    ids=["backreference", "billion-laughs", "flow-depth", "block-depth", "unclosed", "size"],
+)
+def test_rules_check_refuses_unbounded_files_one_line_each(
+    lm: Leadmail, tmp_path: Path, text: str, where: str, words: str
+) -> None:
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(text)
+    result = lm.run("rules", "check", str(hostile))
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{hostile}:{where}"), lines[0]
+    assert words in lines[0]
+    assert "Traceback" not in result.output and "RecursionError" not in result.output
+
+
+def test_rules_check_lists_every_bad_pattern(lm: Leadmail, tmp_path: Path) -> None:
+    hostile = tmp_path / "patterns.yaml"
+    hostile.write_text(
+        HEAD
+        + "    when:\n      any:\n"
+        + "        - {message: body, regex: 'quote(?=s)'}\n"
+        + "        - {message: subject, regex: '(a+)+$'}\n"
+        + "        - {header: X-Tag, regex: 'x(?<!y)z'}\n"
+        + ASSIGN
+    )
+    result = lm.run("rules", "check", str(hostile))
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [f"{hostile}:7:40", f"{hostile}:9:36"]
+    assert "lookahead" in lines[0] and "lookbehind" in lines[1]
+
+
+def test_a_catastrophic_regex_does_not_stop_ingest(lm: Leadmail, tmp_path: Path) -> None:
+    """`(a+)+$` on the body of a hostile message: intake goes on and routes the lead.
+
+    A backtracking engine never finishes on this body, so the command runs in a child
+    process whose timeout turns that hang into a failure.
+    """
+    lm.rules_file.write_text(
+        "executives:\n  - {id: alice}\n  - {id: bob}\nrules:\n"
+        "  - name: hostile\n"
+        "    when: {message: body, regex: '(a+)+$'}\n"
+        "    assign: {strategy: round_robin, to: [alice]}\n"
+        "  - name: rest\n"
+        "    assign: {strategy: round_robin, to: [bob]}\n"
+    )
+    mail = tmp_path / "in"
+    mail.mkdir()
+    (mail / "1.eml").write_bytes(make_mail(body="a" * 60_000 + "!\n"))
+    done = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(lm.config), "ingest", str(mail)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    leads = lm.json("leads", "list", "--format", "json")
+    assert [lead["assigned_to"] for lead in leads] == ["bob"]

@@ -5,6 +5,11 @@ Leaves (:class:`Check`) test one fact of the lead or the message with one operat
 the regex is compiled, the expected values are normalised and every reason a trace can show is
 formatted. Evaluation then only fetches a fact and compares, which keeps a decision over a
 100-rule file in the tens of microseconds.
+
+Evaluation is bounded whatever the message holds: text tests run on RE2 in linear time
+(worker/routing/patterns.py), and every test looks at no more than ``TEXT_LIMIT`` (100,000)
+characters of a text fact — its start, or its end for ``ends_with`` — so a 30 MB body costs
+no more than a long email. The loader caps the size of the condition tree.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ import difflib
 import functools
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +25,14 @@ from typing import Any
 
 from worker.routing import facts
 from worker.routing.facts import LeadFacts, MessageFacts
+from worker.routing.patterns import (
+    TEXT_LIMIT,
+    PatternError,
+    check_regex,
+    clip,
+    literal_test,
+    regex_test,
+)
 
 Outcome = tuple[bool, tuple[str, ...]]
 """Whether a condition held, and the human-readable evidence either way."""
@@ -60,6 +72,7 @@ NUMBER_OPS: Mapping[str, tuple[str, Callable[[float, float], bool]]] = {
 
 NO_MESSAGE: Outcome = (False, ("no message",))
 _MEMO_LIMIT = 256
+_FEW = 16  # items an AllOf joins reasons for by adding tuples (cheapest when few)
 ALWAYS: Outcome = (True, ())
 
 
@@ -98,7 +111,16 @@ class AllOf(Condition):
                 reasons += outcome[1]
             return True, reasons
 
-        object.__setattr__(self, "test", test)
+        def many(lead: LeadFacts, message: MessageFacts | None) -> Outcome:
+            collected: list[str] = []  # tuple + tuple per item would be quadratic in items
+            for item_test in tests:
+                outcome = item_test(lead, message)
+                if not outcome[0]:
+                    return outcome
+                collected += outcome[1]
+            return True, tuple(collected)
+
+        object.__setattr__(self, "test", test if len(tests) <= _FEW else many)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,9 +252,9 @@ def value_problem(kind: str, name: str, op: str, value: object) -> str | None:
             return f"{op} takes a non-empty string, not {kind_of(value)}"
         if op == "regex":
             try:
-                re.compile(value, re.IGNORECASE)
-            except re.error as error:
-                return f"bad regex /{value}/: {error}"
+                check_regex(value)
+            except PatternError as error:
+                return str(error)
         return None
     if isinstance(value, bool) or _finite(value) is None:
         return f"{op} takes a number, not {kind_of(value)}"
@@ -385,6 +407,8 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
             else:
                 raw = get(message if source == _FROM_MESSAGE else message.headers)
             if raw.__class__ is str:
+                if len(raw) > TEXT_LIMIT:
+                    raw = raw[:TEXT_LIMIT]
                 return if_absent if not raw or raw.isspace() else if_present
             return if_present if _items(raw) else if_absent
 
@@ -395,6 +419,8 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         on_hit, on_miss = (False, (failed,)), (True, (passed,))
         missing = (True, (f"{label}: no value",))
     one_text, fold, one = _predicates(op, value)
+    head = op != "ends_with"
+    limit = TEXT_LIMIT
 
     def test(lead: LeadFacts, message: MessageFacts | None) -> Outcome:
         if source == _FROM_LEAD:
@@ -404,6 +430,8 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
         else:
             raw = get(message if source == _FROM_MESSAGE else message.headers)
         if raw.__class__ is str:
+            if len(raw) > limit:  # bounded work on any body: see TEXT_LIMIT
+                raw = clip(raw, head)
             if not raw or raw.isspace():
                 return missing
             return on_hit if one_text(raw.casefold() if fold else raw) else on_miss
@@ -428,7 +456,7 @@ def _compile(kind: str, name: str, label: str, op: str, value: object) -> Tester
 
 
 TextTest = Callable[[str], object]
-"""A truthy/falsy test of one text item: C-level where possible (a bound regex method or
+"""A truthy/falsy test of one text item: C-level where possible (an RE2 match or
 frozenset.__contains__), since it runs for every rule on every lead."""
 
 
@@ -446,14 +474,8 @@ def _predicates(op: str, value: object) -> tuple[TextTest, bool, Callable[[objec
 
         return number, False, number
     assert isinstance(value, str)
-    if op == "regex":
-        one_text: TextTest = re.compile(value, re.IGNORECASE).search
-    elif op == "contains":
-        one_text = re.compile(re.escape(value), re.IGNORECASE).search
-    elif op == "starts_with":
-        one_text = re.compile(re.escape(value), re.IGNORECASE).match
-    else:
-        one_text = re.compile(re.escape(value) + r"\Z", re.IGNORECASE).search
+    # RE2, linear in the text, and each test clips the text to TEXT_LIMIT itself.
+    one_text: TextTest = regex_test(value) if op == "regex" else literal_test(op, value)
 
     def one(item: object) -> bool:
         return bool(one_text(_text(item)))
@@ -482,6 +504,8 @@ def _equality(expected: tuple[object, ...]) -> tuple[TextTest, bool, Callable[[o
 
     def one(item: object) -> bool:
         if isinstance(item, str):
+            if len(item) > TEXT_LIMIT:
+                item = item[:TEXT_LIMIT]
             return bool(one_text(item.casefold()))
         if isinstance(item, bool):
             return item in booleans or ("true" if item else "false") in texts
@@ -521,7 +545,7 @@ def _number(item: object) -> float | None:
         return None
     if isinstance(item, str):
         try:
-            return _finite(float(item))
+            return _finite(float(clip(item)))
         except ValueError:
             return None
     return _finite(item)

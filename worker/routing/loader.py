@@ -4,6 +4,26 @@ The YAML is composed (``yaml.compose`` with SafeLoader) rather than loaded, so e
 value keeps its position; scalars are then built with PyYAML's SafeConstructor, which refuses
 any tag that could run code. The whole file is checked before anything is raised, so one run
 shows every mistake: unknown keys, executives that do not exist, bad regexes, wrong types.
+
+A rule file is bounded before it is believed, so no file can hang or crash the worker (real
+files are a few kilobytes, a few thousand values and about ten levels deep):
+
+- ``MAX_FILE_BYTES`` (1 MiB): a larger file is refused at the line where it crosses the limit.
+- ``MAX_DEPTH`` (100): lists and mappings nested deeper are refused at the one that crosses
+  it, while composing and before descending into it, so no input reaches Python's recursion
+  limit (the composer, the checks below and the condition tree all recurse per level). An
+  alias counts as deep as the node it names, at the place it is used.
+- ``MAX_NODES`` (100,000): the values of the file after alias expansion, counted while
+  composing, each alias as many times as it is used. A short file of aliases of aliases
+  ("billion laughs") would otherwise make a condition tree of billions of checks, evaluated
+  for every lead; it is refused at the alias that crosses the limit.
+- ``MAX_PATTERN_STEPS`` (1,000,000): the compiled size of all regexes together (each one is
+  capped at patterns.MAX_PROGRAM, 20,000), which bounds the memory of the compiled rules and
+  the work of one decision; a real file's patterns come to a few thousand.
+
+Rule patterns (``regex``) are RE2 patterns with Python's meaning kept (worker/routing/
+patterns.py): constructs that cannot run in linear time (backreferences, lookaround,
+possessive repeats, ...) are refused at their column in the pattern.
 """
 
 from __future__ import annotations
@@ -20,6 +40,7 @@ from typing import cast
 
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, CollectionStartEvent, Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.errors import RuleError
@@ -37,6 +58,7 @@ from worker.routing.conditions import (
     suggest,
     value_problem,
 )
+from worker.routing.patterns import PatternError, check_regex
 from worker.routing.schema import (
     DAY_NAMES,
     STRATEGIES,
@@ -72,6 +94,11 @@ _END_OF_DAY = time(23, 59, 59, 999999)
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 100
+MAX_NODES = 100_000
+MAX_PATTERN_STEPS = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -98,24 +125,53 @@ class RuleFileError(RuleError):
 
 
 def load_rules_file(path: pathlib.Path) -> RuleSet:
-    """Read and load ``path``; a missing or unreadable file is a problem at 1:1 like any other."""
+    """Read and load ``path``; a missing or unreadable file is a problem at 1:1 like any other.
+
+    At most MAX_FILE_BYTES + 1 bytes are read, so even a device or a huge file costs little.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise RuleFileError([Problem(str(path), 1, 1, "no such rule file")]) from None
-    except UnicodeDecodeError as error:
-        message = f"not UTF-8 text (byte {error.start}: {error.reason})"
-        raise RuleFileError([Problem(str(path), 1, 1, message)]) from None
     except OSError as error:
         message = f"cannot read the rule file: {error.strerror or error}"
+        raise RuleFileError([Problem(str(path), 1, 1, message)]) from None
+    if len(data) > MAX_FILE_BYTES:
+        head = data[:MAX_FILE_BYTES].decode("utf-8", "ignore")
+        raise RuleFileError([_too_big(str(path), head)])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text (byte {error.start}: {error.reason})"
         raise RuleFileError([Problem(str(path), 1, 1, message)]) from None
     return load_rules(text, str(path))
 
 
+def _too_big(source: str, head: str) -> Problem:
+    """The file-size problem, at the line and column where the limit is crossed."""
+    line = head.count("\n") + 1
+    column = len(head) - (head.rfind("\n") + 1) + 1
+    message = (
+        f"the rule file is larger than {MAX_FILE_BYTES:,} bytes (1 MiB), the limit; "
+        "real rule files are a few kilobytes"
+    )
+    return Problem(source, line, column, message)
+
+
 def load_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse and check a rule file; raise RuleFileError listing every problem found."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        head = text.encode("utf-8", "surrogatepass")[:MAX_FILE_BYTES]
+        raise RuleFileError([_too_big(source, head.decode("utf-8", "ignore"))])
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
+    except _Unbounded as error:
+        problem = Problem(source, error.line, error.column, error.message)
+        raise RuleFileError([problem]) from None
+    except RecursionError:  # the caps above make this unreachable; never a traceback if not
+        message = f"the rule file nests too deeply (the limit is {MAX_DEPTH} levels)"
+        raise RuleFileError([Problem(source, 1, 1, message)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -136,30 +192,131 @@ def load_rules(text: str, source: str = "<rules>") -> RuleSet:
         raise RuleFileError([Problem(source, 1, 1, f"YAML error: {one_line}")]) from None
     if root is None:
         raise RuleFileError([Problem(source, 1, 1, "the rule file is empty")])
-    reader = _Reader(source)
-    ruleset = reader.ruleset(root)
+    reader = _Reader(source, text)
+    try:
+        ruleset = reader.ruleset(root)
+    except RecursionError:  # as above: the depth cap keeps the walk far from the limit
+        message = f"the rule file nests too deeply (the limit is {MAX_DEPTH} levels)"
+        raise RuleFileError([Problem(source, 1, 1, message)]) from None
     if reader.problems or ruleset is None:
         problems = sorted(reader.problems, key=lambda p: (p.line, p.column))
         raise RuleFileError(problems or [Problem(source, 1, 1, "invalid rule file")])
     return ruleset
 
 
+class _Unbounded(Exception):
+    """A cap was crossed while composing, at the start of ``event`` (1-based line, column)."""
+
+    def __init__(self, message: str, event: Event) -> None:
+        super().__init__(message)
+        self.message = message
+        mark = event.start_mark
+        self.line, self.column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer enforces MAX_DEPTH and MAX_NODES as it goes.
+
+    The depth is checked before the composer descends into a collection (its recursion is
+    the first that input could drive); every composed node counts once and every alias
+    counts the expanded size of the node it names, so a file is refused at the alias that
+    would cross MAX_NODES, long before anything of that size exists.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node): (expanded nodes, depth)
+        self._deepest = 0  # the deepest level reached inside the node being composed
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event: Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)
+            # A node still being composed (a recursive alias) counts once; the reader
+            # reports the cycle where it matters.
+            size, depth = self._sizes.get(id(node), (1, 0))
+            self._count(size, event, event.anchor)
+            if self._depth + depth > MAX_DEPTH:
+                raise _Unbounded(
+                    f"alias *{event.anchor} nests deeper than {MAX_DEPTH} levels "
+                    f"(it names {depth} levels of lists and mappings)",
+                    event,
+                )
+            self._deepest = max(self._deepest, self._depth + depth)
+            return node
+        start = self._nodes
+        collection = isinstance(event, CollectionStartEvent)
+        if collection:
+            if self._depth >= MAX_DEPTH:
+                raise _Unbounded(
+                    f"lists and mappings nested deeper than {MAX_DEPTH} levels; "
+                    "real rule files need about ten",
+                    event,
+                )
+            self._depth += 1
+        self._count(1, event)
+        outer = self._deepest
+        self._deepest = self._depth
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if collection:
+                self._depth -= 1
+        height = self._deepest - self._depth
+        self._deepest = max(outer, self._deepest)
+        self._sizes[id(node)] = (self._nodes - start, height)
+        return node
+
+    def _count(self, size: int, event: Event, alias: str | None = None) -> None:
+        self._nodes += size
+        if self._nodes <= MAX_NODES:
+            return
+        if alias is None:
+            message = (
+                f"the rule file has more than {MAX_NODES:,} values (lists, mappings and "
+                "scalars), the limit; real rule files have a few thousand"
+            )
+        else:
+            message = (
+                f"the rule file expands to more than {MAX_NODES:,} values at alias *{alias} "
+                "(an alias counts the values it names each time it is used)"
+            )
+        raise _Unbounded(message, event)
+
+
 class _Reader:
     """Walks the composed YAML, builds the RuleSet and collects problems instead of raising."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, text: str = "") -> None:
         self.source = source
+        self.text = text
         self.problems: list[Problem] = []
         self._constructor = SafeConstructor()
         self._conditions: dict[int, Condition | None] = {}
         self._composing: set[int] = set()
         self._misspelled: set[tuple[int, str]] = set()
+        self._pattern_steps = 0  # compiled size of every regex so far (MAX_PATTERN_STEPS)
 
     # ---------------------------------------------------------------------------- basics
 
     def report(self, node: Node, message: str) -> None:
         mark = node.start_mark
         self.problems.append(Problem(self.source, mark.line + 1, mark.column + 1, message))
+
+    def report_in(self, node: Node, offset: int | None, message: str) -> None:
+        """Report at character ``offset`` of a scalar's value when the file spells the value
+        as it is (a one-line plain or quoted scalar without escapes); else at the scalar."""
+        start, end = node.start_mark, node.end_mark
+        raw = self.text[start.index : end.index]
+        quoted = getattr(node, "style", None) in ("'", '"')
+        inner = raw[1:-1] if quoted and len(raw) >= 2 else raw
+        if offset is not None and inner == node.value and "\n" not in inner:
+            line, column = start.line + 1, start.column + 1 + int(quoted) + offset
+        else:
+            line, column = start.line + 1, start.column + 1
+        self.problems.append(Problem(self.source, line, column, message))
 
     def value(self, node: Node) -> object:
         """The Python value of a node (SafeConstructor: no tags that build objects)."""
@@ -677,6 +834,20 @@ class _Reader:
         value = self.value(value_node)
         if value is _INVALID:
             return None
+        if op == "regex" and isinstance(value, str) and value:
+            try:
+                self._pattern_steps += check_regex(value)
+            except PatternError as error:
+                self.report_in(value_node, error.offset, str(error))
+                return None
+            if self._pattern_steps > MAX_PATTERN_STEPS:
+                self.report(
+                    value_node,
+                    f"the rule file's patterns compile to more than {MAX_PATTERN_STEPS:,} "
+                    "steps together, the limit; use fewer or simpler patterns",
+                )
+                self._pattern_steps = -(1 << 62)  # said once is enough
+                return None
         problem = value_problem(kind, name or "", op, value)
         if problem:
             self.report(value_node, problem)

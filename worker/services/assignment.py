@@ -78,14 +78,25 @@ class RuleBook:
             stamp = self._file_stamp()
             if stamp == self._stamp:
                 return self._rules
+            # A missing or refused file is logged once, one line per problem, and not read
+            # again until it changes: `run` checks every few seconds and must not repeat itself.
+            self._stamp = stamp
             if stamp is None:
                 log.warning("rule file %s is gone: keeping the rules in use", self.path)
                 return self._rules
             try:
                 rules = load_rules_file(self.path)
             except RuleFileError as exc:
-                log.error("rule file %s refused, keeping the rules in use:\n%s", self.path, exc)
-                self._stamp = stamp  # do not re-read a broken file until it changes again
+                for problem in exc.problems:
+                    log.error("rule file refused, keeping the rules in use: %s", problem)
+                return self._rules
+            except Exception as exc:  # a bug in the loader must not stop intake either
+                log.error(
+                    "rule file %s refused, keeping the rules in use: internal error: %s",
+                    self.path,
+                    " ".join(f"{type(exc).__name__}: {exc}".split()),
+                )
+                log.debug("rule file %s: traceback", self.path, exc_info=True)
                 return self._rules
             log.info("rule file %s reloaded: %d rules", self.path, len(rules.rules))
             self._rules, self._stamp = rules, stamp

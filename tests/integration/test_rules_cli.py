@@ -203,3 +203,20 @@ def test_a_catastrophic_regex_does_not_stop_ingest(lm: Leadmail, tmp_path: Path)
     assert done.returncode == 0, done.stderr
     leads = lm.json("leads", "list", "--format", "json")
     assert [lead["assigned_to"] for lead in leads] == ["bob"]
+
+
+def test_rules_output_cannot_drive_the_terminal(lm: Leadmail, tmp_path: Path) -> None:
+    """A rule file's problems and a dry run's decision print escaped, never as markup."""
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(BROKEN.replace("colour", '"\\e]0;pwned\\a[bold]c[/bold]"'))
+    result = lm.run("rules", "check", str(hostile))
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b]0;pwned\\x07[bold]c[/bold]" in result.stdout
+
+    lm.rules_file.write_text(RULES.replace("name: everyone-else", 'name: "e\\e[2J [red]x[/red]"'))
+    eml = tmp_path / "enquiry.eml"
+    eml.write_bytes(make_mail(sender="Ann <ann@gmail.com>"))
+    shown = lm.ok("rules", "test", str(eml)).stdout
+    assert "\x1b" not in shown
+    assert "e\\x1b[2J [red]x[/red]" in shown

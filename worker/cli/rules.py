@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.text import Text
 
 from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
-from worker.cli.output import console, emit, format_option, to_json
+from worker.cli.output import console, echo, emit, format_option, text, to_json
 from worker.errors import SourceError
 from worker.mail.message import RawMessage
 from worker.routing.loader import RuleFileError, load_rules_file
@@ -32,10 +33,10 @@ def check(ctx: Context, file: Path | None) -> None:
         ruleset = load_rules_file(path)
     except RuleFileError as exc:
         for problem in exc.problems:
-            click.echo(str(problem))
+            echo(problem)
         sys.exit(1)
     active = sum(1 for e in ruleset.executives.values() if e.active)
-    click.echo(
+    echo(
         f"{path}: OK: {len(ruleset.executives)} executives ({active} active), "
         f"{len(ruleset.rules)} rules"
     )
@@ -60,9 +61,14 @@ def _print_decision(found: dict[str, Any]) -> None:
     out = console()
     who = found.get("executive") or "nobody"
     rule = found.get("rule") or "-"
-    out.print(f"[bold]executive[/bold] {who}   [bold]rule[/bold] {rule}")
+    # Names and reasons can quote mail (a subject, a header): text(), never markup.
+    out.print(
+        Text.assemble(
+            text("executive", "bold"), " ", text(who), "   ", text("rule", "bold"), " ", text(rule)
+        )
+    )
     if found.get("reason"):
-        out.print(f"[bold]reason[/bold] {found['reason']}")
+        out.print(Text.assemble(text("reason", "bold"), " ", text(found["reason"])))
     rows = [
         {"rule": t["rule"], "matched": t["matched"], "reasons": "; ".join(t["reasons"])}
         for t in found.get("trace", [])
@@ -110,5 +116,5 @@ def test_command(ctx: Context, eml: Path, rules_path: Path | None, fmt: str) -> 
     if fmt == "csv":
         emit([found], ["outcome", "kind", "executive", "rule", "reason"], "csv")
         return
-    click.echo(f"dry run: {result.outcome.value} ({result.kind}) — nothing stored")
+    echo(f"dry run: {result.outcome.value} ({result.kind}) — nothing stored")
     _print_decision(found)

@@ -335,3 +335,39 @@ def test_fake_elision_token_in_a_message_stays_text() -> None:
     message = parse(raw)
     assert message.text.startswith("\ufffdLM0000000000000000:0\ufffd\nx\nx\n")
     assert message.text.count("x") == 40_000
+
+
+# --- MIME nesting -----------------------------------------------------------------------------
+
+
+def _nested_multipart(levels: int) -> bytes:
+    opened = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(levels)
+    )
+    closed = "".join(f"\n--b{i}--\n" for i in reversed(range(levels)))
+    head = SANE_FROM + "Subject: deep\nMessage-ID: <deep@example.com>\nMIME-Version: 1.0\n"
+    return (head + opened + "Content-Type: text/plain\n\nHello deep\n" + closed).encode()
+
+
+def _nested_messages(levels: int) -> bytes:
+    inner = "From: Inner <inner@example.net>\nSubject: inner\n\nhi\n"
+    for i in range(levels):
+        inner = f"From: L{i} <l{i}@example.net>\nContent-Type: message/rfc822\n\n" + inner
+    head = SANE_FROM + "Subject: deep\nMessage-ID: <deep@example.com>\n"
+    return (head + "Content-Type: message/rfc822\n\n" + inner).encode()
+
+
+@pytest.mark.parametrize("make", [_nested_multipart, _nested_messages])
+def test_mime_nested_past_the_parser_keeps_the_headers(make: Any) -> None:
+    """Thousands of nested parts: the stdlib parser gives up, the sender does not get lost."""
+    msg = parse(make(3000))
+    assert msg.from_ == (Address("Ann Example", "ann@example.com"),)
+    assert msg.message_id == "deep@example.com" and msg.subject == "deep"
+    assert "MimeNestingDefect" in msg.defects
+    assert not any("Boundary" in d for d in msg.defects)
+
+
+def test_ordinary_nesting_is_read_whole() -> None:
+    msg = parse(_nested_multipart(20))
+    assert msg.text.strip() == "Hello deep"
+    assert "MimeNestingDefect" not in msg.defects

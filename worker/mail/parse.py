@@ -485,10 +485,40 @@ def _load(
         for piece in _pieces(data, start, elided):
             parser.feed(piece)
         message = parser.close()
-    except RecursionError as exc:  # the stdlib recurses once per nested message/multipart
-        raise ParseError("MIME structure nested too deeply", None) from exc
+    except RecursionError:
+        # The stdlib recurses once per nested multipart or message/rfc822 and has no depth
+        # limit of its own. Thousands of levels are no mail a person wrote, but the headers
+        # still name a sender: keep them, read no body, and say so; the raw bytes are kept.
+        message = _headers_only(head or data[:body], elided)
     categories, date = _header_facts(message)
     return message, categories, date
+
+
+class MimeNestingDefect(errors.MessageDefect):
+    """The MIME tree nests deeper than the stdlib parser can follow: no body part was read."""
+
+
+def _headers_only(header_block: bytes, elided: _Elided | None) -> Message:
+    """The message's header block alone, as a body-less message with a MimeNestingDefect."""
+    parser = BytesFeedParser(
+        _factory=functools.partial(_ParsedPart, elided=elided), policy=compat32
+    )
+    parser.feed(header_block.rstrip(b"\r\n") + b"\n\n")
+    message = parser.close()
+    del message["Content-Type"]  # read as text/plain: there is no body to split
+    # A multipart header with no body left only boundary defects: they describe our cut.
+    message.defects[:] = [d for d in message.defects if not isinstance(d, _BOUNDARY_DEFECTS)] + [
+        MimeNestingDefect()
+    ]
+    return message
+
+
+_BOUNDARY_DEFECTS = (
+    errors.StartBoundaryNotFoundDefect,
+    errors.CloseBoundaryNotFoundDefect,
+    errors.MultipartInvariantViolationDefect,
+    errors.NoBoundaryInMultipartDefect,
+)
 
 
 def _header_facts(message: Message) -> tuple[set[str], datetime | None]:

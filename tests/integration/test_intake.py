@@ -327,8 +327,31 @@ def test_a_parser_failure_is_one_line_too(
     assert result.outcome is Outcome.QUARANTINED
     assert "parser failed: ValueError: parser bug" in result.reasons[0]
     [record] = _warnings(caplog)
-    assert record.getMessage() == "y.eml: parser failed: ValueError: parser bug"
-    assert bool(record.exc_info) is debug
+    assert record.getMessage() == "quarantined y.eml: parser failed: ValueError: parser bug"
+    assert not record.exc_info
+    # The parser's traceback only when debugging, on a DEBUG line of its own.
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert [r.levelno for r in tracebacks] == ([logging.DEBUG] if debug else [])
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"x" * 5000, "exceeds max_message_bytes (4096)"),
+        (b"\x00\x01 not mail at all", "no header"),
+    ],
+    ids=["too-large", "not-mail"],
+)
+def test_every_quarantine_is_one_warning_line(
+    app: App, caplog: pytest.LogCaptureFixture, data: bytes, reason: str
+) -> None:
+    caplog.set_level(logging.WARNING)
+    result = Intake(app, max_bytes=4096).process(raw(data, source="z.eml"))
+    assert result.outcome is Outcome.QUARANTINED
+    [record] = _warnings(caplog)
+    assert record.getMessage().startswith("quarantined z.eml: ")
+    assert reason in record.getMessage(), record.getMessage()
+    assert not record.exc_info
 
 
 NUL_LADEN = (

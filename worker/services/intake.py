@@ -215,14 +215,7 @@ class Intake:
                 if isinstance(exc, LeadmailError)
                 else LeadmailError(f"{type(exc).__name__}: {exc}", None)
             )
-            # One line that names the message and the reason; the traceback only when debugging.
-            log.warning(
-                "quarantined %s: %s",
-                item.raw.source,
-                _reason(error),
-                exc_info=log.isEnabledFor(logging.DEBUG),
-            )
-            return self._quarantine(item, item.msg.message_id, error, in_transaction)
+            return self._quarantine(item, item.msg.message_id, error, in_transaction, failure=exc)
 
     def _transact(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
         def work(conn: Connection) -> IntakeResult:
@@ -253,8 +246,16 @@ class Intake:
         message_id: str | None,
         error: LeadmailError,
         in_transaction: InTransaction | None,
+        failure: BaseException | None = None,
     ) -> IntakeResult:
+        """Hold the message with its reason; every quarantine is one log line that says why.
+
+        The traceback of an unexpected ``failure`` goes with it only when debugging.
+        """
         reason = _reason(error)
+        if not self.dry_run:  # a dry run's result says it would be held; nothing is
+            traceback = failure if log.isEnabledFor(logging.DEBUG) else None
+            log.warning("quarantined %s: %s", item.raw.source, reason, exc_info=traceback)
 
         def work(conn: Connection) -> IntakeResult:
             entry_id = inbound.hold(

@@ -97,12 +97,10 @@ def _understand(raw: RawMessage, max_bytes: int, policy: MailPolicy) -> _Underst
     except ParseError as exc:
         return exc
     except Exception as exc:  # a parser bug must cost one message, not the run
-        reason = f"parser failed: {type(exc).__name__}: {exc}"
-        # One line that names the message and the reason; the traceback only when debugging.
-        log.warning(
-            "%s: %s", raw.source, reason.splitlines()[0], exc_info=log.isEnabledFor(logging.DEBUG)
-        )
-        return ParseError(reason, None)
+        # Intake logs the quarantine in one line; the parser's traceback only when debugging
+        # (it cannot travel back from a worker process with the error).
+        log.debug("%s: parser failed", raw.source, exc_info=True)
+        return ParseError(f"parser failed: {type(exc).__name__}: {exc}", None)
 
 
 def _size(raw: RawMessage) -> int:

@@ -128,7 +128,13 @@ def test_every_message_gets_exactly_one_outcome(corpus_run: CorpusRun) -> None:
     # The summary on stderr counts what was printed, and every created lead exists.
     counts = Counter(r["outcome"] for r in corpus_run.rows)
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    assert result.stderr.strip() == f"{len(corpus_run.rows)} messages: {summary}"
+    *logged, last = result.stderr.strip().splitlines()
+    assert last == f"{len(corpus_run.rows)} messages: {summary}"
+    # Besides the summary, one warning line per quarantined message, naming it and why.
+    held = [r for r in corpus_run.rows if r["outcome"] == "quarantined"]
+    assert len(logged) == len(held), logged
+    for line, row in zip(logged, held, strict=True):
+        assert f"WARNING worker.services.intake: quarantined {row['source']}: " in line
     assert corpus_run.count(Lead) == counts["created"]
     created = {r["lead_id"] for r in corpus_run.rows if r["outcome"] == "created"}
     assert len(created) == counts["created"]

@@ -203,6 +203,37 @@ def test_a_second_message_from_a_new_sender_waits_for_the_first_lead(app: App, d
         assert conn.scalar(text("SELECT count(*) FROM leads")) == 1
 
 
+def test_two_replies_to_one_lead_at_once_move_its_status_once(app: App) -> None:
+    """Two of a lead's people answer at the same moment: one Lead → Open change, not two."""
+    first_mail = make_mail(message_id="<m0@acme-industrial.example>")
+    assert Intake(app).process(RawMessage(first_mail, "0.eml", "local")).outcome is Outcome.CREATED
+    release = threading.Event()
+    reply = make_mail(message_id="<r1@acme-industrial.example>", in_reply_to=M0, references=M0)
+    first = _process_in_thread(app.settings, reply, release)
+    try:
+        assert first.entered.wait(60)
+        colleague = make_mail(
+            sender="Bob Buyer <bob@acme-industrial.example>",
+            message_id="<r2@acme-industrial.example>",
+            in_reply_to=M0,
+            references=M0,
+        )
+        second = _process_in_thread(app.settings, colleague, None)
+        second.join(timeout=2)  # time to read the stale status if nothing holds it back
+    finally:
+        release.set()
+    first.join(60)
+    second.join(60)
+    assert first.result is not None and second.result is not None
+    assert (first.result.outcome, second.result.outcome) == (Outcome.THREADED, Outcome.THREADED)
+    with app.db.engine.connect() as conn:
+        changes = conn.execute(text("SELECT from_status, to_status FROM status_changes")).all()
+    assert sorted(changes, key=str) == sorted([(None, "Lead"), ("Lead", "Open")], key=str)
+
+
+M0 = "<m0@acme-industrial.example>"
+
+
 def test_the_same_message_twice_at_once_is_stored_once_and_reported_duplicate(
     app: App,
 ) -> None:

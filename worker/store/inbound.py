@@ -199,10 +199,13 @@ _STORED = FastStatement(
         _messages.c.account,
     ).where(_messages.c.id == bindparam("id"))
 )
+# FOR UPDATE: two replies to one lead at once (from two of its people) must not both move
+# it Lead → Open; the second waits and sees the status the first committed. SQLite's
+# compiler drops the clause: BEGIN IMMEDIATE already lets one writer in at a time.
 _LEAD_STATE = FastStatement(
-    select(_leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status).where(
-        _leads.c.id == bindparam("id")
-    )
+    select(_leads.c.id, _leads.c.email_key, _leads.c.organization_domain, _leads.c.status)
+    .where(_leads.c.id == bindparam("id"))
+    .with_for_update()
 )
 _INSERT_LEAD = FastStatement(insert(_leads).returning(_leads.c.id))
 _INSERT_MESSAGE = FastStatement(insert(_messages).returning(_messages.c.id))

@@ -6,9 +6,10 @@ import codecs
 import logging
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tests.integration.helpers import make_mail
+from worker.errors import ParseError
 from worker.mail.message import RawMessage
 from worker.services import preparation
 from worker.services.context import App
@@ -399,3 +400,20 @@ def test_hostile_address_headers_still_make_a_lead_from_the_sane_from(app: App) 
     with app.db.transaction(write=False) as s:
         lead = s.get(Lead, result.lead_id)
         assert lead is not None and lead.email == "jane@acme-industrial.example"
+
+
+def test_a_reason_quoting_nul_bytes_is_held_on_both_backends(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parse error that quotes the message (NUL, a broken surrogate) still quarantines it."""
+
+    def refuses(data: bytes) -> object:
+        raise ParseError("bad header: a\x00b \udcff", None)
+
+    monkeypatch.setattr(preparation, "parse", refuses)
+    result = Intake(app).process(raw(make_mail(), source="n\x00ul.eml"))
+    assert result.outcome is Outcome.QUARANTINED
+    with app.db.engine.connect() as conn:
+        reason, source = conn.execute(text("SELECT reason, source FROM quarantine")).one()
+    assert reason == "bad header: a\ufffdb \ufffd"
+    assert source == "n\ufffdul.eml"

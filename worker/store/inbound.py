@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.mail.message import Attachment as MailAttachment
-from worker.mail.message import InboundMessage, RawMessage
+from worker.mail.message import InboundMessage, RawMessage, storable
 from worker.mail.threading import normalize_subject
 from worker.store.blobs import safe_filename
 from worker.store.fast import FastStatement
@@ -451,7 +451,13 @@ def hold(
     error_type: str,
     now: datetime,
 ) -> int:
-    """Quarantine a message; the same bytes held already count one more attempt. Its id."""
+    """Quarantine a message; the same bytes held already count one more attempt. Its id.
+
+    The reason can quote the message (a header in a parse error), and a source or folder
+    name comes from outside: cleaned as every text of a message is, so PostgreSQL takes the
+    row that SQLite takes and the message is never left without an outcome.
+    """
+    reason = storable(reason)
     entry_id = conn.scalar(_HELD, {"raw_sha256": raw_sha256})
     if entry_id is not None:
         conn.execute(_HELD_AGAIN, {"entry_id": entry_id, "reason": reason})
@@ -460,9 +466,9 @@ def hold(
         _INSERT_HELD,
         {
             "account": raw.account,
-            "folder": raw.folder,
+            "folder": storable(raw.folder),
             "uid": raw.uid,
-            "source": raw.source,
+            "source": storable(raw.source),
             "raw_sha256": raw_sha256,
             "size": size,
             "reason": reason,

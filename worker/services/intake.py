@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
 from worker.mail.addresses import email_key
+from worker.mail.charsets import clean
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, ancestor_ids, thread
 from worker.mail.verdict import MailPolicy
@@ -255,7 +256,8 @@ class Intake:
         reason = _reason(error)
         if not self.dry_run:  # a dry run's result says it would be held; nothing is
             traceback = failure if log.isEnabledFor(logging.DEBUG) else None
-            log.warning("quarantined %s: %s", item.raw.source, reason, exc_info=traceback)
+            source = clean(item.raw.source)  # a file name may hold undecodable bytes
+            log.warning("quarantined %s: %s", source, reason, exc_info=traceback)
 
         def work(conn: Connection) -> IntakeResult:
             entry_id = inbound.hold(
@@ -291,8 +293,9 @@ def default_assigner(app: App) -> Assigner:
 
 
 def _reason(error: LeadmailError) -> str:
-    """The first line of an error, capped: what a quarantine entry and its log line say."""
-    return (str(error).splitlines() or [type(error).__name__])[0][:2000]
+    """The first line of an error, capped and storable (it may quote the message): what a
+    quarantine entry and its log line say."""
+    return clean((str(error).splitlines() or [type(error).__name__])[0][:2000])
 
 
 def _bind(callback: PerMessage | None, raw: RawMessage) -> InTransaction | None:

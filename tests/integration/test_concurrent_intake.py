@@ -176,62 +176,63 @@ class Thread(threading.Thread):
     entered: threading.Event
 
 
-def test_a_second_message_from_a_new_sender_waits_for_the_first_lead(app: App, db_url: str) -> None:
-    """Deterministic form of the race: the first transaction has made the lead, uncommitted.
+def _race(settings: Settings, first_data: bytes, second_data: bytes) -> tuple[IntakeResult, ...]:
+    """The first message's transaction holds before its commit while the second one runs.
 
-    The second one, from the same address, must wait for it and thread onto that lead; it
-    must not find the address unknown and make a second lead.
+    The second gets two seconds to run to its end if nothing holds it back (the defects these
+    tests guard against); then the first commits, and both results are returned.
     """
     release = threading.Event()
-    first = _process_in_thread(app.settings, make_mail(message_id="<m1@acme.example>"), release)
+    first = _process_in_thread(settings, first_data, release)
     try:
         assert first.entered.wait(60)
-        second = _process_in_thread(
-            app.settings, make_mail(message_id="<m2@acme.example>", subject="Another one"), None
-        )
-        # Time for the second to run to its end if nothing holds it back (the defect).
+        second = _process_in_thread(settings, second_data, None)
         second.join(timeout=2)
     finally:
         release.set()
     first.join(60)
     second.join(60)
     assert first.result is not None and second.result is not None
-    assert first.result.outcome is Outcome.CREATED
-    assert second.result.outcome is Outcome.THREADED
-    assert second.result.lead_id == first.result.lead_id
+    return first.result, second.result
+
+
+def test_a_second_message_from_a_new_sender_waits_for_the_first_lead(app: App, db_url: str) -> None:
+    """Deterministic form of the race: the first transaction has made the lead, uncommitted.
+
+    The second one, from the same address, must wait for it and thread onto that lead; it
+    must not find the address unknown and make a second lead.
+    """
+    first, second = _race(
+        app.settings,
+        make_mail(message_id="<m1@acme.example>"),
+        make_mail(message_id="<m2@acme.example>", subject="Another one"),
+    )
+    assert first.outcome is Outcome.CREATED
+    assert second.outcome is Outcome.THREADED
+    assert second.lead_id == first.lead_id
     with app.db.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM leads")) == 1
+
+
+M0 = "<m0@acme-industrial.example>"
 
 
 def test_two_replies_to_one_lead_at_once_move_its_status_once(app: App) -> None:
     """Two of a lead's people answer at the same moment: one Lead → Open change, not two."""
     first_mail = make_mail(message_id="<m0@acme-industrial.example>")
     assert Intake(app).process(RawMessage(first_mail, "0.eml", "local")).outcome is Outcome.CREATED
-    release = threading.Event()
     reply = make_mail(message_id="<r1@acme-industrial.example>", in_reply_to=M0, references=M0)
-    first = _process_in_thread(app.settings, reply, release)
-    try:
-        assert first.entered.wait(60)
-        colleague = make_mail(
-            sender="Bob Buyer <bob@acme-industrial.example>",
-            message_id="<r2@acme-industrial.example>",
-            in_reply_to=M0,
-            references=M0,
-        )
-        second = _process_in_thread(app.settings, colleague, None)
-        second.join(timeout=2)  # time to read the stale status if nothing holds it back
-    finally:
-        release.set()
-    first.join(60)
-    second.join(60)
-    assert first.result is not None and second.result is not None
-    assert (first.result.outcome, second.result.outcome) == (Outcome.THREADED, Outcome.THREADED)
+    colleague = make_mail(
+        sender="Bob Buyer <bob@acme-industrial.example>",
+        message_id="<r2@acme-industrial.example>",
+        in_reply_to=M0,
+        references=M0,
+    )
+    first, second = _race(app.settings, reply, colleague)
+    assert (first.outcome, second.outcome) == (Outcome.THREADED, Outcome.THREADED)
     with app.db.engine.connect() as conn:
         changes = conn.execute(text("SELECT from_status, to_status FROM status_changes")).all()
     assert sorted(changes, key=str) == sorted([(None, "Lead"), ("Lead", "Open")], key=str)
-
-
-M0 = "<m0@acme-industrial.example>"
 
 
 def test_the_same_message_twice_at_once_is_stored_once_and_reported_duplicate(
@@ -244,19 +245,9 @@ def test_the_same_message_twice_at_once_is_stored_once_and_reported_duplicate(
     IntegrityError (whatever cursor ran the insert) and find the stored copy on retry.
     """
     data = make_mail(sender="", message_id="<same@nowhere.example>")
-    release = threading.Event()
-    first = _process_in_thread(app.settings, data, release)
-    try:
-        assert first.entered.wait(60)
-        second = _process_in_thread(app.settings, data, None)
-        second.join(timeout=2)
-    finally:
-        release.set()
-    first.join(60)
-    second.join(60)
-    assert first.result is not None and second.result is not None
-    assert first.result.outcome is Outcome.IGNORED
-    assert second.result.outcome is Outcome.DUPLICATE, second.result.reasons
+    first, second = _race(app.settings, data, data)
+    assert first.outcome is Outcome.IGNORED
+    assert second.outcome is Outcome.DUPLICATE, second.reasons
     with app.db.engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM messages")) == 1
         assert conn.scalar(text("SELECT count(*) FROM quarantine")) == 0

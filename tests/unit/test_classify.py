@@ -1039,6 +1039,8 @@ def test_auto_response_suppress_alone_is_not_auto() -> None:
         ("Автоматичен отговор: Оферта", Kind.AUTO_REPLY),  # Bulgarian
         ("Автовідповідь: Пропозиція", Kind.AUTO_REPLY),  # Ukrainian
         ("Automated response: your enquiry", Kind.AUTO_REPLY),
+        ("תשובה אוטומטית: הצעת מחיר", Kind.AUTO_REPLY),  # Hebrew (Outlook's wording)
+        ("Fora do escritório: orçamento", Kind.OUT_OF_OFFICE),  # Portuguese
     ],
 )
 def test_auto_reply_subjects(subject: str, kind: Kind) -> None:

@@ -381,6 +381,7 @@ _AUTO_SUBJECT = re.compile(
       | 자동\s*응답 | 부재\s*중
       | การตอบกลับอัตโนมัติ | ตอบกลับอัตโนมัติ | ไม่อยู่ที่สำนักงาน
       | trả\s+lời\s+tự\s+động | balasan\s+otomatis | رد\s+تلقائي | מענה\s+אוטומטי
+      | תשובה\s+אוטומטית | השב\s+אוטומטי | הודעה\s+אוטומטית | fora\s+do\s+escrit[óo]rio
     )""",
     _IX,
 )
@@ -396,6 +397,7 @@ _ABSENCE = re.compile(
       | limited\s+access\s+to\s+(?:my\s+)?e-?mail | intermittent\s+access\s+to\s+e-?mail
       | abwesen | nicht\s+im\s+(?:büro|hause) | urlaub
       | absent | cong[ée]s | ausente | fuera\s+de\s+la\s+oficina | de\s+vacaciones
+      | fora\s+do\s+escrit[óo]rio | de\s+f[ée]rias
       | fuori\s+(?:sede|ufficio) | in\s+ferie | afwezig | niet\s+op\s+kantoor
       | frånvarande | poza\s+biurem | urlop | в\s+отпуске | отсутств
       | 不在 | 休暇 | 出張 | 休假 | 不在办公室 | 外出 | 부재 | 휴가

@@ -410,7 +410,7 @@ _ABSENCE_KEYWORDS = (
     "leave", "office", "access to", "abwesen", "büro", "hause", "urlaub", "absent", "cong",
     "ausente", "oficina", "vacaciones", "fuori", "ferie", "afwezig", "kantoor", "frånvarande",
     "biurem", "urlop", "отпуск", "отсутств", "不在", "休暇", "出張", "休假", "外出", "부재", "휴가",
-    "ไม่อยู่", "ลาพัก", "ลาหยุด",
+    "ไม่อยู่", "ลาพัก", "ลาหยุด", "escrit", "férias", "ferias",
 )  # fmt: skip
 _READ_RECEIPT_SUBJECT = re.compile(
     r"^(?:read|gelesen|lu|le[íi]do|letto|gelezen|l[äa]st|l[æa]st|luettu|přečteno|odczytana"

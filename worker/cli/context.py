@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -48,6 +51,32 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def by_option(command: _F) -> _F:
+    """``--by NAME``: who made a change, recorded with it in the lead's timeline."""
+    option = click.option(
+        "--by",
+        "actor",
+        metavar="NAME",
+        help="Who does this, as the timeline records it (default: $LEADMAIL_USER, else the "
+        "login name).",
+    )
+    return option(command)
+
+
+def actor_name(given: str | None) -> str:
+    """``--by``, else $LEADMAIL_USER, else the operating system's login name."""
+    for candidate in (given, os.environ.get("LEADMAIL_USER")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name for this uid (a bare container)
+        return "unknown"
 
 
 # Ids are INTEGER columns (int4 on PostgreSQL): a larger number would fail inside the driver

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from worker.cli.context import ROW_ID, Context, pass_ctx, ready_app
+from worker.cli.context import ROW_ID, Context, actor_name, by_option, pass_ctx, ready_app
 from worker.cli.output import console, echo, emit, format_option, text, to_json
 from worker.services.leads import STATUSES, lead_detail, list_leads
 
@@ -120,13 +120,13 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
 @leads.command("assign")
 @click.argument("lead_id", type=ROW_ID)
 @click.argument("executive")
-@click.option("--by", "actor", help="Who assigns (recorded in the timeline).")
+@by_option
 @pass_ctx
 def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None) -> None:
     """Assign a lead to an executive by hand, overriding the rules (logged)."""
     from worker.services.assignment import assign_manually  # the rule engine: only here
 
-    done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor)
+    done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor_name(actor))
     was = done["previous"] or "unassigned"
     echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
 

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, actor_name, by_option, pass_ctx, ready_app
 from worker.cli.output import console, echo, emit, format_option, text, to_json
-from worker.services.leads import STATUSES, lead_detail, list_leads
+from worker.services.leads import SORT_FIELDS, STATUSES, check_fields, lead_detail, list_leads
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
 CSV_COLUMNS = [
@@ -59,24 +59,82 @@ def leads() -> None:
 @leads.command("list")
 @click.option(
     "--status",
+    "statuses",
+    multiple=True,
     type=click.Choice(STATUSES, case_sensitive=False),
-    help="Only leads with this status.",
+    help="Only leads with this status (repeat for several).",
+)
+@click.option(
+    "--assigned-to",
+    "executives",
+    multiple=True,
+    metavar="EXEC",
+    help="Only leads of this executive ('none': unassigned; repeat for several).",
+)
+@click.option(
+    "--source", "sources", multiple=True, help="Only leads from this source (e.g. Email)."
+)
+@click.option("--since", metavar="DATE", help="Only leads created on or after (ISO date/time).")
+@click.option("--until", metavar="DATE", help="Only leads created on or before (ISO date/time).")
+@click.option(
+    "--search",
+    metavar="TEXT",
+    help="Only leads whose name, email, company or a message subject contains TEXT (any case).",
+)
+@click.option("--company", metavar="TEXT", help="Only leads whose company name contains TEXT.")
+@click.option(
+    "--sort",
+    metavar="FIELD",
+    help=f"Order by {', '.join(SORT_FIELDS)}; -FIELD for descending (default: id).",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many leads.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME",
+    help="Add a column: a lead field (phone, industry, lead_type, territory, updated_at …) "
+    "or custom.KEY; repeatable.",
+)
 @format_option
 @pass_ctx
-def list_command(ctx: Context, status: str | None, limit: int | None, fmt: str) -> None:
-    """List leads, oldest first."""
-    rows = list_leads(ready_app(ctx), status=status, limit=limit)
+def list_command(
+    ctx: Context,
+    statuses: tuple[str, ...],
+    executives: tuple[str, ...],
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    company: str | None,
+    sort: str | None,
+    limit: int | None,
+    fields: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """List leads, oldest first unless --sort says otherwise."""
+    rows = list_leads(
+        ready_app(ctx),
+        status=statuses,
+        limit=limit,
+        assigned_to=executives,
+        source=sources,
+        since=since,
+        until=until,
+        search=search,
+        company=company,
+        sort=sort,
+        fields=fields,
+    )
     if fmt == "table":
         for row in rows:
-            row["created_at"] = (row["created_at"] or "")[:16].replace("T", " ")
-    emit(
-        rows,
-        CSV_COLUMNS if fmt == "csv" else LIST_COLUMNS,
-        fmt,
-        title=None if fmt != "table" else f"{len(rows)} leads",
-    )
+            for key in ("created_at", "updated_at", "next_contact_date"):
+                if key in row:
+                    row[key] = (row[key] or "")[:16].replace("T", " ")
+    base = CSV_COLUMNS if fmt == "csv" else LIST_COLUMNS
+    # The service checked the names; here they only become columns, in the order given.
+    columns = [*base, *(name for name in check_fields(fields) if name not in base)]
+    emit(rows, columns, fmt, title=None if fmt != "table" else f"{len(rows)} leads")
 
 
 @leads.command("show")

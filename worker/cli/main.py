@@ -29,6 +29,7 @@ COMMANDS = {
     "run": "worker.cli.poll:run",
     "status": "worker.cli.poll:status",
     "leads": "worker.cli.leads:leads",
+    "messages": "worker.cli.messages:messages",
     "rules": "worker.cli.rules:rules",
     "quarantine": "worker.cli.quarantine:quarantine",
     "demo": "worker.cli.demo:demo",

@@ -6,10 +6,11 @@ session or an ORM object. Not the intake hot path (that is store/inbound.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from worker.store.models import (
@@ -44,24 +45,161 @@ def _summary(lead: Lead, messages: int) -> dict[str, Any]:
     }
 
 
-def summaries(session: Session, status: str | None, limit: int | None) -> list[dict[str, Any]]:
-    """One summary per lead (with its message count), by id; ``status`` already checked."""
+# `leads list --sort`: the public name of each column a list may be ordered by.
+SORT_COLUMNS: dict[str, Any] = {
+    "id": Lead.id,
+    "created_at": Lead.created_at,
+    "updated_at": Lead.updated_at,
+    "name": Lead.person_name,
+    "email": Lead.email,
+    "company": Lead.company_name,
+    "status": Lead.status,
+    "assigned_to": Lead.assigned_to,
+}
+_TEXT_SORTS = frozenset({"name", "email", "company", "status", "assigned_to"})
+
+# `leads list --field`: a lead column by its public name (the key of ``leads show --format
+# json``), as the attribute that holds it.
+FIELD_ATTRIBUTES: dict[str, str] = {
+    "id": "id",
+    "email": "email",
+    "name": "person_name",
+    "company": "company_name",
+    "is_organization": "is_organization",
+    "status": "status",
+    "source": "source",
+    "assigned_to": "assigned_to",
+    "next_contact_date": "next_contact_date",
+    "next_contact_by": "next_contact_by",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "gender": "gender",
+    "phone": "phone",
+    "mobile": "mobile",
+    "website": "website",
+    "organization_domain": "organization_domain",
+    "lead_type": "lead_type",
+    "market_segment": "market_segment",
+    "industry": "industry",
+    "territory": "territory",
+    "notes": "notes",
+    "email_bouncing": "email_bouncing",
+    "related_lead_id": "related_lead_id",
+    "custom_fields": "custom_fields",
+}
+CUSTOM_PREFIX = "custom."
+
+
+@dataclass(frozen=True)
+class LeadFilter:
+    """What ``leads list`` narrows, orders and widens by; every value checked by the service.
+
+    ``assigned_to`` and ``sources`` are compared case-insensitively (give them lower-cased);
+    ``since``/``until`` bound ``created_at`` inclusively; ``search`` and ``company`` are
+    substrings, matched case-insensitively with LIKE's own ``%`` and ``_`` taken literally.
+    ``fields`` are FIELD_ATTRIBUTES names or ``custom.KEY``.
+    """
+
+    statuses: tuple[str, ...] = ()
+    assigned_to: tuple[str, ...] = ()
+    unassigned: bool = False
+    sources: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+    company: str | None = None
+    sort: str = "id"
+    descending: bool = False
+    limit: int | None = None
+    fields: tuple[str, ...] = ()
+
+
+def summaries(session: Session, wanted: LeadFilter | None = None) -> list[dict[str, Any]]:
+    """One summary per lead that ``wanted`` selects, with its message count, in its order.
+
+    One statement whatever the filter: the counts come from one grouped subquery and a
+    search of subjects is an EXISTS over the lead's messages, so a listing never costs a
+    query per lead. lower(...) LIKE (SQLAlchemy's ``icontains``) reads the same on SQLite
+    and PostgreSQL, where ILIKE would not exist on one and ``LIKE`` differ in case on the
+    other.
+    """
+    wanted = wanted or LeadFilter()
     counts = (
         select(Message.lead_id, func.count(Message.id).label("n"))
         .where(Message.lead_id.is_not(None))
         .group_by(Message.lead_id)
         .subquery()
     )
-    query = (
-        select(Lead, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.lead_id == Lead.id)
-        .order_by(Lead.id)
+    query = select(Lead, func.coalesce(counts.c.n, 0)).outerjoin(
+        counts, counts.c.lead_id == Lead.id
     )
-    if status:
-        query = query.where(Lead.status == status)
-    if limit:
-        query = query.limit(limit)
-    return [_summary(lead, int(n)) for lead, n in session.execute(query).all()]
+    query = query.where(*_conditions(wanted)).order_by(*_order(wanted))
+    if wanted.limit:
+        query = query.limit(wanted.limit)
+    return [
+        _summary(lead, int(n)) | _fields(lead, wanted.fields)
+        for lead, n in session.execute(query).all()
+    ]
+
+
+def _conditions(wanted: LeadFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if wanted.statuses:
+        where.append(Lead.status.in_(wanted.statuses))
+    executives: list[ColumnElement[bool]] = []
+    if wanted.assigned_to:
+        executives.append(func.lower(Lead.assigned_to).in_(wanted.assigned_to))
+    if wanted.unassigned:
+        executives.append(or_(Lead.assigned_to.is_(None), Lead.assigned_to == ""))
+    if executives:
+        where.append(or_(*executives))
+    if wanted.sources:
+        where.append(func.lower(Lead.source).in_(wanted.sources))
+    if wanted.since is not None:
+        where.append(Lead.created_at >= wanted.since)
+    if wanted.until is not None:
+        where.append(Lead.created_at <= wanted.until)
+    if wanted.company:
+        where.append(Lead.company_name.icontains(wanted.company, autoescape=True))
+    if wanted.search:
+        text = wanted.search
+        subjects = exists().where(
+            Message.lead_id == Lead.id, Message.subject.icontains(text, autoescape=True)
+        )
+        where.append(
+            or_(
+                Lead.person_name.icontains(text, autoescape=True),
+                Lead.email.icontains(text, autoescape=True),
+                Lead.company_name.icontains(text, autoescape=True),
+                subjects,
+            )
+        )
+    return where
+
+
+def _order(wanted: LeadFilter) -> list[ColumnElement[Any]]:
+    """The sort column with NULLs last either way (the backends differ there by default),
+    text without regard to case, and the id to break ties the same way on both."""
+    if wanted.sort == "id":
+        return [Lead.id.desc() if wanted.descending else Lead.id.asc()]
+    column = SORT_COLUMNS[wanted.sort]
+    key = func.lower(column) if wanted.sort in _TEXT_SORTS else column
+    if wanted.descending:
+        return [column.is_(None).asc(), key.desc(), Lead.id.desc()]
+    return [column.is_(None).asc(), key.asc(), Lead.id.asc()]
+
+
+def _fields(lead: Lead, names: tuple[str, ...]) -> dict[str, Any]:
+    """The extra columns asked for: lead columns by public name, ``custom.KEY`` from the
+    lead's custom fields (None where the lead has no such key)."""
+    row: dict[str, Any] = {}
+    for name in names:
+        if name.startswith(CUSTOM_PREFIX):
+            row[name] = (lead.custom_fields or {}).get(name[len(CUSTOM_PREFIX) :])
+            continue
+        value = getattr(lead, FIELD_ATTRIBUTES[name])
+        row[name] = _iso(value) if isinstance(value, datetime) else value
+    return row
 
 
 def detail(session: Session, lead_id: int, messages: int) -> dict[str, Any] | None:

@@ -335,6 +335,7 @@ def test_field_columns_in_csv_and_table(leadmail: Leadmail, seeded: dict[str, in
         (["--field", "shoe_size"], ["shoe_size", "territory", "custom.KEY"]),
         (["--field", "custom."], ["custom."]),
         (["--assigned-to", " "], ["--assigned-to"]),
+        (["--source", ""], ["--source"]),
     ],
 )
 def test_bad_input_is_refused_in_one_line(

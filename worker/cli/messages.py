@@ -45,7 +45,7 @@ def messages() -> None:
 def show_command(
     ctx: Context, ref: str, raw: bool, text_only: bool, html_only: bool, fmt: str
 ) -> None:
-    """Show one message by its row id (as `leads show` lists it) or its Message-ID.
+    """Show one message by its row id (as `messages list` prints it) or its Message-ID.
 
     By default the headers we keep and the cleaned text; --raw writes the stored bytes to
     stdout as they are (redirect them to a file, like `git cat-file`).

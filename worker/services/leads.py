@@ -59,6 +59,9 @@ def list_leads(
     executives = [name.strip() for name in _many(assigned_to)]
     if any(not name for name in executives):
         raise ValidationError("--assigned-to needs an executive's name, or 'none'", "")
+    sources = [name.strip() for name in _many(source)]
+    if any(not name for name in sources):
+        raise ValidationError("--source needs a source's name (e.g. Email)", "")
     start = parse_when(since, "since") if since is not None else None
     end = parse_when(until, "until", end_of_day=True) if until is not None else None
     if start is not None and end is not None and start > end:
@@ -68,7 +71,7 @@ def list_leads(
         statuses=tuple(dict.fromkeys(check_status(s) for s in _many(status))),
         assigned_to=tuple(n.lower() for n in executives if n.lower() != UNASSIGNED),
         unassigned=any(n.lower() == UNASSIGNED for n in executives),
-        sources=tuple(s.strip().lower() for s in _many(source) if s.strip()),
+        sources=tuple(name.lower() for name in sources),
         since=start,
         until=end,
         search=(search or "").strip() or None,

@@ -481,19 +481,20 @@ def test_a_message_id_stored_twice_is_refused_naming_the_rows(
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "code"),
     [
-        (["show", "999"], ["999"]),
-        (["show", "<nobody@nowhere.example>"], ["nobody@nowhere.example"]),
-        (["show", "<>"], ["Message-ID"]),
-        (["show", "1", "--raw", "--text"], ["--raw", "--text"]),
-        (["show", "1", "--html", "--format", "json"], ["--html", "--format json"]),
-        (["list", "--lead", "999"], ["no lead 999"]),
+        # Not found exits 3, as `leads show 999` does; a refused input exits 1.
+        (["show", "999"], ["999"], 3),
+        (["show", "<nobody@nowhere.example>"], ["nobody@nowhere.example"], 3),
+        (["show", "<>"], ["Message-ID"], 1),
+        (["show", "1", "--raw", "--text"], ["--raw", "--text"], 1),
+        (["show", "1", "--html", "--format", "json"], ["--html", "--format json"], 1),
+        (["list", "--lead", "999"], ["no lead 999"], 3),
     ],
 )
 def test_messages_refusals(
-    leadmail: Leadmail, seeded: dict[str, int], args: list[str], expected: list[str]
+    leadmail: Leadmail, seeded: dict[str, int], args: list[str], expected: list[str], code: int
 ) -> None:
     result = leadmail.run("messages", *args)
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert_user_error(result, *expected)

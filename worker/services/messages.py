@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from worker.errors import ValidationError
+from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
 from worker.store import messages as store
 
@@ -29,7 +29,7 @@ def raw_bytes(app: App, ref: str) -> bytes:
 def for_lead(app: App, lead_id: int) -> list[dict[str, Any]]:
     with app.db.transaction(write=False) as session:
         if not store.lead_exists(session, lead_id):
-            raise ValidationError(f"no lead {lead_id}", lead_id)
+            raise NotFoundError(f"no lead {lead_id}", lead_id)
         return store.for_lead(session, lead_id)
 
 
@@ -59,7 +59,7 @@ def resolve(session: Session, ref: str) -> dict[str, Any]:
         )
     found = store.by_row_id(session, rows[0]) if rows else None
     if found is None:
-        raise ValidationError(f"no message {ref!r} (no such row id or Message-ID)", ref)
+        raise NotFoundError(f"no message {ref!r} (no such row id or Message-ID)", ref)
     return found
 
 

@@ -69,3 +69,7 @@ class LeaseLostError(StoreError):
 
 class SendError(LeadmailError):
     """Sending mail failed."""
+
+
+class ValidationError(LeadmailError):
+    """Input a person gave is refused: one line, exit 1."""

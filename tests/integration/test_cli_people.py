@@ -383,6 +383,26 @@ def test_contacts_suggest_and_accept(leadmail: Leadmail, lead_id: int) -> None:
     assert len(logged) == 3
 
 
+def test_suggest_leaves_out_form_relays_and_no_reply_mailboxes(
+    leadmail: Leadmail, tmp_path: Path
+) -> None:
+    """A web form's lead: From is the site's relay (Reply-To the person); nobody reads it."""
+    form = make_mail(
+        sender="Our Website <wordpress@northwind-shop.example>",
+        to="sales@northwind.example",
+        cc="Alerts <no-reply@crm-tool.example>, Pat Ruiz <pat@ruiz-design.example>",
+        subject="New enquiry from the contact form",
+        message_id="<form-1@northwind-shop.example>",
+        headers={"Reply-To": "Lena Park <lena@park-studio.example>"},
+    )
+    [path] = write_files(tmp_path / "form", {"form.eml": form})
+    [row] = leadmail.jsonl("ingest", "--json", str(path))
+    lead = leadmail.json("leads", "show", str(row["lead_id"]), "--format", "json")
+    assert lead["email"] == "lena@park-studio.example"
+    suggested = leadmail.json("contacts", "suggest", str(row["lead_id"]), "--format", "json")
+    assert [s["email"] for s in suggested] == ["pat@ruiz-design.example"]
+
+
 @pytest.mark.parametrize(
     "args, expected",
     [

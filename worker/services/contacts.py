@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
-from worker.mail.addresses import email_key, normalize_email
+from worker.mail.addresses import email_key, is_no_reply, is_relay, normalize_email
 from worker.services.context import App
 from worker.services.notes import log_change
 from worker.store import contacts as store
@@ -240,17 +240,21 @@ def _people(session: Session, lead_id: int) -> dict[str, dict[str, Any]]:
 def _suggestions(app: App, session: Session, lead_id: int) -> list[dict[str, Any]]:
     lead = _lead(session, lead_id)
     skip = store.contact_keys(session, lead_id) | _own_keys(app) | {lead["email_key"] or ""}
+    # Nobody reads a web form's relay address or a no-reply mailbox: not a person to add.
     rows = [
         {"email": p["email"], "name": p["name"], "messages": p["messages"]}
         for key, p in _people(session, lead_id).items()
         if key not in skip
+        and not is_relay(key, app.sender_policy)
+        and not is_no_reply(key, p["name"] or "")
     ]
     rows.sort(key=lambda r: (-r["messages"], r["email"].lower()))
     return rows
 
 
 def suggest_contacts(app: App, lead_id: int) -> list[dict[str, Any]]:
-    """People on the lead's mail who are not its contacts, its own address or ours."""
+    """People on the lead's mail who are not its contacts, its own address or ours, and
+    not a machine (a form relay, a no-reply mailbox)."""
     with app.db.transaction(write=False) as session:
         return _suggestions(app, session, lead_id)
 

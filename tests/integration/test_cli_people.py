@@ -577,3 +577,80 @@ def test_help_of_every_new_command(leadmail: Leadmail) -> None:
     ):
         result = leadmail.ok(*args, "--help")
         assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["leads", "note", "{lead}", "a\x00b"], "the note contains a NUL character"),
+        (["leads", "note", "{lead}", "hi", "--by", "x" * 129], "--by is longer than 128"),
+        (
+            [
+                "leads",
+                "activity",
+                "{lead}",
+                "--kind",
+                "call",
+                "--at",
+                "2026-11-30T10:00",
+                "--summary",
+                "call",
+                "--by",
+                "x" * 129,
+            ],
+            "--by is longer than 128",
+        ),
+        (
+            ["contacts", "add", "{lead}", "--email", "kim@acme.example", "--name", "n" * 256],
+            "--name is longer than 255",
+        ),
+        (
+            ["contacts", "add", "{lead}", "--email", "kim@acme.example", "--by", "x" * 129],
+            "--by is longer than 128",
+        ),
+        (["contacts", "add", "{lead}", "--email", "k" * 320 + "@acme.example"], "not an email"),
+        (["contacts", "add", "{lead}", "--email", "k\x00m@acme.example"], "not an email"),
+        (
+            [
+                "addresses",
+                "add",
+                "{lead}",
+                "--type",
+                "office",
+                "--line1",
+                "1 Road",
+                "--city",
+                "Leeds",
+                "--country",
+                "GB",
+                "--postcode",
+                "9" * 33,
+            ],
+            "--postcode is longer than 32",
+        ),
+    ],
+)
+def test_input_that_does_not_fit_is_refused_in_one_line(
+    leadmail: Leadmail, lead_id: int, args: list[str], expected: str
+) -> None:
+    """On PostgreSQL these would fail inside the driver (a NUL, a value too long)."""
+    before = show(leadmail, lead_id)
+    result = leadmail.run(*[a.replace("{lead}", str(lead_id)) for a in args])
+    assert_user_error(result, expected)
+    assert result.exit_code == 1
+    after = show(leadmail, lead_id)
+    assert (after["timeline"], after["contacts"], after["addresses"]) == (
+        before["timeline"],
+        before["contacts"],
+        before["addresses"],
+    )
+
+
+def test_a_note_file_that_is_not_utf8_is_refused(
+    leadmail: Leadmail, lead_id: int, tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("Caf\u00e9 meeting".encode("latin-1"))
+    assert_user_error(
+        leadmail.run("leads", "note", str(lead_id), "--file", str(latin)), "is not UTF-8 text"
+    )

@@ -175,7 +175,7 @@ def _what(entry: dict[str, Any]) -> str:
 @click.option(
     "--file",
     "note_file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("rb"),
     help="Read the note from this file ('-': standard input) instead of TEXT.",
 )
 @by_option
@@ -195,8 +195,12 @@ def note_command(
 
     if (note is None) == (note_file is None):
         raise ValidationError("give the note as TEXT or with --file (one of them)", note)
-    body = note if note is not None else note_file.read()
-    row = add_note(ready_app(ctx), lead_id, body, actor_name(actor))
+    if note is None:
+        try:
+            note = note_file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"--file {note_file.name} is not UTF-8 text", None) from None
+    row = add_note(ready_app(ctx), lead_id, note, actor_name(actor))
     if as_json:
         click.echo(to_json(row))
     else:

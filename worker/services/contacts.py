@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from worker.errors import NotFoundError, ValidationError
 from worker.mail.addresses import email_key, is_no_reply, is_relay, normalize_email
 from worker.services.context import App
-from worker.services.notes import log_change
+from worker.services.notes import log_change, optional_text, required_text
 from worker.store import contacts as store
 from worker.store import notes as lead_store
 
@@ -49,7 +49,9 @@ COUNTRIES = frozenset((
 # fmt: on
 
 # A bare address: something@domain.tld, no spaces or brackets (a display name goes in --name).
-_BARE_ADDRESS = re.compile(r"^[^\s@<>(),;:\"\[\]]+@[^\s@<>(),;:\"\[\]]+\.[^\s@<>(),;:\"\[\]]+$")
+_NOT_IN_ADDRESS = r"[^\s\x00-\x1f\x7f@<>(),;:\"\[\]]"
+_BARE_ADDRESS = re.compile(rf"^{_NOT_IN_ADDRESS}+@{_NOT_IN_ADDRESS}+\.{_NOT_IN_ADDRESS}+$")
+_ADDRESS_MAX = 320  # RFC 5321's limit, and the column's
 
 # Messages whose people are not the customer's: a bounce's sender is a mail server, a mailing
 # list's is the list.
@@ -60,7 +62,7 @@ def check_email(value: str) -> tuple[str, str]:
     """The address as given (normalised) and its key; refuses anything but one bare address."""
     text = value.strip()
     normal = normalize_email(text) if _BARE_ADDRESS.match(text) else ""
-    if not normal:
+    if not normal or len(normal) > _ADDRESS_MAX:
         raise ValidationError(f"not an email address: {value!r}", value)
     return normal, email_key(normal)
 
@@ -82,18 +84,6 @@ def check_address_type(value: str) -> str:
             f"unknown address type {value!r}; one of: {', '.join(ADDRESS_TYPES)}", value
         )
     return kind
-
-
-def _optional(value: str | None) -> str | None:
-    text = (value or "").strip()
-    return text or None
-
-
-def _required(value: str | None, option: str) -> str:
-    text = _optional(value)
-    if text is None:
-        raise ValidationError(f"{option} is empty", value)
-    return text
 
 
 def _lead(session: Session, lead_id: int) -> dict[str, Any]:
@@ -179,9 +169,9 @@ def add_contact(
             lead_id,
             email=address,
             key=key,
-            name=_optional(name),
-            phone=_optional(phone),
-            designation=_optional(designation),
+            name=optional_text(name, "--name", 255),
+            phone=optional_text(phone, "--phone", 64),
+            designation=optional_text(designation, "--designation", 128),
             primary=primary,
             actor=actor,
             how="added",
@@ -326,11 +316,11 @@ def add_address(
 ) -> dict[str, Any]:
     fields = {
         "type": check_address_type(address_type),
-        "line1": _required(line1, "--line1"),
-        "line2": _optional(line2),
-        "city": _required(city, "--city"),
-        "state": _optional(state),
-        "postcode": _optional(postcode),
+        "line1": required_text(line1, "--line1", 255),
+        "line2": optional_text(line2, "--line2", 255),
+        "city": required_text(city, "--city", 128),
+        "state": optional_text(state, "--state", 128),
+        "postcode": optional_text(postcode, "--postcode", 32),
         "country": check_country(country),
     }
     with app.db.transaction() as session:

@@ -17,6 +17,7 @@ from worker.store import notes as store
 
 ACTIVITY_KINDS = ("call", "meeting", "task")
 MAX_DURATION_MINUTES = 7 * 24 * 60  # a week: longer is a typo, not an activity
+ACTOR_MAX = 128  # activities.actor, comments.author
 
 
 def parse_when(value: str) -> datetime:
@@ -59,19 +60,36 @@ def check_duration(value: str | None) -> int | None:
     return minutes
 
 
-def _required(value: str | None, what: str) -> str:
+def optional_text(value: str | None, what: str, limit: int | None = None) -> str | None:
+    """A person's text, trimmed; None when blank. Refused when it holds a NUL (PostgreSQL
+    cannot store one) or is longer than its column (``limit``), naming the option."""
     text = (value or "").strip()
-    if not text:
+    if "\x00" in text:
+        raise ValidationError(f"{what} contains a NUL character", value)
+    if limit is not None and len(text) > limit:
+        raise ValidationError(f"{what} is longer than {limit} characters", value)
+    return text or None
+
+
+def required_text(value: str | None, what: str, limit: int | None = None) -> str:
+    text = optional_text(value, what, limit)
+    if text is None:
         raise ValidationError(f"{what} is empty", value)
     return text
 
 
+def check_actor(actor: str) -> str:
+    """``--by`` fits the timeline's actor and author columns."""
+    return required_text(actor, "--by", ACTOR_MAX)
+
+
 def add_note(app: App, lead_id: int, text: str, actor: str) -> dict[str, Any]:
-    body = _required(text, "the note")
+    body = required_text(text, "the note")
+    author = check_actor(actor)
     with app.db.transaction() as session:
         if not store.lead_exists(session, lead_id):
             raise NotFoundError(f"no lead {lead_id}", lead_id)
-        return store.add_comment(session, lead_id, author=actor, text=body, at=datetime.now(UTC))
+        return store.add_comment(session, lead_id, author=author, text=body, at=datetime.now(UTC))
 
 
 def add_activity(
@@ -88,30 +106,35 @@ def add_activity(
     checked_kind = check_kind(kind)
     when = parse_when(at)
     minutes = check_duration(duration)
-    text = _required(summary, "--summary")
+    text = required_text(summary, "--summary")
+    note = optional_text(outcome, "--outcome")
+    who = check_actor(actor)
     details: dict[str, Any] = {"recorded_at": datetime.now(UTC).isoformat()}
     if minutes is not None:
         details["duration_minutes"] = minutes
-    if outcome is not None and outcome.strip():
-        details["outcome"] = outcome.strip()
+    if note is not None:
+        details["outcome"] = note
     with app.db.transaction() as session:
         if not store.lead_exists(session, lead_id):
             raise NotFoundError(f"no lead {lead_id}", lead_id)
         return store.add_activity(
-            session, lead_id, kind=checked_kind, summary=text, actor=actor, details=details, at=when
+            session, lead_id, kind=checked_kind, summary=text, actor=who, details=details, at=when
         )
 
 
 def log_change(
     session: Session, lead_id: int, *, kind: str, summary: str, actor: str, details: dict[str, Any]
 ) -> None:
-    """One timeline line for a change a person made to the lead (a contact, an address)."""
+    """One timeline line for a change a person made to the lead (a contact, an address).
+
+    A ``--by`` that does not fit is refused here, which rolls the change back with it.
+    """
     store.add_activity(
         session,
         lead_id,
         kind=kind,
         summary=summary,
-        actor=actor,
+        actor=check_actor(actor),
         details=details,
         at=datetime.now(UTC),
     )

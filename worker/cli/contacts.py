@@ -16,7 +16,7 @@ def contacts() -> None:
     """A lead's contacts: a contact's mail threads onto the lead."""
 
 
-@contacts.command("add")
+@contacts.command("add", short_help="Add a contact to LEAD.")
 @click.argument("lead_id", type=ROW_ID, metavar="LEAD")
 @click.option("--email", required=True, help="The contact's address (name@domain).")
 @click.option("--name", help="Full name.")
@@ -80,7 +80,7 @@ def remove_command(ctx: Context, contact_id: int, actor: str | None) -> None:
     echo(f"contact {contact_id} removed from lead {row['lead_id']}: {row['email']}")
 
 
-@contacts.command("suggest")
+@contacts.command("suggest", short_help="People on LEAD's mail who are not contacts yet.")
 @click.argument("lead_id", type=ROW_ID, metavar="LEAD")
 @format_option
 @pass_ctx
@@ -96,7 +96,7 @@ def suggest_command(ctx: Context, lead_id: int, fmt: str) -> None:
     emit(rows, SUGGEST_COLUMNS, fmt, title=f"lead {lead_id}: {len(rows)} suggested contacts")
 
 
-@contacts.command("accept")
+@contacts.command("accept", short_help="Make suggested people LEAD's contacts.")
 @click.argument("lead_id", type=ROW_ID, metavar="LEAD")
 @click.argument("addresses", nargs=-1, metavar="[ADDR]...")
 @click.option("--all", "accept_all", is_flag=True, help="Accept every suggested contact.")

@@ -159,8 +159,14 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     if detail["contacts"]:
         out.print(text("contacts", "bold"))
         for c in detail["contacts"]:
-            primary = " (primary)" if c["is_primary"] else ""
-            out.print(text(f"  {c['name'] or ''} <{c['email']}>{primary}"))
+            extra = [c.get("designation"), c.get("phone"), "primary" if c["is_primary"] else None]
+            more = ", ".join(x for x in extra if x)
+            out.print(text(f"  {c['name'] or ''} <{c['email']}>" + (f" ({more})" if more else "")))
+    if detail.get("addresses"):
+        out.print(text("addresses", "bold"))
+        for a in detail["addresses"]:
+            parts = [a[k] for k in ("line1", "line2", "city", "state", "postcode", "country")]
+            out.print(text(f"  {a['type']}: {', '.join(p for p in parts if p)}"))
     # "at" is when leadmail recorded it (the order); "date" the message's own Date header.
     timeline = Table(title="timeline")
     for column in ("at", "type", "what", "date"):
@@ -212,4 +218,95 @@ def _what(entry: dict[str, Any]) -> str:
         return f"{entry['from_status'] or '∅'} → {entry['to_status']}: {entry['cause']}"
     if entry["type"] == "comment":
         return f"{entry['author'] or ''}: {entry['text']}"
+    if entry["type"] == "activity":
+        details = entry.get("details") or {}
+        extra = [f"{details['duration_minutes']} min"] if details.get("duration_minutes") else []
+        extra += [f"outcome: {details['outcome']}"] if details.get("outcome") else []
+        tail = f" ({'; '.join(extra)})" if extra else ""
+        return f"{entry.get('actor') or ''}: {entry.get('kind', '')}: {entry['summary']}{tail}"
     return f"{entry.get('kind', '')}: {entry.get('summary', '')}"
+
+
+@leads.command("note")
+@click.argument("lead_id", type=ROW_ID)
+@click.argument("note", required=False, metavar="[TEXT]")
+@click.option(
+    "--file",
+    "note_file",
+    type=click.File("rb"),
+    help="Read the note from this file ('-': standard input) instead of TEXT.",
+)
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the new note as JSON.")
+@pass_ctx
+def note_command(
+    ctx: Context,
+    lead_id: int,
+    note: str | None,
+    note_file: Any,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Add a note (a comment) to a lead's timeline."""
+    from worker.errors import ValidationError
+    from worker.services.notes import add_note
+
+    if (note is None) == (note_file is None):
+        raise ValidationError("give the note as TEXT or with --file (one of them)", note)
+    if note is None:
+        try:
+            note = note_file.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(f"--file {note_file.name} is not UTF-8 text", None) from None
+    row = add_note(ready_app(ctx), lead_id, note, actor_name(actor))
+    if as_json:
+        click.echo(to_json(row))
+    else:
+        echo(f"note {row['id']} added to lead {lead_id}")
+
+
+@leads.command("activity")
+@click.argument("lead_id", type=ROW_ID)
+@click.option("--kind", required=True, metavar="call|meeting|task", help="What it was.")
+@click.option(
+    "--at",
+    "when",
+    required=True,
+    metavar="WHEN",
+    help="When, ISO 8601 (2026-11-30T14:00, or with an offset: +01:00, Z); without an "
+    "offset it is this machine's local time.",
+)
+@click.option("--duration", metavar="MIN", help="How long, in minutes.")
+@click.option("--summary", required=True, help="What it was about.")
+@click.option("--outcome", help="What came of it.")
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the new activity as JSON.")
+@pass_ctx
+def activity_command(
+    ctx: Context,
+    lead_id: int,
+    kind: str,
+    when: str,
+    duration: str | None,
+    summary: str,
+    outcome: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Log a call, meeting or task on a lead; the timeline places it at --at."""
+    from worker.services.notes import add_activity
+
+    row = add_activity(
+        ready_app(ctx),
+        lead_id,
+        kind=kind,
+        at=when,
+        summary=summary,
+        actor=actor_name(actor),
+        duration=duration,
+        outcome=outcome,
+    )
+    if as_json:
+        click.echo(to_json(row))
+    else:
+        echo(f"{row['kind']} {row['id']} logged on lead {lead_id} at {_when(row['at'])}")

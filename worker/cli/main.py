@@ -33,6 +33,8 @@ COMMANDS = {
     "rules": "worker.cli.rules:rules",
     "quarantine": "worker.cli.quarantine:quarantine",
     "demo": "worker.cli.demo:demo",
+    "contacts": "worker.cli.contacts:contacts",
+    "addresses": "worker.cli.addresses:addresses",
 }
 
 

@@ -224,13 +224,21 @@ def detail(session: Session, lead_id: int, messages: int) -> dict[str, Any] | No
         related_lead_id=lead.related_lead_id,
         updated_at=_iso(lead.updated_at),
         contacts=[
-            {"name": c.name, "email": c.email, "phone": c.phone, "is_primary": c.is_primary}
+            {
+                "id": c.id,
+                "name": c.name,
+                "email": c.email,
+                "phone": c.phone,
+                "designation": c.designation,
+                "is_primary": c.is_primary,
+            }
             for c in session.scalars(
                 select(Contact).where(Contact.lead_id == lead_id).order_by(Contact.id)
             )
         ],
         addresses=[
             {
+                "id": a.id,
                 "type": a.address_type,
                 "line1": a.line1,
                 "line2": a.line2,

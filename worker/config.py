@@ -137,10 +137,11 @@ class LeadSettings(_Section):
 
     @model_validator(mode="after")
     def _unique_fields(self) -> LeadSettings:
-        names = [f.name.casefold() for f in self.custom_fields]
+        seen: set[str] = set()
         for field in self.custom_fields:
-            if names.count(field.name.casefold()) > 1:
-                raise ValueError(f"custom field {field.name!r} is declared twice")
+            if field.name.casefold() in seen:
+                raise ValueError(f"custom field {field.name!r} is declared twice (in any case)")
+            seen.add(field.name.casefold())
         genders = [g.strip().casefold() for g in self.genders]
         if any(not g for g in genders) or len(set(genders)) != len(genders):
             raise ValueError("genders: empty or repeated entry")

@@ -201,10 +201,10 @@ def set_lead(
                 changes[name] = [lead[column], value]
                 columns[column] = value
 
-        for name, value in values.items():
-            change(name, "email" if name == "email" else COLUMNS[name], value)
         if edit.is_organization is not None:
             change("is_organization", "is_organization", edit.is_organization)
+        for name, value in values.items():
+            change(name, "email" if name == "email" else COLUMNS[name], value)
         if edit.is_organization is not None or "company" in values:
             check_company(
                 columns.get("is_organization", lead["is_organization"]),

@@ -404,11 +404,15 @@ def test_set_an_unknown_lead(lm: Edits) -> None:
 # -- custom fields shown and used by rules -------------------------------------------------
 
 
-def test_show_prints_custom_fields_under_their_labels(lm: Edits) -> None:
+def test_show_prints_every_field_and_custom_fields_under_their_labels(lm: Edits) -> None:
     lm.add(
-        "--email", "j@x.example", "--field", "budget=1250", "--field", "first_contact=2026-01-05"
-    )
+        "--email", "j@x.example", "--gender", "Other", "--mobile", "+44 7700 900123",
+        "--website", "https://x.example", "--territory", "Yorkshire",
+        "--field", "budget=1250", "--field", "first_contact=2026-01-05",
+    )  # fmt: skip
     out = lm.ok("leads", "show", "1").stdout
+    for shown in ("Other", "+44 7700 900123", "https://x.example", "Yorkshire"):
+        assert shown in out
     assert "Budget (EUR)" in out and "1250" in out
     assert "First contact" in out and "2026-01-05" in out
     assert "custom_fields" not in out

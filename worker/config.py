@@ -58,6 +58,58 @@ class StorageSettings(_Section):
     fsync_batch: int = Field(default=32, ge=1, le=10_000)
 
 
+# ERPNext's Gender records, in the order its manual lists them.
+DEFAULT_GENDERS = (
+    "Male",
+    "Female",
+    "Genderqueer",
+    "Non-Conforming",
+    "Other",
+    "Prefer not to say",
+    "Transgender",
+)
+CUSTOM_FIELD_TYPES = ("text", "int", "decimal", "date", "bool", "choice")
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+class CustomFieldSettings(_Section):
+    """One ``[[leads.custom_fields]]``: a field of every lead beyond ERPNext's own."""
+
+    # How --field, rules (custom.NAME) and exports name it: a letter, then letters, digits, _.
+    name: str
+    type: Literal["text", "int", "decimal", "date", "bool", "choice"] = "text"
+    # A lead made by hand (leads add) must give it; mail cannot, so leads from mail need not.
+    required: bool = False
+    # The values a choice field takes (only for type = "choice").
+    choices: tuple[str, ...] = ()
+    # What `leads show` calls it (default: the name).
+    label: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _FIELD_NAME.match(value):
+            raise ValueError("a letter, then letters, digits and _ (at most 64)")
+        return value
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self) -> CustomFieldSettings:
+        if self.type == "choice":
+            if not self.choices or any(not c.strip() for c in self.choices):
+                raise ValueError(f"choice field {self.name!r} needs choices = [...]")
+            folded = [c.strip().casefold() for c in self.choices]
+            if len(set(folded)) != len(folded):
+                raise ValueError(f"choice field {self.name!r} lists a choice twice")
+        elif self.choices:
+            raise ValueError(f'choices are only for type = "choice" (field {self.name!r})')
+        return self
+
+    @property
+    def title(self) -> str:
+        """The label people see."""
+        return self.label or self.name
+
+
 class LeadSettings(_Section):
     # fnmatch globs on the From address of web-form/notification relays; for these the
     # Reply-To (or the Email: field of the form) is the real sender. Added to the built-in list.
@@ -78,6 +130,27 @@ class LeadSettings(_Section):
     # ~17x one message at worst (in-flight batches in the main process, pickled copies in the
     # workers): ~550 MB of messages plus ~200 MB of interpreters, within a 1 GiB machine.
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The genders a lead may have (leads add/set --gender); ERPNext's list by default.
+    genders: tuple[str, ...] = DEFAULT_GENDERS
+    # Fields of every lead beyond the built-in ones, one [[leads.custom_fields]] table each.
+    custom_fields: tuple[CustomFieldSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> LeadSettings:
+        seen: set[str] = set()
+        for field in self.custom_fields:
+            if field.name.casefold() in seen:
+                raise ValueError(f"custom field {field.name!r} is declared twice (in any case)")
+            seen.add(field.name.casefold())
+        genders = [g.strip().casefold() for g in self.genders]
+        if any(not g for g in genders) or len(set(genders)) != len(genders):
+            raise ValueError("genders: empty or repeated entry")
+        return self
+
+    def custom_field(self, name: str) -> CustomFieldSettings | None:
+        """The declared field of that name, in any case (names are unique ignoring case)."""
+        folded = name.casefold()
+        return next((f for f in self.custom_fields if f.name.casefold() == folded), None)
 
 
 class IngestSettings(_Section):

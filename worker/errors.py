@@ -29,6 +29,10 @@ class RuleError(LeadmailError):
     exit_code = 2
 
 
+class ValidationError(LeadmailError):
+    """Input a person gave is refused: one line, exit 1."""
+
+
 class ParseError(LeadmailError):
     """A message's bytes cannot be understood well enough to process it."""
 
@@ -69,7 +73,3 @@ class LeaseLostError(StoreError):
 
 class SendError(LeadmailError):
     """Sending mail failed."""
-
-
-class ValidationError(LeadmailError):
-    """Input a person gave is refused: one line, exit 1."""

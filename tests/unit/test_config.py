@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from worker.config import ImapAccount, MaildirAccount, load_settings
+from worker.config import (
+    DEFAULT_GENDERS,
+    CustomFieldSettings,
+    ImapAccount,
+    LeadSettings,
+    MaildirAccount,
+    load_settings,
+)
 from worker.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +35,8 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
             continue
         assert f"[{section_name}]" in text
         for key in type(section).model_fields:
-            assert f"\n{key} = " in text, f"{section_name}.{key} undocumented"
+            documented = f"\n{key} = " in text or f"\n# [[{section_name}.{key}]]" in text
+            assert documented, f"{section_name}.{key} undocumented"
     assert "[[accounts]]" in text
     for model in (ImapAccount, MaildirAccount):
         for key in model.model_fields:
@@ -149,3 +158,65 @@ def test_a_password_pasted_into_password_env_is_refused_without_showing_it(
     message = str(caught.value)
     assert "accounts[0].password_env" in message
     assert "Tr0ub4dor" not in message and "\n" not in message
+
+
+def _custom_example() -> str:
+    """The commented [[leads.custom_fields]] example of config.example.toml, uncommented."""
+    lines = (ROOT / "config.example.toml").read_text().splitlines()
+    start = lines.index("# [[leads.custom_fields]]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    return "\n".join(block) + "\n"
+
+
+def test_the_custom_field_example_loads_when_uncommented(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("[leads]\n" + _custom_example())
+    fields = load_settings(file, environ={}).leads.custom_fields
+    assert [(f.name, f.type, f.title) for f in fields] == [
+        ("budget", "decimal", "Budget (EUR)"),
+        ("employees", "int", "employees"),
+        ("tier", "choice", "tier"),
+    ]
+    assert fields[2].choices == ("Gold", "Silver", "Bronze")
+    for key in CustomFieldSettings.model_fields:
+        assert f"\n# {key} = " in (ROOT / "config.example.toml").read_text(), key
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        ('name = "tier"\ntype = "choice"\n', "choice field 'tier' needs choices"),
+        ('name = "tier"\ntype = "choice"\nchoices = ["a", "A"]\n', "lists a choice twice"),
+        ('name = "x"\nchoices = ["a"]\n', 'choices are only for type = "choice"'),
+        ('name = "x"\ntype = "money"\n', "leads.custom_fields[0].type"),
+        ('name = "2x"\n', "leads.custom_fields[0].name"),
+        ('name = "a b"\n', "a letter, then letters, digits and _"),
+        ('type = "int"\n', "leads.custom_fields[0].name: Field required"),
+        ('name = "x"\ncolour = "red"\n', "unknown key 'leads.custom_fields[0].colour'"),
+        (
+            'name = "budget"\n[[leads.custom_fields]]\nname = "Budget"\n',
+            "custom field 'Budget' is declared twice",
+        ),
+    ],
+)
+def test_bad_custom_field_declarations_name_the_key(
+    tmp_path: Path, tables: str, message: str
+) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("[[leads.custom_fields]]\n" + tables)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(file, environ={})
+
+
+def test_genders_are_erpnext_s_by_default_and_configurable(tmp_path: Path) -> None:
+    assert LeadSettings().genders == DEFAULT_GENDERS
+    file = tmp_path / "c.toml"
+    file.write_text('[leads]\ngenders = ["Woman", "Man"]\n')
+    assert load_settings(file, environ={}).leads.genders == ("Woman", "Man")
+    file.write_text('[leads]\ngenders = ["Woman", "woman"]\n')
+    with pytest.raises(ConfigError, match="genders: empty or repeated entry"):
+        load_settings(file, environ={})

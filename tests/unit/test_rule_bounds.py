@@ -487,7 +487,7 @@ def test_a_loader_crash_on_reload_is_one_line_and_keeps_the_rules(
     book.reload_seconds = 0
     first = book.load()
 
-    def crash(_: Path) -> None:
+    def crash(_: Path, *declared: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
     monkeypatch.setattr("worker.services.assignment.load_rules_file", crash)

@@ -1,15 +1,25 @@
-"""``leadmail leads``: list leads and show one with its timeline."""
+"""``leadmail leads``: list leads, show one with its timeline, add and edit them by hand."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, actor_name, by_option, pass_ctx, ready_app
 from worker.cli.output import console, echo, emit, format_option, text, to_json
-from worker.services.leads import SORT_FIELDS, STATUSES, check_fields, lead_detail, list_leads
+from worker.services.lead_fields import LeadEdit
+from worker.services.leads import (
+    SORT_FIELDS,
+    STATUSES,
+    add_lead,
+    check_fields,
+    lead_detail,
+    list_leads,
+    set_lead,
+)
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
 CSV_COLUMNS = [
@@ -33,19 +43,23 @@ SHOW_FIELDS = [
     "company",
     "is_organization",
     "email",
+    "gender",
     "phone",
+    "mobile",
+    "website",
     "organization_domain",
     "source",
     "lead_type",
     "market_segment",
     "industry",
+    "territory",
     "assigned_to",
     "next_contact_date",
     "next_contact_by",
     "email_bouncing",
     "related_lead_id",
     "notes",
-    "custom_fields",
+    "custom_fields",  # each field on its own row, under its label (see _custom_rows)
     "created_at",
     "updated_at",
 ]
@@ -152,9 +166,14 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     out = console()
     fields = Table(show_header=False, box=None)
     for key in SHOW_FIELDS:
-        value = detail.get(key)
-        if value not in (None, "", {}, []):
-            fields.add_row(text(key, "bold"), text(_text(value)))
+        rows = (
+            _custom_rows(ctx, detail.get(key) or {})
+            if key == "custom_fields"
+            else [(key, detail.get(key))]
+        )
+        for label, value in rows:
+            if value not in (None, "", {}, []):
+                fields.add_row(text(label, "bold"), text(_text(value)))
     out.print(fields)
     if detail["contacts"]:
         out.print(text("contacts", "bold"))
@@ -193,6 +212,156 @@ def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None
     done = assign_manually(ready_app(ctx), lead_id, executive.strip(), actor_name(actor))
     was = done["previous"] or "unassigned"
     echo(f"lead {lead_id}: assigned to {done['executive']} (was {was})")
+
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+# --option → the field name services/lead_fields.py checks (the name `leads show` prints).
+FIELD_OPTIONS = {
+    "email": "email",
+    "name": "name",
+    "company": "company",
+    "gender": "gender",
+    "phone": "phone",
+    "mobile": "mobile",
+    "website": "website",
+    "source": "source",
+    "lead_type": "lead_type",
+    "market_segment": "market_segment",
+    "industry": "industry",
+    "territory": "territory",
+    "notes": "notes",
+}
+
+
+def lead_field_options(command: _F) -> _F:
+    """The fields of ERPNext's Lead form, shared by ``leads add`` and ``leads set``."""
+    options = [
+        click.option("--email", metavar="ADDRESS", help="The lead's email address."),
+        click.option("--name", metavar="NAME", help="The person's name."),
+        click.option(
+            "--organization/--no-organization",
+            "is_organization",
+            default=None,
+            help="The lead is an organisation, not a person (needs --company).",
+        ),
+        click.option("--company", metavar="NAME", help="The organisation's name."),
+        click.option("--gender", help="One of [leads] genders (default: ERPNext's list)."),
+        click.option("--phone", metavar="NUMBER", help="Phone number."),
+        click.option("--mobile", metavar="NUMBER", help="Mobile number."),
+        click.option("--website", metavar="URL", help="Website."),
+        click.option("--source", help="Where the lead came from (add: default Manual)."),
+        click.option(
+            "--type", "lead_type", help="Lead type (ERPNext: Client, Channel Partner, ...)."
+        ),
+        click.option("--segment", "market_segment", help="Market segment."),
+        click.option("--industry", help="Industry."),
+        click.option("--territory", help="Territory."),
+        click.option("--notes", metavar="TEXT", help="Notes kept on the lead."),
+        click.option(
+            "--field",
+            "custom",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="A custom field declared in [[leads.custom_fields]]; repeat for several. "
+            "An empty VALUE clears it.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _edit(given: dict[str, Any]) -> LeadEdit:
+    """The options a person gave (None = not given; '' = clear) as one LeadEdit."""
+    return LeadEdit(
+        fields={
+            field: given[option]
+            for option, field in FIELD_OPTIONS.items()
+            if given.get(option) is not None
+        },
+        is_organization=given.get("is_organization"),
+        custom=tuple(given.get("custom") or ()),
+    )
+
+
+@leads.command("add")
+@lead_field_options
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Add the lead even when its address already has one (linked to it).",
+)
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the new lead as one JSON object.")
+@pass_ctx
+def add_command(
+    ctx: Context, /, allow_duplicate: bool, actor: str | None, as_json: bool, **given: Any
+) -> None:
+    """Create a lead by hand (--email required); the rules route it like one from mail.
+
+    Its status starts as Lead, logged with who made it (--by). An address that already has
+    a lead is refused, naming that lead, unless --allow-duplicate.
+    """
+    lead = add_lead(ready_app(ctx), _edit(given), actor_name(actor), allow_duplicate)
+    if as_json:
+        click.echo(to_json(lead))
+        return
+    who = f"assigned to {lead['assigned_to']}" if lead["assigned_to"] else "unassigned"
+    echo(f"lead {lead['id']} created: {lead['email']} ({lead['status']}, {who})")
+
+
+@leads.command("set")
+@click.argument("lead_id", type=ROW_ID)
+@lead_field_options
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="Lead, Open, Replied, Interested or Do Not Contact (the others follow from the "
+    "lead's opportunities, quotations and customer).",
+)
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="With --email: allow an address another lead already has.",
+)
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the lead as one JSON object.")
+@pass_ctx
+def set_command(
+    ctx: Context,
+    /,
+    lead_id: int,
+    status: str | None,
+    allow_duplicate: bool,
+    actor: str | None,
+    as_json: bool,
+    **given: Any,
+) -> None:
+    """Change the given fields of a lead (an empty value clears one); the rest stay.
+
+    Every change goes into the lead's timeline with who made it (--by) and when.
+    """
+    lead = set_lead(
+        ready_app(ctx), lead_id, _edit(given), status, actor_name(actor), allow_duplicate
+    )
+    if as_json:
+        click.echo(to_json(lead))
+        return
+    changes = lead["changes"]
+    if not changes:
+        echo(f"lead {lead_id}: nothing changed (it has these values already)")
+        return
+    echo(f"lead {lead_id}: changed {', '.join(changes)}")
+
+
+def _custom_rows(ctx: Context, values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Declared custom fields under their labels, in the config's order; then any others."""
+    declared = ctx.settings.leads.custom_fields
+    rows = [(f.title, values.get(f.name)) for f in declared]
+    names = {f.name for f in declared}
+    rows += [(f"custom.{k}", v) for k, v in values.items() if k not in names]
+    return rows
 
 
 def _text(value: Any) -> str:

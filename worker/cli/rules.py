@@ -14,7 +14,7 @@ from worker.cli.output import console, echo, emit, format_option, text, to_json
 from worker.errors import SourceError
 from worker.mail.message import RawMessage
 from worker.routing.loader import RuleFileError, load_rules_file
-from worker.services.assignment import RuleAssigner, RuleBook, explain
+from worker.services.assignment import RuleAssigner, RuleBook, declared_fields, explain
 from worker.services.intake import Intake
 
 
@@ -30,7 +30,7 @@ def check(ctx: Context, file: Path | None) -> None:
     """Validate a rule file (default: [rules] path); every error as FILE:LINE:COL: message."""
     path = file or ctx.settings.rules.path
     try:
-        ruleset = load_rules_file(path)
+        ruleset = load_rules_file(path, declared_fields(ctx.settings.leads))
     except RuleFileError as exc:
         for problem in exc.problems:
             echo(problem)
@@ -90,7 +90,11 @@ def _print_decision(found: dict[str, Any]) -> None:
 def test_command(ctx: Context, eml: Path, rules_path: Path | None, fmt: str) -> None:
     """Run one message through intake and routing as a dry run: nothing is stored."""
     app = ready_app(ctx)
-    book = RuleBook(rules_path or app.settings.rules.path, reload_seconds=3600)
+    book = RuleBook(
+        rules_path or app.settings.rules.path,
+        reload_seconds=3600,
+        custom_fields=declared_fields(app.settings.leads),
+    )
     if book.load() is None:
         raise SourceError(f"rule file not found: {book.path}", str(book.path))
     assigner = RuleAssigner(book)

@@ -18,6 +18,7 @@ import difflib
 import functools
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -69,6 +70,10 @@ NUMBER_OPS: Mapping[str, tuple[str, Callable[[float, float], bool]]] = {
     "lt": ("<", operator.lt),
     "lte": ("<=", operator.le),
 }
+
+CUSTOM_TYPES = ("text", "int", "decimal", "date", "bool", "choice")
+NUMERIC_TYPES = frozenset({"int", "decimal"})
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 NO_MESSAGE: Outcome = (False, ("no message",))
 _MEMO_LIMIT = 256
@@ -260,6 +265,79 @@ def value_problem(kind: str, name: str, op: str, value: object) -> str | None:
         return f"{op} takes a number, not {kind_of(value)}"
     if (kind == "field" and not name.startswith(CUSTOM_PREFIX)) or kind == "message":
         return f"{op} compares numbers; {name} is text (use it on custom.<key> fields or headers)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredField:
+    """A custom field the config declares ([[leads.custom_fields]]): its type and choices.
+
+    Given to the loader, it turns a typo in ``custom.NAME`` or a comparison that can never
+    hold (``gt`` on a text field, a choice that is not one) into an error at load instead of
+    a rule that silently never matches.
+    """
+
+    type: str
+    choices: tuple[str, ...] = ()
+
+
+def custom_name_problem(name: str, declared: Mapping[str, DeclaredField]) -> str | None:
+    """Why ``custom.KEY`` names no declared custom field, or None."""
+    key = name[len(CUSTOM_PREFIX) :]
+    if key in declared:
+        return None
+    names = ", ".join(sorted(declared))
+    return f"unknown custom field {key!r}{suggest(key, declared)}; declared: {names}"
+
+
+def custom_value_problem(name: str, op: str, value: object, declared: DeclaredField) -> str | None:
+    """Why ``op``/``value`` cannot hold for a lead's value of this declared field, or None.
+
+    Called after ``value_problem`` accepted the operand's shape; this checks it against the
+    field's type: numbers for int/decimal, true/false for bool, ISO dates, known choices.
+    """
+    kind = declared.type
+    what = f"{name} is {'an' if kind == 'int' else 'a'} {kind} field"
+    if op == "exists":
+        return None
+    if op in NUMBER_OPS:
+        return None if kind in NUMERIC_TYPES else f"{op} compares numbers; {what}"
+    if kind == "bool":
+        if op not in ("equals", "not_equals"):
+            return f"{what}: use exists, equals or not_equals"
+        return None if isinstance(value, bool) else f"{what}: {op} takes true or false"
+    if op in TEXT_OPS:
+        return None
+    for item in value if isinstance(value, tuple | list) else (value,):
+        problem = _declared_item_problem(what, op, item, declared)
+        if problem:
+            return problem
+    return None
+
+
+def _declared_item_problem(what: str, op: str, item: object, declared: DeclaredField) -> str | None:
+    kind = declared.type
+    if kind in NUMERIC_TYPES:
+        number = _number(item)
+        if number is None:
+            return f"{what}: {op} takes a number, not {kind_of(item)}"
+        if kind == "int" and not number.is_integer():
+            return f"{what}: {op} takes a whole number, not {kind_of(item)}"
+    elif kind == "date":
+        if not isinstance(item, str) or not _ISO_DATE.fullmatch(item.strip()):
+            return f"{what}: {op} takes a quoted date like '2026-12-20', not {kind_of(item)}"
+        try:
+            date.fromisoformat(item.strip())
+        except ValueError:
+            return f"{what}: {item!r} is not a date"
+    elif kind == "choice":
+        choices = {c.casefold() for c in declared.choices}
+        if not isinstance(item, str) or item.strip().casefold() not in choices:
+            shown = item if isinstance(item, str) else _text(item)
+            return (
+                f"{what}: {shown!r} is not one of its choices{suggest(shown, declared.choices)}"
+                f" ({', '.join(declared.choices)})"
+            )
     return None
 
 

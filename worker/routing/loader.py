@@ -33,7 +33,7 @@ import functools
 import pathlib
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import cast
@@ -45,14 +45,18 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from worker.errors import RuleError
 from worker.routing.conditions import (
+    CUSTOM_PREFIX,
     KINDS,
     OPS,
     AllOf,
     AnyOf,
     Check,
     Condition,
+    DeclaredField,
     Not,
     Scalar,
+    custom_name_problem,
+    custom_value_problem,
     kind_of,
     subject_problem,
     suggest,
@@ -124,10 +128,15 @@ class RuleFileError(RuleError):
         )
 
 
-def load_rules_file(path: pathlib.Path) -> RuleSet:
+CustomFields = Mapping[str, DeclaredField]
+"""The custom fields the config declares, by name: ``custom.NAME`` in a rule must be one."""
+
+
+def load_rules_file(path: pathlib.Path, custom_fields: CustomFields | None = None) -> RuleSet:
     """Read and load ``path``; a missing or unreadable file is a problem at 1:1 like any other.
 
     At most MAX_FILE_BYTES + 1 bytes are read, so even a device or a huge file costs little.
+    ``custom_fields``: see ``load_rules``.
     """
     try:
         with path.open("rb") as stream:
@@ -145,7 +154,7 @@ def load_rules_file(path: pathlib.Path) -> RuleSet:
     except UnicodeDecodeError as error:
         message = f"not UTF-8 text (byte {error.start}: {error.reason})"
         raise RuleFileError([Problem(str(path), 1, 1, message)]) from None
-    return load_rules(text, str(path))
+    return load_rules(text, str(path), custom_fields)
 
 
 def _too_big(source: str, head: str) -> Problem:
@@ -159,8 +168,14 @@ def _too_big(source: str, head: str) -> Problem:
     return Problem(source, line, column, message)
 
 
-def load_rules(text: str, source: str = "<rules>") -> RuleSet:
-    """Parse and check a rule file; raise RuleFileError listing every problem found."""
+def load_rules(
+    text: str, source: str = "<rules>", custom_fields: CustomFields | None = None
+) -> RuleSet:
+    """Parse and check a rule file; raise RuleFileError listing every problem found.
+
+    With ``custom_fields`` (the config declares some), every ``custom.NAME`` a rule tests or
+    routes by must be declared, and its operator and values must suit the field's type.
+    """
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         head = text.encode("utf-8", "surrogatepass")[:MAX_FILE_BYTES]
         raise RuleFileError([_too_big(source, head.decode("utf-8", "ignore"))])
@@ -192,7 +207,7 @@ def load_rules(text: str, source: str = "<rules>") -> RuleSet:
         raise RuleFileError([Problem(source, 1, 1, f"YAML error: {one_line}")]) from None
     if root is None:
         raise RuleFileError([Problem(source, 1, 1, "the rule file is empty")])
-    reader = _Reader(source, text)
+    reader = _Reader(source, text, custom_fields or None)
     try:
         ruleset = reader.ruleset(root)
     except RecursionError:  # as above: the depth cap keeps the walk far from the limit
@@ -289,9 +304,12 @@ class _BoundedLoader(yaml.SafeLoader):
 class _Reader:
     """Walks the composed YAML, builds the RuleSet and collects problems instead of raising."""
 
-    def __init__(self, source: str, text: str = "") -> None:
+    def __init__(
+        self, source: str, text: str = "", custom_fields: CustomFields | None = None
+    ) -> None:
         self.source = source
         self.text = text
+        self.custom_fields = custom_fields
         self.problems: list[Problem] = []
         self._constructor = SafeConstructor()
         self._conditions: dict[int, Condition | None] = {}
@@ -637,7 +655,7 @@ class _Reader:
             field_node = entries["field"][1]
             field_name = self.string(field_node, "field")
             if field_name is not None:
-                problem = subject_problem("field", field_name)
+                problem = subject_problem("field", field_name) or self.custom_problem(field_name)
                 if problem:
                     self.report(field_node, problem)
             if strategy is not None and strategy != "by_field":
@@ -771,6 +789,17 @@ class _Reader:
             return None, None
         return bounds[0], bounds[1]
 
+    def custom_problem(self, name: str) -> str | None:
+        """Why ``custom.NAME`` is not a declared custom field (when the config declares any)."""
+        if self.custom_fields is None or not name.startswith(CUSTOM_PREFIX):
+            return None
+        return custom_name_problem(name, self.custom_fields)
+
+    def declared(self, name: str) -> DeclaredField | None:
+        if self.custom_fields is None or not name.startswith(CUSTOM_PREFIX):
+            return None
+        return self.custom_fields.get(name[len(CUSTOM_PREFIX) :])
+
     # ---------------------------------------------------------------------------- conditions
 
     def condition(self, node: Node) -> Condition | None:
@@ -819,7 +848,9 @@ class _Reader:
         name_node = entries[kind][1]
         name = self.string(name_node, kind)
         if name is not None:
-            problem = subject_problem(kind, name)
+            problem = subject_problem(kind, name) or (
+                self.custom_problem(name) if kind == "field" else None
+            )
             if problem:
                 self.report(name_node, problem)
                 name = None
@@ -848,7 +879,17 @@ class _Reader:
                 )
                 self._pattern_steps = -(1 << 62)  # said once is enough
                 return None
-        problem = value_problem(kind, name or "", op, value)
+        # A refused name was reported already: check only the operand's shape, not what the
+        # unknown fact would make of it ("gt compares numbers; '' is text").
+        problem = (
+            value_problem(kind, name, op, value)
+            if name
+            else value_problem("header", "-", op, value)
+        )
+        declared = self.declared(name) if kind == "field" and name else None
+        if not problem and declared is not None:
+            assert name is not None
+            problem = custom_value_problem(name, op, value, declared)
         if problem:
             self.report(value_node, problem)
             return None

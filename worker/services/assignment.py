@@ -21,10 +21,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from worker.config import LeadSettings
 from worker.errors import RuleError
 from worker.mail.addresses import email_key
 from worker.mail.language import guess_language
 from worker.mail.message import InboundMessage
+from worker.routing.conditions import DeclaredField
 from worker.routing.engine import Decision, decide, eligible, message_facts_tested
 from worker.routing.facts import (
     LEAD_COLUMNS,
@@ -33,7 +35,7 @@ from worker.routing.facts import (
     RoutingState,
     lead_facts,
 )
-from worker.routing.loader import RuleFileError, load_rules_file
+from worker.routing.loader import CustomFields, RuleFileError, load_rules_file
 from worker.routing.schema import RuleSet
 from worker.services.context import App
 from worker.store import routing_state as store
@@ -48,9 +50,12 @@ class RuleBook:
     ``current()`` is cheap: it looks at the file's mtime at most every ``reload_seconds``.
     """
 
-    def __init__(self, path: Path, reload_seconds: float = 5.0) -> None:
+    def __init__(
+        self, path: Path, reload_seconds: float = 5.0, custom_fields: CustomFields | None = None
+    ) -> None:
         self.path = path
         self.reload_seconds = reload_seconds
+        self.custom_fields = custom_fields  # declared in the config: custom.NAME is checked
         self._rules: RuleSet | None = None
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")  # the first current() looks at the file
@@ -67,7 +72,7 @@ class RuleBook:
             if stamp is None:
                 self._rules, self._stamp = None, None
                 return None
-            self._rules, self._stamp = load_rules_file(self.path), stamp
+            self._rules, self._stamp = load_rules_file(self.path, self.custom_fields), stamp
             return self._rules
 
     def current(self) -> RuleSet | None:
@@ -85,7 +90,7 @@ class RuleBook:
                 log.warning("rule file %s is gone: keeping the rules in use", self.path)
                 return self._rules
             try:
-                rules = load_rules_file(self.path)
+                rules = load_rules_file(self.path, self.custom_fields)
             except RuleFileError as exc:
                 for problem in exc.problems:
                     log.error("rule file refused, keeping the rules in use: %s", problem)
@@ -114,9 +119,18 @@ def rule_book(app: App) -> RuleBook:
     """The app's one RuleBook, made on first use (so every intake shares its reloads)."""
     if app.rules is None:
         settings = app.settings.rules
-        app.rules = RuleBook(settings.path, settings.reload_seconds)
+        app.rules = RuleBook(
+            settings.path, settings.reload_seconds, declared_fields(app.settings.leads)
+        )
     assert isinstance(app.rules, RuleBook)
     return app.rules
+
+
+def declared_fields(settings: LeadSettings) -> CustomFields | None:
+    """The config's custom fields as the rule loader checks ``custom.NAME`` (None: none)."""
+    if not settings.custom_fields:
+        return None
+    return {f.name: DeclaredField(f.type, tuple(f.choices)) for f in settings.custom_fields}
 
 
 @dataclass(frozen=True, slots=True)

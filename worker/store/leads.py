@@ -1,16 +1,19 @@
-"""Reads of leads for people: the list, one lead's fields, contacts, addresses and history.
+"""Leads for people: the list, one lead's fields, contacts, addresses and history, and the
+edits a person makes (``leads set``).
 
 Plain dicts out, one per row, so the service that orders and shapes them never touches a
-session or an ORM object. Not the intake hot path (that is store/inbound.py).
+session or an ORM object. Not the intake hot path (that is store/inbound.py, which also
+inserts the leads made by hand, so both ways of making a lead write the same row).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.store.models import (
@@ -21,7 +24,34 @@ from worker.store.models import (
     Message,
     PostalAddress,
     StatusChange,
+    table_of,
 )
+
+_leads = table_of(Lead)
+_activities = table_of(Activity)
+
+EDITABLE_COLUMNS = (
+    "id",
+    "is_organization",
+    "person_name",
+    "company_name",
+    "gender",
+    "email",
+    "email_key",
+    "phone",
+    "mobile",
+    "website",
+    "organization_domain",
+    "source",
+    "lead_type",
+    "market_segment",
+    "industry",
+    "territory",
+    "notes",
+    "custom_fields",
+    "status",
+)
+"""What ``leads set`` reads of a lead before changing it."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -310,3 +340,60 @@ def activities(session: Session, lead_id: int) -> list[dict[str, Any]]:
         }
         for a in session.scalars(select(Activity).where(Activity.lead_id == lead_id))
     ]
+
+
+# -- edits by a person ---------------------------------------------------------------------
+
+
+def editable(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead's EDITABLE_COLUMNS, locked until the transaction ends; None if there is none.
+
+    FOR UPDATE (PostgreSQL): an edit and a reply moving the status at the same moment must
+    not both read the old row. SQLite's writing transactions are serialised already.
+    """
+    row = (
+        conn.execute(
+            select(*(_leads.c[name] for name in EDITABLE_COLUMNS))
+            .where(_leads.c.id == lead_id)
+            .with_for_update()
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    found = dict(row)
+    found["custom_fields"] = dict(found["custom_fields"] or {})
+    return found
+
+
+def update_lead(conn: Connection, lead_id: int, values: Mapping[str, Any], now: datetime) -> None:
+    """Write the given columns of a lead (and its updated_at)."""
+    conn.execute(update(_leads).where(_leads.c.id == lead_id).values(**values, updated_at=now))
+
+
+def record_activity(
+    conn: Connection,
+    lead_id: int,
+    *,
+    kind: str,
+    summary: str,
+    actor: str | None,
+    details: Mapping[str, Any],
+    now: datetime,
+) -> int:
+    """One entry in the lead's timeline (an edit, a note ...); its id."""
+    activity_id = conn.scalar(
+        insert(_activities).returning(_activities.c.id),
+        {
+            "lead_id": lead_id,
+            "kind": kind,
+            "summary": summary,
+            "actor": actor,
+            "details": dict(details),
+            "due_date": None,
+            "at": now,
+        },
+    )
+    assert activity_id is not None
+    return int(activity_id)

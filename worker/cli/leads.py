@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -186,6 +187,11 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
         for a in detail["addresses"]:
             parts = [a[k] for k in ("line1", "line2", "city", "state", "postcode", "country")]
             out.print(text(f"  {a['type']}: {', '.join(p for p in parts if p)}"))
+    if detail.get("attachments"):
+        out.print(text("attachments", "bold"))
+        for f in detail["attachments"]:
+            what = f"{f['content_type']}, {f['size']} bytes, {_origin(f)}"
+            out.print(text(f"  {f['id']}: {f['filename']} ({what})"))
     # "at" is when leadmail recorded it (the order); "date" the message's own Date header.
     timeline = Table(title="timeline")
     for column in ("at", "type", "what", "date"):
@@ -479,3 +485,39 @@ def activity_command(
         click.echo(to_json(row))
     else:
         echo(f"{row['kind']} {row['id']} logged on lead {lead_id} at {_when(row['at'])}")
+
+
+def _origin(attachment: dict[str, Any]) -> str:
+    if attachment["on_lead"]:
+        return "on the lead"
+    return f"message {attachment['message']}: {attachment['subject'] or '(no subject)'}"
+
+
+@leads.command("attach")
+@click.argument("lead_id", type=ROW_ID)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="FILE..."
+)
+@by_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print each new attachment as one JSON object a line."
+)
+@pass_ctx
+def attach_command(
+    ctx: Context, lead_id: int, files: tuple[Path, ...], actor: str | None, as_json: bool
+) -> None:
+    """Store files on a lead (all or none); each is logged in its timeline.
+
+    Names are sanitised (no folders, no control characters); a file larger than
+    leads.max_message_bytes is refused. `attachments save ID` writes one back out.
+    """
+    from worker.services.attachments import attach
+
+    for row in attach(ready_app(ctx), lead_id, list(files), actor_name(actor)):
+        if as_json:
+            click.echo(to_json(row))
+        else:
+            echo(
+                f"attachment {row['id']} {row['filename']} ({row['content_type']}, "
+                f"{row['size']} bytes) on lead {lead_id}"
+            )

@@ -35,6 +35,7 @@ COMMANDS = {
     "demo": "worker.cli.demo:demo",
     "contacts": "worker.cli.contacts:contacts",
     "addresses": "worker.cli.addresses:addresses",
+    "attachments": "worker.cli.attachments:attachments",
 }
 
 

@@ -20,6 +20,7 @@ from worker.services.lead_fields import (
     missing_required,
     status_by_hand,
 )
+from worker.store import attachments as attachment_store
 from worker.store import inbound
 from worker.store import leads as store
 from worker.store.lookups import StoreLookups
@@ -191,6 +192,8 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
             store.comments(session, lead_id),
             store.activities(session, lead_id),
         )
+        # The lead's own files (leads attach) and its messages', in the order they came.
+        detail["attachments"] = attachment_store.for_lead(session, lead_id)
         return detail
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -203,11 +204,21 @@ class Message(Base):
 
 
 class Attachment(Base):
+    """A file from a message, or one a person attached to the lead itself (exactly one owner)."""
+
     __tablename__ = "attachments"
+    __table_args__ = (
+        CheckConstraint(
+            "(message_id IS NULL) <> (lead_id IS NULL)", name="ck_attachments_one_owner"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_id: Mapped[int] = mapped_column(
+    message_id: Mapped[int | None] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    lead_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE", name="fk_attachments_lead_id"), index=True
     )
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255))
@@ -216,7 +227,7 @@ class Attachment(Base):
     content_id: Mapped[str | None] = mapped_column(String(998))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    message: Mapped[Message] = relationship(back_populates="attachments")
+    message: Mapped[Message | None] = relationship(back_populates="attachments")
 
 
 class StatusChange(Base):

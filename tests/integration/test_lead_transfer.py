@@ -126,6 +126,7 @@ BAD_FILE = (
     "Dup,0,,GOOD@a.example,Lead,,\r\n"  # line 8
     "Typed,0,,typed@a.example,Lead,,many\r\n"  # line 9
     "Gendered,0,,g@a.example,Lead,Robot,\r\n"  # line 10
+    "No Mail,0,,,Lead,,\r\n"  # line 11
 )
 
 
@@ -137,14 +138,15 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_each_line(
     result = lm.run("leads", "import", str(path))
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith("line 3: email_id: ") and "'x@' is not an address" in lines[0]
-    assert lines[1].startswith("line 4: company_name: ")
+    assert lines[0].startswith("line 3: email_id: 'x@' is not an address")
+    assert lines[1].startswith("line 4: company_name: an organisation")
     assert lines[2].startswith("line 5: status: Converted is not set by hand")
-    assert lines[3].startswith("line 6: lead_name: ") and "line breaks" in lines[3]
+    assert lines[3].startswith("line 6: lead_name: control characters or line breaks")
     assert lines[4].startswith("line 8: email_id: GOOD@a.example is on line 2 too")
     assert lines[5].startswith("line 9: custom_employees: ")
     assert lines[6].startswith("line 10: gender: unknown gender 'Robot'")
-    assert len(lines) == 8
+    assert lines[7] == "line 11: email_id: an email address is required"
+    assert len(lines) == 9
     assert lines[-1].startswith("leadmail: error: ") and "nothing imported" in lines[-1]
     assert lm.json("leads", "list", "--format", "json") == []
 

@@ -45,7 +45,6 @@ from worker.services.context import App
 from worker.services.lead_fields import (
     COLUMNS,
     LeadEdit,
-    check_company,
     check_text,
     checked_fields,
     custom_value,
@@ -304,30 +303,45 @@ def _check(layout: str, line: int, record: Mapping[str, str], settings: LeadSett
     email_col = "email_id" if erpnext else "email"
     values: dict[str, Any] = {}
     for ours, cell in fields.items():
+        if ours == "email" and not cell.strip():
+            continue  # refused below, in words for a file rather than for --email
         column = ERPNEXT_FIELDS[ours] if erpnext else ours
         edit = LeadEdit(fields={ours: cell})
-        values.update(_in_column(column, checked_fields, edit, settings))
+        values.update(_in_column(column, checked_fields, edit, settings, name=ours))
     if not values.get("email"):
         raise ValidationError(f"{email_col}: an email address is required", None)
     org_col = "organization_lead" if erpnext else "is_organization"
     is_organization = _flag(org_col, flags.get("is_organization", ""))
     company_col = "company_name" if erpnext else "company"
-    _in_column(company_col, check_company, is_organization, values.get("company"))
+    if is_organization and not values.get("company"):  # ERPNext's rule, as check_company
+        raise ValidationError(
+            f"{company_col}: an organisation ({org_col} = 1) needs its company name", None
+        )
     status = flags.get("status", "").strip()
     status = _in_column("status", status_by_hand, status) if status else "Lead"
     owner_col = "lead_owner" if erpnext else "assigned_to"
-    owner = _in_column(owner_col, check_text, owner_col, flags.get("assigned_to", ""))
+    owner = _in_column(
+        owner_col, check_text, owner_col, flags.get("assigned_to", ""), name=owner_col
+    )
     missing_required(settings, custom)
     return _Row(line, values, is_organization, status, owner, custom)
 
 
-def _in_column(column: str, check: Callable[..., Any], *args: Any) -> Any:
-    """``check()``, its refusal prefixed by the column (``email_id: ...``) unless it names it."""
+def _in_column(column: str, check: Callable[..., Any], *args: Any, name: str = "") -> Any:
+    """``check(*args)``, its refusal led by the file's column: ``email_id: 'x@' is not ...``.
+
+    The validators name a field as ``leads add`` does (``email 'x@' ...``); that name, when
+    the message starts with it, gives way to the column's.
+    """
     try:
         return check(*args)
     except ValidationError as exc:
         message = str(exc)
-        if message.startswith(column):
+        for lead in (f"{name}: ", f"{name} ") if name else ():
+            if message.startswith(lead):
+                message = message[len(lead) :]
+                break
+        if message.startswith(f"{column}: "):
             raise
         raise ValidationError(f"{column}: {message}", exc.value) from None
 

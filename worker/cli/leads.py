@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -501,7 +502,13 @@ def activity_command(
     type=click.Choice(STATUSES, case_sensitive=False),
     help="Only leads with this status (repeat for several).",
 )
-@click.option("--assigned-to", "executives", multiple=True, metavar="EXEC", help="As leads list.")
+@click.option(
+    "--assigned-to",
+    "executives",
+    multiple=True,
+    metavar="EXEC",
+    help="Only leads of this executive ('none': unassigned; repeat for several).",
+)
 @click.option("--source", "sources", multiple=True, help="Only leads from this source.")
 @click.option("--since", metavar="DATE", help="Only leads created on or after (ISO date/time).")
 @click.option("--until", metavar="DATE", help="Only leads created on or before (ISO date/time).")
@@ -544,6 +551,8 @@ def export_command(
         search=search,
         company=company,
     )
+    if fmt == "json":  # the same JSON, with what a terminal would act on escaped (exact)
+        data = to_json(json.loads(data))
     if output is None:
         click.echo(data, nl=fmt == "json")
         return

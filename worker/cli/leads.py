@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -521,3 +522,121 @@ def attach_command(
                 f"attachment {row['id']} {row['filename']} ({row['content_type']}, "
                 f"{row['size']} bytes) on lead {lead_id}"
             )
+
+
+# -- export and import (services/transfer.py) -------------------------------------------------
+
+
+@leads.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["erpnext-csv", "csv", "json"]),
+    default="erpnext-csv",
+    show_default=True,
+    help="erpnext-csv: ERPNext Lead fieldnames, loads through its Data Import; csv/json: "
+    "leadmail's own names, custom fields as custom.NAME.",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES, case_sensitive=False),
+    help="Only leads with this status (repeat for several).",
+)
+@click.option(
+    "--assigned-to",
+    "executives",
+    multiple=True,
+    metavar="EXEC",
+    help="Only leads of this executive ('none': unassigned; repeat for several).",
+)
+@click.option("--source", "sources", multiple=True, help="Only leads from this source.")
+@click.option("--since", metavar="DATE", help="Only leads created on or after (ISO date/time).")
+@click.option("--until", metavar="DATE", help="Only leads created on or before (ISO date/time).")
+@click.option("--search", metavar="TEXT", help="Name, email, company or a subject contains TEXT.")
+@click.option("--company", metavar="TEXT", help="Only leads whose company name contains TEXT.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
+@pass_ctx
+def export_command(
+    ctx: Context,
+    fmt: str,
+    statuses: tuple[str, ...],
+    executives: tuple[str, ...],
+    sources: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    company: str | None,
+    output: str | None,
+) -> None:
+    """Write leads to a file: the same filters as leads list, oldest first.
+
+    Cells a spreadsheet would run as a formula (starting with = + - @) get a leading
+    apostrophe; leads import takes it off again.
+    """
+    from worker.services.transfer import export_leads
+
+    data = export_leads(
+        ready_app(ctx),
+        fmt,
+        status=statuses,
+        assigned_to=executives,
+        source=sources,
+        since=since,
+        until=until,
+        search=search,
+        company=company,
+    )
+    if fmt == "json":  # the same JSON, with what a terminal would act on escaped (exact)
+        data = to_json(json.loads(data))
+    if output is None:
+        click.echo(data, nl=fmt == "json")
+        return
+    try:
+        with open(output, "w", encoding="utf-8", newline="") as out:
+            out.write(data)
+    except OSError as exc:
+        from worker.errors import ValidationError
+
+        raise ValidationError(f"cannot write {output}: {exc.strerror}", output) from None
+    echo(f"exported to {output}")
+
+
+@leads.command("import")
+@click.argument("file", type=click.File("rb"))
+@by_option
+@click.option("--dry-run", is_flag=True, help="Check every row, import nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and new ids as JSON.")
+@pass_ctx
+def import_command(
+    ctx: Context, file: Any, actor: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Import leads from a CSV: ERPNext's layout (leads export) or leadmail's own csv.
+
+    Every row is checked first; one bad row (bad email, organisation without company,
+    unknown gender, a status that is not set by hand, a wrong custom field, an address
+    already known) and nothing is imported: each bad row is reported with its line.
+    """
+    from worker.services.transfer import ImportRefused, import_leads
+
+    name = getattr(file, "name", "-")
+    try:
+        done = import_leads(
+            ready_app(ctx), file.read(), actor_name(actor), name=name, dry_run=dry_run
+        )
+    except ImportRefused as exc:
+        for problem in exc.problems:
+            echo(problem, err=True)
+        raise
+    if as_json:
+        click.echo(to_json(done))
+    elif dry_run:
+        echo(f"{name}: {done['checked']} leads would be imported (dry run)")
+    else:
+        echo(f"{name}: {done['imported']} leads imported")

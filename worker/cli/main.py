@@ -35,6 +35,8 @@ COMMANDS = {
     "demo": "worker.cli.demo:demo",
     "contacts": "worker.cli.contacts:contacts",
     "addresses": "worker.cli.addresses:addresses",
+    "opportunities": "worker.cli.records:opportunities",
+    "quotations": "worker.cli.records:quotations",
 }
 
 

@@ -22,6 +22,7 @@ from worker.services.lead_fields import (
 )
 from worker.store import inbound
 from worker.store import leads as store
+from worker.store import records as records_store
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, utcnow
 
@@ -191,6 +192,7 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
             store.comments(session, lead_id),
             store.activities(session, lead_id),
         )
+        detail["records"] = records_store.records_of(session, lead_id)
         return detail
 
 

@@ -356,28 +356,6 @@ def set_command(
     echo(f"lead {lead_id}: changed {', '.join(changes)}")
 
 
-def _print_records(records: dict[str, list[dict[str, Any]]]) -> None:
-    """The lead's opportunities, quotations and customer, one line each."""
-    lines = []
-    for key, kind in (
-        ("customers", "customer"),
-        ("quotations", "quotation"),
-        ("opportunities", "opportunity"),
-    ):
-        for r in records.get(key, []):
-            money = f" {r['amount']} {r['currency']}" if r.get("amount") else ""
-            what = r.get("name") or r.get("title") or r.get("party_name") or ""
-            state = f" [{r['status']}]" if "status" in r else ""
-            when = r.get("valid_until") or r.get("expected_close")
-            until = f" until {when}" if r.get("valid_until") else (f" close {when}" if when else "")
-            lines.append(f"  {kind} {r['id']}{state}: {what}{money}{until}")
-    if lines:
-        out = console()
-        out.print(text("records", "bold"))
-        for line in lines:
-            out.print(text(line))
-
-
 def _custom_rows(ctx: Context, values: dict[str, Any]) -> list[tuple[str, Any]]:
     """Declared custom fields under their labels, in the config's order; then any others."""
     declared = ctx.settings.leads.custom_fields
@@ -612,3 +590,25 @@ def make_customer_command(
     from worker.services.records import make_customer
 
     _made(make_customer(ready_app(ctx), lead_id, actor=actor_name(actor), name=name), as_json)
+
+
+def _print_records(records: dict[str, list[dict[str, Any]]]) -> None:
+    """The lead's opportunities, quotations and customer, one line each."""
+    lines = []
+    for key, kind in (
+        ("customers", "customer"),
+        ("quotations", "quotation"),
+        ("opportunities", "opportunity"),
+    ):
+        for r in records.get(key, []):
+            money = f" {r['amount']} {r['currency']}" if r.get("amount") else ""
+            what = r.get("name") or r.get("title") or r.get("party_name") or ""
+            state = f" [{r['status']}]" if "status" in r else ""
+            when = r.get("valid_until") or r.get("expected_close")
+            until = f" until {when}" if r.get("valid_until") else (f" close {when}" if when else "")
+            lines.append(f"  {kind} {r['id']}{state}: {what}{money}{until}")
+    if lines:
+        out = console()
+        out.print(text("records", "bold"))
+        for line in lines:
+            out.print(text(line))

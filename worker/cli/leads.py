@@ -193,6 +193,7 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
         for f in detail["attachments"]:
             what = f"{f['content_type']}, {f['size']} bytes, {_origin(f)}"
             out.print(text(f"  {f['id']}: {f['filename']} ({what})"))
+    _print_records(detail.get("records") or {})
     # "at" is when leadmail recorded it (the order); "date" the message's own Date header.
     timeline = Table(title="timeline")
     for column in ("at", "type", "what", "date"):
@@ -640,3 +641,135 @@ def import_command(
         echo(f"{name}: {done['checked']} leads would be imported (dry run)")
     else:
         echo(f"{name}: {done['imported']} leads imported")
+
+
+# -- records made from a lead: opportunity, quotation, customer ------------------------------
+
+
+@leads.group("make")
+def make() -> None:
+    """Make an opportunity, quotation or customer from a lead (its status follows).
+
+    Each copies the lead's name (the organisation's, else the person's), email and source.
+    """
+
+
+def _made(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(to_json(row))
+        return
+    echo(
+        f"{row['kind']} {row['id']} made from lead {row['lead_id']} "
+        f"(lead status: {row['lead_status']})"
+    )
+
+
+def _money_options(command: _F) -> _F:
+    command = click.option(
+        "--currency", metavar="CODE", help="ISO 4217 currency code (EUR, USD ...); with --amount."
+    )(command)
+    return click.option(
+        "--amount", metavar="X", help="A decimal amount, e.g. 1250.50; with --currency."
+    )(command)
+
+
+@make.command("opportunity")
+@click.argument("lead_id", type=ROW_ID)
+@click.option("--title", metavar="T", help="Its title (default: the lead's name).")
+@_money_options
+@click.option("--expected-close", metavar="DATE", help="Expected closing date (YYYY-MM-DD).")
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the opportunity as one JSON object.")
+@pass_ctx
+def make_opportunity_command(
+    ctx: Context,
+    lead_id: int,
+    title: str | None,
+    amount: str | None,
+    currency: str | None,
+    expected_close: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Make an open opportunity from a lead: the lead becomes Opportunity (unless a
+    quotation or customer ranks higher, or it is Do Not Contact)."""
+    from worker.services.records import make_opportunity
+
+    row = make_opportunity(
+        ready_app(ctx),
+        lead_id,
+        actor=actor_name(actor),
+        title=title,
+        amount=amount,
+        currency=currency,
+        expected_close=expected_close,
+    )
+    _made(row, as_json)
+
+
+@make.command("quotation")
+@click.argument("lead_id", type=ROW_ID)
+@_money_options
+@click.option("--valid-until", metavar="DATE", help="Valid until (YYYY-MM-DD).")
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the quotation as one JSON object.")
+@pass_ctx
+def make_quotation_command(
+    ctx: Context,
+    lead_id: int,
+    amount: str | None,
+    currency: str | None,
+    valid_until: str | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    """Make an open quotation from a lead: the lead becomes Quotation (unless it is
+    Converted or Do Not Contact). Mark it with 'leadmail quotations set ID --status'."""
+    from worker.services.records import make_quotation
+
+    row = make_quotation(
+        ready_app(ctx),
+        lead_id,
+        actor=actor_name(actor),
+        amount=amount,
+        currency=currency,
+        valid_until=valid_until,
+    )
+    _made(row, as_json)
+
+
+@make.command("customer")
+@click.argument("lead_id", type=ROW_ID)
+@click.option("--name", metavar="N", help="The customer's name (default: the lead's name).")
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print the customer as one JSON object.")
+@pass_ctx
+def make_customer_command(
+    ctx: Context, lead_id: int, name: str | None, actor: str | None, as_json: bool
+) -> None:
+    """Make the customer a lead became: the lead is Converted (unless Do Not Contact)."""
+    from worker.services.records import make_customer
+
+    _made(make_customer(ready_app(ctx), lead_id, actor=actor_name(actor), name=name), as_json)
+
+
+def _print_records(records: dict[str, list[dict[str, Any]]]) -> None:
+    """The lead's opportunities, quotations and customer, one line each."""
+    lines = []
+    for key, kind in (
+        ("customers", "customer"),
+        ("quotations", "quotation"),
+        ("opportunities", "opportunity"),
+    ):
+        for r in records.get(key, []):
+            money = f" {r['amount']} {r['currency']}" if r.get("amount") else ""
+            what = r.get("name") or r.get("title") or r.get("party_name") or ""
+            state = f" [{r['status']}]" if "status" in r else ""
+            when = r.get("valid_until") or r.get("expected_close")
+            until = f" until {when}" if r.get("valid_until") else (f" close {when}" if when else "")
+            lines.append(f"  {kind} {r['id']}{state}: {what}{money}{until}")
+    if lines:
+        out = console()
+        out.print(text("records", "bold"))
+        for line in lines:
+            out.print(text(line))

@@ -36,6 +36,8 @@ COMMANDS = {
     "contacts": "worker.cli.contacts:contacts",
     "addresses": "worker.cli.addresses:addresses",
     "attachments": "worker.cli.attachments:attachments",
+    "opportunities": "worker.cli.records:opportunities",
+    "quotations": "worker.cli.records:quotations",
 }
 
 

@@ -23,6 +23,7 @@ from worker.services.lead_fields import (
 from worker.store import attachments as attachment_store
 from worker.store import inbound
 from worker.store import leads as store
+from worker.store import records as records_store
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, utcnow
 
@@ -194,6 +195,7 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
         )
         # The lead's own files (leads attach) and its messages', in the order they came.
         detail["attachments"] = attachment_store.for_lead(session, lead_id)
+        detail["records"] = records_store.records_of(session, lead_id)
         return detail
 
 

@@ -267,6 +267,54 @@ class Activity(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class _RecordColumns:
+    """What every record made from a lead has: the lead, the fields copied from it when
+    the record was made (ERPNext copies them too: later edits of the lead leave the record
+    as it was sent), who made it and when."""
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    party_name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    source: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Opportunity(_RecordColumns, Base):
+    """A sales opportunity made from a lead (migration 0005); status open | lost | won."""
+
+    __tablename__ = "opportunities"
+
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    title: Mapped[str | None] = mapped_column(String(255))
+    # Decimal text ("1250.50"): exact on SQLite and PostgreSQL alike, never a float.
+    amount: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    expected_close: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Quotation(_RecordColumns, Base):
+    """A quotation made from a lead (migration 0005); status open | lost | ordered."""
+
+    __tablename__ = "quotations"
+
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    amount: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Customer(_RecordColumns, Base):
+    """The customer a lead became (migration 0005): the lead is Converted from then on."""
+
+    __tablename__ = "customers"
+
+    name: Mapped[str] = mapped_column(String(255))
+
+
 class QuarantineEntry(Base):
     __tablename__ = "quarantine"
 

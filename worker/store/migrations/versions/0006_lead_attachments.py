@@ -1,15 +1,12 @@
 """attachments on a lead, without a message
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30 05:10:00
 
 ``leads attach`` stores files a person attaches to the lead itself: ``attachments.message_id``
 may now be NULL, ``lead_id`` names the lead instead, and a CHECK keeps exactly one of the two
 set. SQLite cannot alter a column or add a constraint in place: batch mode copies the table.
-
-NOTE: written in parallel with another branch's 0005; at merge this revision is re-chained
-to ``down_revision = "0005"`` (and the docstring's "Revises" with it).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"  # becomes "0005" when the branches are merged (see the docstring)
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

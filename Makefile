@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/leadmail --config $(CONFIG) demo write $(DEMO)
 	$(BIN)/leadmail --config $(CONFIG) init
+	$(BIN)/leadmail --config $(CONFIG) poll --once --account demo
+	$(BIN)/leadmail --config $(CONFIG) demo tour
 	@echo "leadmail run: watching $(DEMO)/ (new files in $(DEMO)/new/ become leads within seconds)."
 	@echo "  Leads:  $(BIN)/leadmail --config $(CONFIG) leads list     (in another terminal)"
 	@echo "  Status: $(BIN)/leadmail --config $(CONFIG) status"

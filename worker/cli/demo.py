@@ -1,4 +1,4 @@
-"""``leadmail demo``: write the demo inbox that `make run` ingests."""
+"""``leadmail demo``: write the demo inbox that `make run` ingests, and show a tour of it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from worker.cli.context import Context, pass_ctx, ready_app
 from worker.cli.output import echo
 
 
@@ -22,3 +23,14 @@ def write_command(path: Path) -> None:
 
     count = write_demo_inbox(path)
     echo(f"demo inbox: {count} messages in {path}")
+
+
+@demo.command("tour")
+@pass_ctx
+def tour_command(ctx: Context) -> None:
+    """Show the lead commands on a demo lead: a note, a call, a contact, an opportunity and
+    a quotation (once per database; `make run` runs it after polling the demo inbox)."""
+    from worker.services.tour import run_tour
+
+    for line in run_tour(ready_app(ctx)):
+        echo(line)

@@ -1,0 +1,67 @@
+"""The demo tour: the lead commands a sales executive uses, shown once on the demo leads.
+
+`make run` polls the demo inbox once, runs this, then starts `leadmail run`: a newcomer sees a
+note, a logged call, a contact, an opportunity and a quotation (and the statuses they derive)
+on a lead that came from mail, without typing anything. It runs once per database: a lead that
+already carries the tour's note is left as it is.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from worker.services import contacts, notes, records
+from worker.services.context import App
+from worker.services.leads import lead_detail, list_leads
+
+# The demo inbox's wholesale enquiry (worker/demo.py): a B2B lead with a reply thread.
+TOUR_LEAD_EMAIL = "priya.nair@greenleafmarkets.example"
+TOUR_ACTOR = "demo"
+TOUR_NOTE = "Demo tour: wholesale enquiry, wants a quote for the autumn range."
+
+
+def run_tour(app: App) -> list[str]:
+    """What the tour did, one line each (the commands a person would type for it)."""
+    found = list_leads(app, search=TOUR_LEAD_EMAIL)
+    if not found:
+        return [f"demo tour: no lead for {TOUR_LEAD_EMAIL} yet (poll the demo inbox first)"]
+    lead_id = int(found[0]["id"])
+    detail = lead_detail(app, lead_id)
+    if any(e.get("text") == TOUR_NOTE for e in detail["timeline"] if e["type"] == "comment"):
+        return [f"demo tour: lead {lead_id} already shows it (leadmail leads show {lead_id})"]
+    call_at = datetime.now(UTC).isoformat(timespec="seconds")
+    notes.add_note(app, lead_id, TOUR_NOTE, TOUR_ACTOR)
+    notes.add_activity(
+        app,
+        lead_id,
+        kind="call",
+        at=call_at,
+        summary="Called Priya about volumes and delivery",
+        actor=TOUR_ACTOR,
+        duration="15",
+        outcome="Send a quotation this week",
+    )
+    contacts.add_contact(
+        app,
+        lead_id,
+        email="purchasing@greenleafmarkets.example",
+        name="Greenleaf Purchasing",
+        actor=TOUR_ACTOR,
+    )
+    opportunity = records.make_opportunity(
+        app, lead_id, actor=TOUR_ACTOR, title="Autumn range", amount="12500", currency="EUR"
+    )
+    quotation = records.make_quotation(
+        app, lead_id, actor=TOUR_ACTOR, amount="12500.00", currency="EUR"
+    )
+    status = lead_detail(app, lead_id)["status"]
+    return [
+        f'leadmail leads note {lead_id} "{TOUR_NOTE}"',
+        f"leadmail leads activity {lead_id} --kind call --at {call_at} --duration 15 ...",
+        f"leadmail contacts add {lead_id} --email purchasing@greenleafmarkets.example",
+        f"leadmail leads make opportunity {lead_id} --amount 12500 --currency EUR"
+        f"  -> opportunity {opportunity['id']}",
+        f"leadmail leads make quotation {lead_id} --amount 12500.00 --currency EUR"
+        f"  -> quotation {quotation['id']}",
+        f"lead {lead_id} is now {status}: leadmail leads show {lead_id}",
+    ]

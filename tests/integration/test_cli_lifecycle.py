@@ -152,6 +152,9 @@ def test_merge_moves_everything_and_leaves_a_pointer(
     assert shown["messages"] == kept_messages + other_messages
     assert "jane.buyer@home-mail.example" in {c["email"] for c in shown["contacts"]}
     assert shown["records"]["opportunities"]
+    # OTHER's open opportunity now decides KEEP's status too, logged with its cause.
+    assert done["status"] == shown["status"] == "Opportunity"
+    assert any("merged by carol" in str(e) for e in shown["timeline"] if e["type"] == "status")
     kinds = [e["type"] for e in shown["timeline"]]
     assert "comment" in kinds
     merge_entries = [e for e in shown["timeline"] if "merged into this lead" in str(e)]
@@ -243,3 +246,33 @@ def test_erase_text_output_names_the_counts(
     out = leadmail.ok("leads", "erase", str(bob), "--yes").stdout
     assert out.startswith(f"lead {bob} erased: removed 1 leads, 1 messages")
     assert "blobs" in out
+
+
+def test_migration_0007_keeps_the_lead_load_triggers(db_url: str) -> None:
+    """0007 alters ``leads``; on SQLite a batch copy of the table would drop 0004's triggers."""
+    from sqlalchemy import insert
+
+    from worker.config import DatabaseSettings
+    from worker.store import schema
+    from worker.store.db import Database
+
+    leads = table_of(Lead)
+    db = Database(DatabaseSettings(url=db_url))
+    try:
+        schema.upgrade(db.engine, "0006")
+        schema.upgrade(db.engine)
+        with db.engine.begin() as conn:
+            conn.execute(
+                insert(leads).values(
+                    email="x@example.com",
+                    email_key="x@example.com",
+                    status="Lead",
+                    assigned_to="dana",
+                    is_organization=False,
+                    custom_fields={},
+                    email_bouncing=False,
+                )
+            )
+    finally:
+        db.dispose()
+    assert load_is_right(db_url) == {"dana": 1}

@@ -17,10 +17,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
 from worker.services.notes import check_actor
+from worker.services.records import derived_status
 from worker.store import lifecycle as store
+from worker.store import records as records_store
 
 
 def merge_leads(app: App, keep: int, other: int, actor: str) -> dict[str, Any]:
@@ -63,6 +67,7 @@ def merge_leads(app: App, keep: int, other: int, actor: str) -> dict[str, Any]:
             )
             added_contact = True
         executive = store.mark_merged(conn, other, keep, now)
+        status = _derive_status(session, keep, f"records of lead {other} merged by {who}", now)
         details: dict[str, Any] = {"merged_lead_id": other, "moved": moved}
         if executive:
             details["merged_lead_assigned_to"] = executive
@@ -80,8 +85,28 @@ def merge_leads(app: App, keep: int, other: int, actor: str) -> dict[str, Any]:
         "merged_lead_id": other,
         "moved": moved,
         "contact_added": added_contact,
+        "status": status,
         "by": who,
     }
+
+
+def _derive_status(session: Session, lead_id: int, cause: str, now: datetime) -> str:
+    """KEEP's status from its records, OTHER's among them now (records.derived_status)."""
+    lead = records_store.lead_for_record(session, lead_id)
+    assert lead is not None  # checked in this transaction
+    records = records_store.records_of(session, lead_id)
+    status = derived_status(
+        lead["status"],
+        [o["status"] for o in records["opportunities"]],
+        [q["status"] for q in records["quotations"]],
+        len(records["customers"]),
+    )
+    if status is None or status == lead["status"]:
+        return str(lead["status"])
+    records_store.set_lead_status(
+        session, lead_id, before=lead["status"], to=status, cause=cause, now=now
+    )
+    return status
 
 
 def resolve(app: App, lead_id: int) -> int:

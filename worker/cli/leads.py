@@ -165,6 +165,8 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
     if fmt == "json":
         click.echo(to_json(detail))
         return
+    if detail.get("merged_from") is not None:
+        echo(f"lead {detail['merged_from']} was merged into {detail['id']}")
     out = console()
     fields = Table(show_header=False, box=None)
     for key in SHOW_FIELDS:
@@ -773,3 +775,48 @@ def _print_records(records: dict[str, list[dict[str, Any]]]) -> None:
         out.print(text("records", "bold"))
         for line in lines:
             out.print(text(line))
+
+
+@leads.command("merge")
+@click.argument("keep", type=ROW_ID)
+@click.argument("other", type=ROW_ID)
+@by_option
+@click.option("--json", "as_json", is_flag=True, help="Print what moved as one JSON object.")
+@pass_ctx
+def merge_command(ctx: Context, keep: int, other: int, actor: str | None, as_json: bool) -> None:
+    """Merge lead OTHER into lead KEEP: its messages, contacts, addresses, notes, activities,
+    records, attachments and participants move to KEEP, its address becomes one of KEEP's
+    contacts, and OTHER's id shows KEEP from then on (leads list hides it)."""
+    from worker.services.lifecycle import merge_leads
+
+    done = merge_leads(ready_app(ctx), keep, other, actor_name(actor))
+    if as_json:
+        click.echo(to_json(done))
+        return
+    moved = ", ".join(f"{n} {name}" for name, n in done["moved"].items() if n)
+    echo(f"lead {other} merged into lead {keep}: moved {moved or 'nothing'}")
+
+
+@leads.command("erase")
+@click.argument("lead_id", type=ROW_ID)
+@click.option("--yes", is_flag=True, help="Really erase: this cannot be undone.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as one JSON object.")
+@pass_ctx
+def erase_command(ctx: Context, lead_id: int, yes: bool, as_json: bool) -> None:
+    """Erase a lead for a privacy request: the lead, its messages, contacts, addresses, notes,
+    activities, status changes, records, attachments and the stored files nothing else uses.
+    Only salted digests of its addresses and Message-IDs stay, so that mail of it fetched
+    again is ignored (reason "erased") instead of making the lead again."""
+    from worker.errors import ValidationError
+    from worker.services.lifecycle import erase_lead
+
+    if not yes:
+        raise ValidationError(f"erasing lead {lead_id} cannot be undone: add --yes", lead_id)
+    done = erase_lead(ready_app(ctx), lead_id)
+    if as_json:
+        click.echo(to_json(done))
+        return
+    names = ("leads", "messages", "contacts", "addresses", "notes", "activities")
+    more = ("status_changes", "opportunities", "quotations", "customers", "attachments")
+    parts = [f"{done[name]} {name.replace('_', ' ')}" for name in (*names, *more, "participants")]
+    echo(f"lead {lead_id} erased: removed {', '.join(parts)}, {done['blobs']} blobs")

@@ -26,7 +26,7 @@ from worker.services.preparation import (
     default_workers,
     prepare_batch,
 )
-from worker.store import inbound
+from worker.store import inbound, lifecycle
 from worker.store.blobs import sha256_hex
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, Outcome, utcnow
@@ -219,12 +219,21 @@ class Intake:
             return self._quarantine(item, item.msg.message_id, error, in_transaction, failure=exc)
 
     def _transact(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
+        unused: set[str] = set()
+
         def work(conn: Connection) -> IntakeResult:
-            result = _Decision(self, conn, item).run()
+            decision = _Decision(self, conn, item)
+            result = decision.run()
+            unused.update(decision.unused_blobs)
             _call(in_transaction, conn)
             return result
 
-        return self._in_transaction(work)
+        result = self._in_transaction(work)
+        # Mail of an erased lead: the blobs written for it before the transaction go again.
+        if self._blobs is not None:
+            for digest in unused:
+                self._blobs.delete(digest)
+        return result
 
     def _in_transaction(self, work: Callable[[Connection], IntakeResult]) -> IntakeResult:
         if not self.dry_run:
@@ -333,6 +342,7 @@ class _Decision:
         self.sender = item.verdict.sender
         self.now = utcnow()
         self._lead_key: str | None = None  # the email key of the lead the message lands on
+        self.unused_blobs: set[str] = set()  # blobs of erased mail, deleted after the commit
 
     def run(self) -> IntakeResult:
         verdict, sender = self.verdict, self.sender
@@ -348,6 +358,8 @@ class _Decision:
         )
         if duplicate_id is not None:
             return self._duplicate(duplicate_id)
+        if lifecycle.is_erased(self.conn, sender.key, self.msg.message_id):
+            return self._erased()
         reasons = list(verdict.reasons)
         lookups = StoreLookups(self.conn, {sender.key: sender.org} if sender.key else {})
         lookups.remember_known(sender.key, known)
@@ -375,6 +387,21 @@ class _Decision:
             existing.kind,
             existing.lead_id,
             (f"{why} as message #{existing.id}",),
+            size=self.item.size,
+        )
+
+    def _erased(self) -> IntakeResult:
+        """Mail of an erased lead: ignored, and no row of it stored (it would keep personal
+        data); the result is its outcome. services/lifecycle.py says why."""
+        digests = {self.item.raw_sha256, *(a.sha256 for a in self.item.attachments)}
+        self.unused_blobs = lifecycle.unreferenced(self.conn, digests)
+        return IntakeResult(
+            self.raw.source,
+            self.msg.message_id,
+            Outcome.IGNORED,
+            self.verdict.kind.value,
+            None,
+            (lifecycle.ERASED_REASON,),
             size=self.item.size,
         )
 

@@ -182,6 +182,11 @@ def _declared_custom_fields(app: App) -> set[str] | None:
 
 
 def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
+    """A lead with its timeline; a merged lead's id shows the lead it went into, with
+    ``merged_from`` naming the id asked for."""
+    from worker.services.lifecycle import resolve
+
+    asked, lead_id = lead_id, resolve(app, lead_id)
     with app.db.transaction(write=False) as session:
         messages = store.messages(session, lead_id)
         detail = store.detail(session, lead_id, len(messages))
@@ -196,6 +201,8 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
         # The lead's own files (leads attach) and its messages', in the order they came.
         detail["attachments"] = attachment_store.for_lead(session, lead_id)
         detail["records"] = records_store.records_of(session, lead_id)
+        if asked != lead_id:
+            detail["merged_from"] = asked
         return detail
 
 

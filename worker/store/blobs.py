@@ -148,6 +148,18 @@ class BlobStore:
         for directory in dirs:
             _fsync_dir(directory)
 
+    def delete(self, digest: str) -> bool:
+        """Remove a blob nothing refers to any more (``leads erase``); False if absent.
+
+        The caller checks the database first: a blob is shared by every message or
+        attachment with the same bytes.
+        """
+        try:
+            os.unlink(self.path_for(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
     def get(self, digest: str) -> bytes:
         try:
             data = self.path_for(digest).read_bytes()

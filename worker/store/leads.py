@@ -173,7 +173,8 @@ def summaries(session: Session, wanted: LeadFilter | None = None) -> list[dict[s
 
 
 def _conditions(wanted: LeadFilter) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = []
+    # A merged lead is only a pointer to the lead it went into (leads merge).
+    where: list[ColumnElement[bool]] = [Lead.merged_into_id.is_(None)]
     if wanted.statuses:
         where.append(Lead.status.in_(wanted.statuses))
     executives: list[ColumnElement[bool]] = []

@@ -103,6 +103,10 @@ class Lead(Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     email_bouncing: Mapped[bool] = mapped_column(Boolean, default=False)
     related_lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id"))
+    # Set by ``leads merge`` (migration 0007): this lead went into that one and only points.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("leads.id", name="fk_leads_merged_into_id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -359,6 +363,31 @@ class MailboxCursor(Base):
     # names the holder, so a poller that lost its lease cannot commit a message.
     lease_holder: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column()
+
+
+class ErasedKey(Base):
+    """A salted sha256 of an address or Message-ID a privacy request erased (migration 0007).
+
+    Intake ignores mail whose sender or Message-ID is here (reason ``erased``), so a resync
+    of the mailbox does not make the erased lead again; nothing else of it is kept.
+    """
+
+    __tablename__ = "erased_keys"
+    __table_args__ = (UniqueConstraint("kind", "digest", name="uq_erased_keys"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # address | message_id
+    digest: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Meta(Base):
+    """Values made once per database: ``erase_salt``, the salt of ``erased_keys``."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class LeadLoad(Base):

@@ -349,7 +349,7 @@ class _Decision:
         if verdict.may_lead and self.lock:
             # Before "do we know this sender?": see inbound.lock_sender.
             inbound.lock_sender(self.conn, sender.key)
-        duplicate_id, known = inbound.precheck(
+        duplicate_id, known, any_erased = inbound.precheck(
             self.conn,
             account=self.raw.account,
             message_id=self.msg.message_id,
@@ -358,7 +358,7 @@ class _Decision:
         )
         if duplicate_id is not None:
             return self._duplicate(duplicate_id)
-        if lifecycle.is_erased(self.conn, sender.key, self.msg.message_id):
+        if any_erased and lifecycle.is_erased(self.conn, sender.key, self.msg.message_id):
             return self._erased()
         reasons = list(verdict.reasons)
         lookups = StoreLookups(self.conn, {sender.key: sender.org} if sender.key else {})

@@ -28,6 +28,7 @@ from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
 from worker.store.models import (
     Attachment,
     Contact,
+    ErasedKey,
     Lead,
     Message,
     Participant,
@@ -188,7 +189,10 @@ _DUPLICATE_ID = (
     .limit(1)
     .scalar_subquery()
 )
-_PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery()))
+# Whether any privacy erasure happened at all: only then is the sender checked against them
+# (store/lifecycle.is_erased), so intake pays nothing extra for erasure in the usual case.
+_ANY_ERASED = select(table_of(ErasedKey).c.id).limit(1).scalar_subquery()
+_PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery(), _ANY_ERASED))
 _LOCK_SENDER = FastStatement(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
 _STORED = FastStatement(
     select(
@@ -292,16 +296,17 @@ def lock_sender(conn: Connection, email_key: str) -> None:
 
 def precheck(
     conn: Connection, *, account: str, message_id: str, content_hash: str, email_key: str
-) -> tuple[int | None, bool]:
-    """(id of the same message stored already or None, whether any lead knows the sender)."""
+) -> tuple[int | None, bool, bool]:
+    """(id of the same message stored already or None, whether any lead knows the sender,
+    whether anything was ever erased), in one round trip."""
     params = {
         "account": account,
         "message_id": message_id,
         "content_hash": content_hash,
         "email_key": email_key,
     }
-    duplicate_id, known = _PRECHECK.one(conn, params)
-    return duplicate_id, bool(known)
+    duplicate_id, known, erased = _PRECHECK.one(conn, params)
+    return duplicate_id, bool(known), erased is not None
 
 
 def stored_message(conn: Connection, row_id: int) -> StoredMessage:

@@ -14,9 +14,7 @@ a list of addresses.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,21 +25,16 @@ branch_labels = None
 depends_on = None
 
 
-def _lead_load_triggers() -> tuple[str, ...]:
-    """Migration 0004's SQLite triggers, which a batch copy of ``leads`` would drop."""
-    path = Path(__file__).with_name("0004_lead_load.py")
-    spec = importlib.util.spec_from_file_location("leadmail_migration_0004", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return tuple(module.SQLITE_TRIGGERS)
-
-
 def upgrade() -> None:
-    # Not batch mode on SQLite: copying ``leads`` would drop its lead_load triggers (0004).
+    # Not batch mode on SQLite: copying ``leads`` would drop its lead_load triggers (0004)
+    # and, dropping the old table, cascade deletes into messages.
     # ADD COLUMN with REFERENCES and no default is what SQLite can do in place.
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("ALTER TABLE leads ADD COLUMN merged_into_id INTEGER REFERENCES leads (id)")
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        # A downgrade leaves the column on SQLite (see there): add it only when missing.
+        columns = {c["name"] for c in sa.inspect(bind).get_columns("leads")}
+        if "merged_into_id" not in columns:
+            op.execute("ALTER TABLE leads ADD COLUMN merged_into_id INTEGER REFERENCES leads (id)")
     else:
         op.add_column("leads", sa.Column("merged_into_id", sa.Integer(), nullable=True))
         op.create_foreign_key(
@@ -70,11 +63,11 @@ def downgrade() -> None:
     op.drop_table("meta")
     op.drop_table("erased_keys")
     op.drop_index(op.f("ix_leads_merged_into_id"), table_name="leads")
-    if op.get_bind().dialect.name == "sqlite":
-        with op.batch_alter_table("leads", schema=None) as batch_op:
-            batch_op.drop_column("merged_into_id")
-        for statement in _lead_load_triggers():
-            op.execute(statement)
-    else:
+    # On SQLite the column stays: SQLite cannot drop a column that REFERENCES a table in
+    # place, and a batch copy of ``leads`` ends in DROP TABLE leads, whose implicit DELETE
+    # cascades (foreign keys are on) through messages to their attachments: data lost in a
+    # downgrade, and 0004's lead_load triggers with it. A nullable column the older schema
+    # never reads is harmless, and the upgrade finds it there again.
+    if op.get_bind().dialect.name != "sqlite":
         op.drop_constraint("fk_leads_merged_into_id", "leads", type_="foreignkey")
         op.drop_column("leads", "merged_into_id")

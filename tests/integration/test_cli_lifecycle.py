@@ -276,3 +276,54 @@ def test_migration_0007_keeps_the_lead_load_triggers(db_url: str) -> None:
     finally:
         db.dispose()
     assert load_is_right(db_url) == {"dana": 1}
+
+
+def test_a_merged_leads_old_id_keeps_working_for_changes(
+    leadmail: Leadmail, two_leads: tuple[int, int, int], tmp_path: Path
+) -> None:
+    """After a merge, a note, call, contact, address, record, edit or file given OTHER's id
+    lands on KEEP: the old id still resolves, nothing is written to the hidden pointer."""
+    keep, other, _ = two_leads
+    leadmail.ok("leads", "merge", str(keep), str(other), "--by", "alice")
+    leadmail.ok("leads", "note", str(other), "Called back on the home number")
+    leadmail.ok(
+        "leads",
+        "activity",
+        str(other),
+        "--kind",
+        "call",
+        "--at",
+        "2026-11-30T10:00",
+        "--summary",
+        "Follow-up",
+    )
+    leadmail.ok("contacts", "add", str(other), "--email", "sam@acme-industrial.example")
+    leadmail.ok(
+        "addresses",
+        "add",
+        str(other),
+        "--type",
+        "office",
+        "--line1",
+        "1 Main St",
+        "--city",
+        "Leeds",
+        "--country",
+        "GB",
+    )
+    leadmail.ok("leads", "set", str(other), "--industry", "Furniture")
+    made = leadmail.json("leads", "make", "opportunity", str(other), "--json")
+    (doc,) = write_files(tmp_path / "files", {"spec.txt": b"spec"})
+    leadmail.ok("leads", "attach", str(other), str(doc))
+
+    detail = leadmail.json("leads", "show", str(keep), "--format", "json")
+    assert detail["industry"] == "Furniture"
+    assert made["lead_id"] == keep
+    assert "sam@acme-industrial.example" in {c["email"] for c in detail["contacts"]}
+    assert [a["city"] for a in detail["addresses"]] == ["Leeds"]
+    assert any(a["filename"] == "spec.txt" for a in detail["attachments"])
+    texts = [e.get("text") for e in detail["timeline"] if e["type"] == "comment"]
+    assert "Called back on the home number" in texts
+    assert any(e.get("summary") == "Follow-up" for e in detail["timeline"])
+    listed = leadmail.json("messages", "list", "--lead", str(other), "--format", "json")
+    assert listed == leadmail.json("messages", "list", "--lead", str(keep), "--format", "json")

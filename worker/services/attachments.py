@@ -15,7 +15,7 @@ from typing import Any
 
 from worker.errors import NotFoundError, StoreError, ValidationError
 from worker.services.context import App
-from worker.services.notes import check_actor, log_change
+from worker.services.notes import check_actor, live_lead, log_change
 from worker.store import attachments as store
 from worker.store.blobs import safe_filename
 
@@ -79,15 +79,13 @@ def attach(app: App, lead_id: int, paths: list[Path], actor: str) -> list[dict[s
     limit = app.settings.leads.max_message_bytes
     files = [(path, _read(path, limit)) for path in paths]  # refuse before writing anything
     with app.db.transaction(write=False) as session:
-        if not store.lead_exists(session, lead_id):
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        lead_id = live_lead(session, lead_id)
     # Blobs first and durable: a row never names bytes that are not there. A blob left by
     # a transaction that then fails is content addressed and harmless.
     digests = app.blobs.put_many(data for _, data in files)
     added: list[dict[str, Any]] = []
     with app.db.transaction() as session:
-        if not store.lead_exists(session, lead_id):  # erased meanwhile
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        lead_id = live_lead(session, lead_id)  # erased or merged meanwhile
         for (path, data), digest in zip(files, digests, strict=True):
             name = safe_filename(path.name)
             row = store.add_to_lead(
@@ -119,9 +117,7 @@ def attach(app: App, lead_id: int, paths: list[Path], actor: str) -> list[dict[s
 
 def list_for_lead(app: App, lead_id: int) -> list[dict[str, Any]]:
     with app.db.transaction(write=False) as session:
-        if not store.lead_exists(session, lead_id):
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
-        return store.for_lead(session, lead_id)
+        return store.for_lead(session, live_lead(session, lead_id))
 
 
 def save(app: App, attachment_id: int, to: Path, force: bool = False) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from worker.errors import NotFoundError, ValidationError
 from worker.mail.addresses import email_key, is_no_reply, is_relay, normalize_email
 from worker.services.context import App
-from worker.services.notes import log_change, optional_text, required_text
+from worker.services.notes import live_lead, log_change, optional_text, required_text
 from worker.store import contacts as store
 from worker.store import notes as lead_store
 
@@ -108,7 +108,7 @@ def _own_keys(app: App) -> set[str]:
 
 def list_contacts(app: App, lead_id: int) -> list[dict[str, Any]]:
     with app.db.transaction(write=False) as session:
-        _lead(session, lead_id)
+        lead_id = live_lead(session, lead_id)
         return store.contacts(session, lead_id)
 
 
@@ -163,7 +163,7 @@ def add_contact(
 ) -> dict[str, Any]:
     address, key = check_email(email)
     with app.db.transaction() as session:
-        _lead(session, lead_id)
+        lead_id = live_lead(session, lead_id)
         return _insert_contact(
             session,
             lead_id,
@@ -228,7 +228,7 @@ def _people(session: Session, lead_id: int) -> dict[str, dict[str, Any]]:
 
 
 def _suggestions(app: App, session: Session, lead_id: int) -> list[dict[str, Any]]:
-    lead = _lead(session, lead_id)
+    lead = _lead(session, lead_id)  # the caller resolved a merged lead's id (live_lead)
     skip = store.contact_keys(session, lead_id) | _own_keys(app) | {lead["email_key"] or ""}
     # Nobody reads a web form's relay address or a no-reply mailbox: not a person to add.
     rows = [
@@ -246,7 +246,7 @@ def suggest_contacts(app: App, lead_id: int) -> list[dict[str, Any]]:
     """People on the lead's mail who are not its contacts, its own address or ours, and
     not a machine (a form relay, a no-reply mailbox)."""
     with app.db.transaction(write=False) as session:
-        return _suggestions(app, session, lead_id)
+        return _suggestions(app, session, live_lead(session, lead_id))
 
 
 def accept_contacts(
@@ -256,6 +256,7 @@ def accept_contacts(
     if accept_all == bool(addresses):
         raise ValidationError("name the addresses to accept, or give --all (not both)", addresses)
     with app.db.transaction() as session:
+        lead_id = live_lead(session, lead_id)
         suggested = {email_key(s["email"]): s for s in _suggestions(app, session, lead_id)}
         if accept_all:
             chosen = list(suggested.values())
@@ -292,7 +293,7 @@ def accept_contacts(
 
 def list_addresses(app: App, lead_id: int) -> list[dict[str, Any]]:
     with app.db.transaction(write=False) as session:
-        _lead(session, lead_id)
+        lead_id = live_lead(session, lead_id)
         return store.addresses(session, lead_id)
 
 
@@ -324,7 +325,7 @@ def add_address(
         "country": check_country(country),
     }
     with app.db.transaction() as session:
-        _lead(session, lead_id)
+        lead_id = live_lead(session, lead_id)
         row = store.add_address(session, lead_id, fields)
         log_change(
             session,

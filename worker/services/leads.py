@@ -20,6 +20,7 @@ from worker.services.lead_fields import (
     missing_required,
     status_by_hand,
 )
+from worker.services.notes import live_lead
 from worker.store import attachments as attachment_store
 from worker.store import inbound
 from worker.store import leads as store
@@ -338,6 +339,7 @@ def set_lead(
         )
     now = utcnow()
     with app.db.begin() as conn:
+        lead_id = live_lead(conn, lead_id)
         lead = store.editable(conn, lead_id)
         if lead is None:
             raise NotFoundError(f"no lead {lead_id}", lead_id)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
+from worker.services.notes import live_lead
 from worker.store import messages as store
 
 # Row ids are INTEGER columns: a larger number can only be (part of) a Message-ID.
@@ -28,9 +29,7 @@ def raw_bytes(app: App, ref: str) -> bytes:
 
 def for_lead(app: App, lead_id: int) -> list[dict[str, Any]]:
     with app.db.transaction(write=False) as session:
-        if not store.lead_exists(session, lead_id):
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
-        return store.for_lead(session, lead_id)
+        return store.for_lead(session, live_lead(session, lead_id))
 
 
 def resolve(session: Session, ref: str) -> dict[str, Any]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
+from worker.store import leads as lead_store
 from worker.store import notes as store
 
 ACTIVITY_KINDS = ("call", "meeting", "task")
@@ -83,12 +85,20 @@ def check_actor(actor: str) -> str:
     return required_text(actor, "--by", ACTOR_MAX)
 
 
+def live_lead(session: Session | Connection, lead_id: int) -> int:
+    """The lead a change to ``lead_id`` goes to: itself, or the lead it was merged into (an
+    old id keeps working after a merge); NotFoundError when there is none."""
+    current = lead_store.current_id(session, lead_id)
+    if current is None:
+        raise NotFoundError(f"no lead {lead_id}", lead_id)
+    return current
+
+
 def add_note(app: App, lead_id: int, text: str, actor: str) -> dict[str, Any]:
     body = required_text(text, "the note")
     author = check_actor(actor)
     with app.db.transaction() as session:
-        if not store.lead_exists(session, lead_id):
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        lead_id = live_lead(session, lead_id)
         return store.add_comment(session, lead_id, author=author, text=body, at=datetime.now(UTC))
 
 
@@ -115,8 +125,7 @@ def add_activity(
     if note is not None:
         details["outcome"] = note
     with app.db.transaction() as session:
-        if not store.lead_exists(session, lead_id):
-            raise NotFoundError(f"no lead {lead_id}", lead_id)
+        lead_id = live_lead(session, lead_id)
         return store.add_activity(
             session, lead_id, kind=checked_kind, summary=text, actor=who, details=details, at=when
         )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
-from worker.services.notes import check_actor, optional_text
+from worker.services.notes import check_actor, live_lead, optional_text
 from worker.store import notes as timeline
 from worker.store import records as store
 from worker.store.models import LeadStatus, utcnow
@@ -178,6 +178,7 @@ def _make(app: App, lead_id: int, kind: str, actor: str, values: Any) -> dict[st
     who = check_actor(actor)
     now = utcnow()
     with app.db.transaction() as session:
+        lead_id = live_lead(session, lead_id)
         lead = store.lead_for_record(session, lead_id)
         if lead is None:
             raise NotFoundError(f"no lead {lead_id}", lead_id)

@@ -11,11 +11,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from worker.store.models import Attachment, Lead, Message
-
-
-def lead_exists(session: Session, lead_id: int) -> bool:
-    return session.scalar(select(Lead.id).where(Lead.id == lead_id)) is not None
+from worker.store.models import Attachment, Message
 
 
 def add_to_lead(

@@ -398,3 +398,21 @@ def record_activity(
     )
     assert activity_id is not None
     return int(activity_id)
+
+
+def current_id(session: Session | Connection, lead_id: int) -> int | None:
+    """The lead an id stands for now: a merged lead's id stands for the lead it went into
+    (followed to the end of the chain); None when there is no such lead."""
+    seen: set[int] = set()
+    current = lead_id
+    while current not in seen:
+        seen.add(current)
+        row = session.execute(
+            select(Lead.id, Lead.merged_into_id).where(Lead.id == current)
+        ).first()
+        if row is None:
+            return None
+        if row.merged_into_id is None:
+            return int(row.id)
+        current = int(row.merged_into_id)
+    return current

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.store.models import Attachment, Lead, Message
+from worker.store.models import Attachment, Message
 
 # More rows than this under one Message-ID only says "ambiguous" louder.
 _MAX_SAME_ID = 20
@@ -89,10 +89,6 @@ def row_ids_by_message_id(session: Session, message_id: str) -> list[int]:
             .limit(_MAX_SAME_ID)
         )
     )
-
-
-def lead_exists(session: Session, lead_id: int) -> bool:
-    return session.scalar(select(Lead.id).where(Lead.id == lead_id)) is not None
 
 
 def for_lead(session: Session, lead_id: int) -> list[dict[str, Any]]:

@@ -15,10 +15,6 @@ from sqlalchemy.orm import Session
 from worker.store.models import Activity, Comment, Lead
 
 
-def lead_exists(session: Session, lead_id: int) -> bool:
-    return session.scalar(select(Lead.id).where(Lead.id == lead_id)) is not None
-
-
 def lead_identity(session: Session, lead_id: int) -> dict[str, Any] | None:
     """The lead's own address (as typed and as a key); None when there is no such lead."""
     row = session.execute(select(Lead.email, Lead.email_key).where(Lead.id == lead_id)).first()

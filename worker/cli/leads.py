@@ -12,7 +12,7 @@ from rich.table import Table
 
 from worker.cli.context import ROW_ID, Context, actor_name, by_option, pass_ctx, ready_app
 from worker.cli.output import console, echo, emit, format_option, text, to_json
-from worker.services.lead_fields import LeadEdit
+from worker.services.lead_fields import COLUMNS, LeadEdit
 from worker.services.leads import (
     SORT_FIELDS,
     STATUSES,
@@ -226,22 +226,9 @@ def assign_command(ctx: Context, lead_id: int, executive: str, actor: str | None
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
-# --option → the field name services/lead_fields.py checks (the name `leads show` prints).
-FIELD_OPTIONS = {
-    "email": "email",
-    "name": "name",
-    "company": "company",
-    "gender": "gender",
-    "phone": "phone",
-    "mobile": "mobile",
-    "website": "website",
-    "source": "source",
-    "lead_type": "lead_type",
-    "market_segment": "market_segment",
-    "industry": "industry",
-    "territory": "territory",
-    "notes": "notes",
-}
+# --option → the field name services/lead_fields.py checks (the name `leads show` prints):
+# the email and every text field it stores, each option named as its field.
+FIELD_OPTIONS = {name: name for name in ("email", *COLUMNS)}
 
 
 def lead_field_options(command: _F) -> _F:

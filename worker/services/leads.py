@@ -185,10 +185,9 @@ def _declared_custom_fields(app: App) -> set[str] | None:
 def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     """A lead with its timeline; a merged lead's id shows the lead it went into, with
     ``merged_from`` naming the id asked for."""
-    from worker.services.lifecycle import resolve
-
-    asked, lead_id = lead_id, resolve(app, lead_id)
+    asked = lead_id
     with app.db.transaction(write=False) as session:
+        lead_id = live_lead(session, lead_id)
         messages = store.messages(session, lead_id)
         detail = store.detail(session, lead_id, len(messages))
         if detail is None:

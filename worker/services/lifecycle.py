@@ -109,18 +109,6 @@ def _derive_status(session: Session, lead_id: int, cause: str, now: datetime) ->
     return status
 
 
-def resolve(app: App, lead_id: int) -> int:
-    """The lead an id stands for now: a merged lead's id stands for the lead it went into."""
-    seen = {lead_id}
-    current = lead_id
-    with app.db.transaction(write=False) as session:
-        conn = session.connection()
-        while (target := store.merged_into(conn, current)) is not None and target not in seen:
-            seen.add(target)
-            current = target
-    return current
-
-
 def erase_lead(app: App, lead_id: int) -> dict[str, Any]:
     """Erase a lead (and the leads merged into it); returns the counts of what went."""
     now = datetime.now(UTC)

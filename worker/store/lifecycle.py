@@ -93,11 +93,6 @@ def lead_ref(conn: Connection, lead_id: int) -> LeadRef | None:
     return LeadRef(*row) if row is not None else None
 
 
-def merged_into(conn: Connection, lead_id: int) -> int | None:
-    """The lead this one was merged into, or None (also when there is no such lead)."""
-    return conn.scalar(select(_leads.c.merged_into_id).where(_leads.c.id == lead_id))
-
-
 def merge(conn: Connection, keep: int, other: int) -> dict[str, int]:
     """Move everything of ``other`` onto ``keep``; returns how many of each moved."""
     moved: dict[str, int] = {}
@@ -308,10 +303,8 @@ def salted(salt_value: str, kind: str, value: str) -> str:
 def is_erased(conn: Connection, email_key: str | None, message_id: str | None) -> bool:
     """Whether this sender address or Message-ID was erased (intake then ignores the mail).
 
-    Costs one indexed read of an empty table on a database that never erased anything.
+    Intake asks only when its precheck found that anything was ever erased (store/inbound.py).
     """
-    if conn.scalar(select(_erased.c.id).limit(1)) is None:
-        return False
     salt_value = salt(conn)
     wanted = []
     if email_key:

@@ -14,6 +14,7 @@ from tests.integration.imap_fixtures import (  # noqa: F401 (fixtures)
     dovecot_tls,
     imap_user,
 )
+from tests.integration.test_cli import Leadmail
 from worker.config import Settings, load_settings
 from worker.services.context import App
 from worker.store import schema
@@ -41,3 +42,9 @@ def app(db_url: str, tmp_path: Path) -> Iterator[App]:
     schema.upgrade(application.db.engine)
     yield application
     application.close()
+
+
+@pytest.fixture
+def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
+    """``leadmail --config FILE ...`` in-process against this test's database and store."""
+    return Leadmail(tmp_path, db_url)

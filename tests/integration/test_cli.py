@@ -152,11 +152,6 @@ def stored_blobs(storage: Path) -> list[Path]:
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def inbox(tmp_path: Path) -> Path:
     """A directory of .eml files: an enquiry, its reply, a second enquiry, an auto-reply."""
     directory = tmp_path / "inbox"

@@ -36,11 +36,6 @@ def mail_with_attachments(files: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def lead_id(leadmail: Leadmail, tmp_path: Path) -> int:
     """Jane's mail with one attachment, which made her lead."""
     paths = write_files(

@@ -103,11 +103,6 @@ FIELDS: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def seeded(leadmail: Leadmail, tmp_path: Path) -> dict[str, int]:
     """The four leads with their fields set; lead id by first name."""
     paths = write_files(tmp_path / "in", {f"{name}.eml": raw for name, raw in MAILS.items()})

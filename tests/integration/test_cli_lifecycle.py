@@ -98,11 +98,6 @@ def load_is_right(db_url: str) -> dict[str, int]:
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def two_leads(leadmail: Leadmail, tmp_path: Path) -> tuple[int, int, int]:
     """Jane at work (with a reply), Jane from home (same person, second lead), Bob."""
     files = write_files(

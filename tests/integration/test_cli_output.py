@@ -62,11 +62,6 @@ def assert_safe(*outputs: str) -> None:
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def hostile_lead(leadmail: Leadmail, tmp_path: Path) -> int:
     (path,) = write_files(tmp_path / "in", {"evil.eml": HOSTILE})
     result = leadmail.ok("ingest", str(path))

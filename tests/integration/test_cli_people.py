@@ -28,11 +28,6 @@ FOLLOW_UP = make_mail(
 
 
 @pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
-
-
-@pytest.fixture
 def lead_id(leadmail: Leadmail, tmp_path: Path) -> int:
     """Jane's enquiry (Tom and Sara in Cc) and her follow-up: one lead."""
     paths = write_files(tmp_path / "in", {"1.eml": ENQUIRY, "2.eml": FOLLOW_UP})

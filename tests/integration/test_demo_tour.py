@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.integration.test_cli import Leadmail
 from worker.demo import write_demo_inbox
 from worker.services.tour import TOUR_LEAD_EMAIL, TOUR_NOTE
-
-
-@pytest.fixture
-def leadmail(db_url: str, tmp_path: Path) -> Leadmail:
-    return Leadmail(tmp_path, db_url)
 
 
 def test_the_tour_shows_the_lead_commands_once(leadmail: Leadmail, tmp_path: Path) -> None:

@@ -42,9 +42,8 @@ class StoreError(LeadmailError):
 
 
 class NotFoundError(LeadmailError):
-    """A lead, message or quarantine entry that the user named does not exist."""
-
-    exit_code = 3
+    """A lead, message or quarantine entry that the user named does not exist: a refusal
+    like any other (one line, exit 1)."""
 
 
 class SourceError(LeadmailError):

@@ -549,14 +549,14 @@ def test_unknown_lead_id(leadmail: Leadmail, ingested: dict[str, dict[str, Any]]
     for fmt in ("table", "json"):
         result = leadmail.run("leads", "show", "9999", "--format", fmt)
         assert_user_error(result, "9999")
-        assert result.exit_code == 3
+        assert result.exit_code == 1
 
 
 def test_unknown_quarantine_id(leadmail: Leadmail) -> None:
     for args in (["show", "4242"], ["show", "4242", "--format", "json"], ["replay", "4242"]):
         result = leadmail.run("quarantine", *args)
         assert_user_error(result, "4242")
-        assert result.exit_code == 3
+        assert result.exit_code == 1
 
 
 @pytest.mark.parametrize("number", ["0", "2147483648", "99999999999999999999"])

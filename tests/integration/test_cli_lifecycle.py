@@ -322,3 +322,76 @@ def test_a_merged_leads_old_id_keeps_working_for_changes(
     assert any(e.get("summary") == "Follow-up" for e in detail["timeline"])
     listed = leadmail.json("messages", "list", "--lead", str(other), "--format", "json")
     assert listed == leadmail.json("messages", "list", "--lead", str(keep), "--format", "json")
+
+
+def test_erase_of_a_merged_id_names_the_lead_that_holds_its_mail(
+    leadmail: Leadmail, db_url: str, two_leads: tuple[int, int, int]
+) -> None:
+    keep, other, _ = two_leads
+    leadmail.ok("leads", "merge", str(keep), str(other))
+    before = message_count(db_url)
+    result = leadmail.run("leads", "erase", str(other), "--yes")
+    assert_user_error(result, f"merged into lead {keep}")
+    assert f"leads erase {keep} --yes" in result.stderr
+    assert message_count(db_url) == before
+    assert leadmail.json("leads", "show", str(other), "--format", "json")["id"] == keep
+
+
+def test_merge_keeps_one_contact_per_address_and_one_primary(
+    leadmail: Leadmail, two_leads: tuple[int, int, int]
+) -> None:
+    keep, other, _ = two_leads
+    for lead in (keep, other):
+        leadmail.ok("contacts", "add", str(lead), "--email", "Sam@Acme-Industrial.example")
+        leadmail.ok(
+            "contacts", "add", str(lead), "--email", f"boss{lead}@acme-industrial.example",
+            "--primary",
+        )  # fmt: skip
+    leadmail.ok("leads", "merge", str(keep), str(other))
+    contacts = leadmail.json("contacts", "list", str(keep), "--format", "json")
+    emails = [c["email"].lower() for c in contacts]
+    assert emails.count("sam@acme-industrial.example") == 1
+    assert [c["email"] for c in contacts if c["is_primary"]] == [
+        f"boss{keep}@acme-industrial.example"
+    ]
+    assert f"boss{other}@acme-industrial.example" in emails
+
+
+def test_migration_0008_folds_duplicate_contacts(db_url: str) -> None:
+    """Contacts stored twice for one lead before 0008's unique key: the oldest stays."""
+    from sqlalchemy import insert, select
+
+    from worker.config import DatabaseSettings
+    from worker.store import schema
+    from worker.store.db import Database
+    from worker.store.models import Contact
+
+    leads, contacts = table_of(Lead), table_of(Contact)
+    db = Database(DatabaseSettings(url=db_url))
+    try:
+        schema.upgrade(db.engine, "0007")
+        with db.engine.begin() as conn:
+            lead_id = conn.execute(
+                insert(leads)
+                .values(
+                    email="x@example.com",
+                    email_key="x@example.com",
+                    status="Lead",
+                    is_organization=False,
+                    custom_fields={},
+                    email_bouncing=False,
+                )
+                .returning(leads.c.id)
+            ).scalar_one()
+            for name in ("first", "second"):
+                conn.execute(
+                    insert(contacts).values(
+                        lead_id=lead_id, name=name, email="s@example.com", email_key="s@example.com"
+                    )
+                )
+        schema.upgrade(db.engine)
+        with db.engine.connect() as conn:
+            names = conn.scalars(select(contacts.c.name).where(contacts.c.lead_id == lead_id))
+            assert list(names) == ["first"]
+    finally:
+        db.dispose()

@@ -128,7 +128,7 @@ def test_note_and_activity_on_a_missing_lead(leadmail: Leadmail, lead_id: int) -
     ):
         result = leadmail.run(*args)
         assert_user_error(result, f"no lead {missing}")
-        assert result.exit_code == 3  # NotFoundError, as `leads show` of a missing lead
+        assert result.exit_code == 1  # NotFoundError, as `leads show` of a missing lead
 
 
 # -- activities -----------------------------------------------------------------------------

@@ -107,8 +107,22 @@ def test_records_copy_the_lead_and_a_customer_converts_it(lm: Leadmail) -> None:
         "leads", "add", "--email", "ops@initrode.example", "--name", "Bill Lumbergh",
         "--organization", "--company", "Initrode", "--source", "Trade fair", "--json",
     )  # fmt: skip
+    lm.ok("contacts", "add", str(lead["id"]), "--email", "anne@initrode.example",
+          "--name", "Anne", "--designation", "Buyer", "--primary")  # fmt: skip
+    lm.ok("addresses", "add", str(lead["id"]), "--type", "billing", "--line1", "1 Loop Rd",
+          "--city", "Austin", "--country", "US")  # fmt: skip
     opportunity = made(lm, "opportunity", str(lead["id"]))
     assert opportunity["title"] == "Initrode" and opportunity["party_name"] == "Initrode"
+    copied = {"name": "Anne", "email": "anne@initrode.example", "phone": None,
+              "designation": "Buyer", "is_primary": True}  # fmt: skip
+    assert opportunity["contacts"] == [copied]
+    assert [a["city"] for a in opportunity["addresses"]] == ["Austin"]
+    assert opportunity["addresses"][0]["type"] == "billing"
+    # The record keeps what it copied when the lead's people change later.
+    (contact,) = lm.json("contacts", "list", str(lead["id"]), "--format", "json")
+    lm.ok("contacts", "remove", str(contact["id"]))
+    shown_records = show(lm, lead["id"])["records"]["opportunities"]
+    assert shown_records[0]["contacts"] == [copied]
     assert opportunity["source"] == "Trade fair" and opportunity["amount"] is None
     customer = made(lm, "customer", str(lead["id"]), "--by", "carol")
     assert customer["name"] == "Initrode" and customer["email"] == "ops@initrode.example"

@@ -639,7 +639,9 @@ def import_command(
 def make() -> None:
     """Make an opportunity, quotation or customer from a lead (its status follows).
 
-    Each copies the lead's name (the organisation's, else the person's), email and source.
+    Each copies the lead's name (the organisation's, else the person's), email, source,
+    contacts and postal addresses as they are now; later edits of the lead leave the record
+    as it was made (as ERPNext does).
     """
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
@@ -127,17 +128,22 @@ def _insert_contact(
 ) -> dict[str, Any]:
     if key in store.contact_keys(session, lead_id):
         raise ValidationError(f"{email} is already a contact of lead {lead_id}", email)
-    row = store.add_contact(
-        session,
-        lead_id,
-        name=name,
-        email=email,
-        email_key=key,
-        phone=phone,
-        designation=designation,
-        primary=primary,
-        now=datetime.now(UTC),
-    )
+    try:
+        row = store.add_contact(
+            session,
+            lead_id,
+            name=name,
+            email=email,
+            email_key=key,
+            phone=phone,
+            designation=designation,
+            primary=primary,
+            now=datetime.now(UTC),
+        )
+    except IntegrityError:
+        # Someone added the same address between our check and the insert (migration
+        # 0008's unique key): the same answer as the check gives.
+        raise ValidationError(f"{email} is already a contact of lead {lead_id}", email) from None
     who = f"{name} <{email}>" if name else email
     log_change(
         session,

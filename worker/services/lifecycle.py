@@ -114,8 +114,17 @@ def erase_lead(app: App, lead_id: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     with app.db.transaction() as session:
         conn = session.connection()
-        if store.lead_ref(conn, lead_id) is None:
+        ref = store.lead_ref(conn, lead_id)
+        if ref is None:
             raise NotFoundError(f"no lead {lead_id}", lead_id)
+        if ref.merged_into_id is not None:
+            # Its mail and people are the other lead's now: erasing the pointer alone would
+            # leave them, and erasing the other lead silently may erase more than was asked.
+            raise ValidationError(
+                f"lead {lead_id} was merged into lead {ref.merged_into_id}, which holds its "
+                f"mail now; erase that: leadmail leads erase {ref.merged_into_id} --yes",
+                lead_id,
+            )
         lead_ids = [lead_id, *store.pointers_to(conn, lead_id)]
         erased = store.erase(conn, lead_ids, store.salt(conn), now)
         unused = store.unreferenced(conn, erased.blob_candidates)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from worker.errors import NotFoundError, ValidationError
 from worker.services.context import App
 from worker.services.notes import check_actor, live_lead, optional_text
+from worker.store import contacts as people
 from worker.store import notes as timeline
 from worker.store import records as store
 from worker.store.models import LeadStatus, utcnow
@@ -174,6 +175,16 @@ def make_customer(app: App, lead_id: int, *, actor: str, name: str | None = None
     return _make(app, lead_id, "customer", actor, values)
 
 
+# What a record copies of each contact and address: the values, not the lead's row ids,
+# which a later `contacts remove` or merge would leave pointing nowhere.
+CONTACT_COPY = ("name", "email", "phone", "designation", "is_primary")
+ADDRESS_COPY = ("type", "line1", "line2", "city", "state", "postcode", "country")
+
+
+def _copies(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{key: row[key] for key in keys} for row in rows]
+
+
 def _make(app: App, lead_id: int, kind: str, actor: str, values: Any) -> dict[str, Any]:
     who = check_actor(actor)
     now = utcnow()
@@ -198,6 +209,8 @@ def _make(app: App, lead_id: int, kind: str, actor: str, values: Any) -> dict[st
                 "party_name": party_name(lead),
                 "email": lead["email"],
                 "source": lead["source"],
+                "contacts": _copies(people.contacts(session, lead_id), CONTACT_COPY),
+                "addresses": _copies(people.addresses(session, lead_id), ADDRESS_COPY),
                 "actor": who,
                 "created_at": now,
                 **values(lead),

@@ -96,6 +96,21 @@ def lead_ref(conn: Connection, lead_id: int) -> LeadRef | None:
 def merge(conn: Connection, keep: int, other: int) -> dict[str, int]:
     """Move everything of ``other`` onto ``keep``; returns how many of each moved."""
     moved: dict[str, int] = {}
+    # One contact per address and lead: OTHER's contact for an address KEEP already has
+    # goes, and KEEP's primary contact stays the only primary.
+    kept_contacts = select(_contacts.c.email_key).where(
+        _contacts.c.lead_id == keep, _contacts.c.email_key.is_not(None)
+    )
+    conn.execute(
+        delete(_contacts).where(
+            _contacts.c.lead_id == other, _contacts.c.email_key.in_(kept_contacts)
+        )
+    )
+    kept_primary = conn.scalar(
+        select(_contacts.c.id).where(_contacts.c.lead_id == keep, _contacts.c.is_primary.is_(True))
+    )
+    if kept_primary is not None:
+        conn.execute(update(_contacts).where(_contacts.c.lead_id == other).values(is_primary=False))
     for name, table in _MOVED.items():
         result = conn.execute(update(table).where(table.c.lead_id == other).values(lead_id=keep))
         moved[name] = result.rowcount

@@ -123,6 +123,9 @@ class Contact(Base):
     """A person at the lead (ERPNext's contact): the lead's own address and colleagues."""
 
     __tablename__ = "contacts"
+    # One contact per address and lead (migration 0008): the backstop when two people add
+    # the same address at once.
+    __table_args__ = (Index("uq_contacts_lead_email", "lead_id", "email_key", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
@@ -283,6 +286,10 @@ class _RecordColumns:
     source: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The lead's contacts and postal addresses when the record was made (migration 0008);
+    # None for records made before that.
+    contacts: Mapped[list[Any] | None] = mapped_column(JSON)
+    addresses: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Opportunity(_RecordColumns, Base):

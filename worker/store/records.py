@@ -60,6 +60,8 @@ def as_dict(kind: str, row: Opportunity | Quotation | Customer) -> dict[str, Any
         party_name=row.party_name,
         email=row.email,
         source=row.source,
+        contacts=row.contacts,
+        addresses=row.addresses,
         actor=row.actor,
         created_at=_iso(row.created_at),
     )

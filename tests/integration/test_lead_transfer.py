@@ -73,6 +73,11 @@ def _add_some(lm: Edits) -> None:
     lead = lm.add("--email", "bob@person.example", "--name", "@Bob", "--mobile", "0700 1")
     lm.ok("leads", "set", str(lead["id"]), "--status", "Do Not Contact")
     lm.add("--email", "zoe@z.example", "--field", "partner=no")
+    # Statuses that records gave: an export carries them and an import keeps them.
+    won = lm.add("--email", "max@won.example", "--name", "Max")
+    lm.ok("leads", "make", "customer", str(won["id"]))
+    quoted = lm.add("--email", "quinn@quoted.example")
+    lm.ok("leads", "make", "quotation", str(quoted["id"]))
 
 
 def test_erpnext_csv_round_trip_into_an_empty_database(
@@ -91,9 +96,10 @@ def test_erpnext_csv_round_trip_into_an_empty_database(
 
     target = empty
     done = target.json("leads", "import", str(out), "--json", "--by", "carol")
-    assert done["imported"] == 3 and len(done["ids"]) == 3
+    assert done["imported"] == 5 and len(done["ids"]) == 5
     after = [_same(lead) for lead in _leads(target)]
     assert after == before
+    assert {lead["status"] for lead in after} >= {"Converted", "Quotation"}
     status_log = [e for e in target.show(done["ids"][1])["timeline"] if e["type"] == "status"]
     assert "carol" in status_log[-1]["cause"]
 
@@ -121,7 +127,7 @@ BAD_FILE = (
     "Good One,0,,good@a.example,Lead,,1\r\n"  # line 2
     "Bad Mail,0,,x@,Lead,,\r\n"  # line 3
     "Org,1,,org@a.example,Open,,\r\n"  # line 4
-    "Conv,0,,conv@a.example,Converted,,\r\n"  # line 5
+    "Conv,0,,conv@a.example,Won,,\r\n"  # line 5
     '"multi\nline",0,,multi@a.example,Lead,Robot,\r\n'  # lines 6-7
     "Dup,0,,GOOD@a.example,Lead,,\r\n"  # line 8
     "Typed,0,,typed@a.example,Lead,,many\r\n"  # line 9
@@ -140,7 +146,7 @@ def test_a_file_with_bad_rows_imports_nothing_and_names_each_line(
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("line 3: email_id: 'x@' is not an address")
     assert lines[1].startswith("line 4: company_name: an organisation")
-    assert lines[2].startswith("line 5: status: Converted is not set by hand")
+    assert lines[2].startswith("line 5: status: unknown status 'Won'")
     assert lines[3].startswith("line 6: lead_name: control characters or line breaks")
     assert lines[4].startswith("line 8: email_id: GOOD@a.example is on line 2 too")
     assert lines[5].startswith("line 9: custom_employees: ")

@@ -610,8 +610,9 @@ def import_command(
     """Import leads from a CSV: ERPNext's layout (leads export) or leadmail's own csv.
 
     Every row is checked first; one bad row (bad email, organisation without company,
-    unknown gender, a status that is not set by hand, a wrong custom field, an address
-    already known) and nothing is imported: each bad row is reported with its line.
+    unknown gender or status, a wrong custom field, an address already known) and nothing
+    is imported: each bad row is reported with its line. A status is kept as the file says,
+    Converted and Quotation included (an export re-imports to the same leads).
     """
     from worker.services.transfer import ImportRefused, import_leads
 

@@ -186,6 +186,16 @@ def check_company(is_organization: bool, company: str | None) -> None:
         )
 
 
+def known_status(status: str) -> str:
+    """One of the nine statuses, by any case of its name (what an import may carry)."""
+    wanted = status.strip().casefold()
+    for known in LeadStatus:
+        if known.value.casefold() == wanted:
+            return known.value
+    allowed = ", ".join(s.value for s in LeadStatus)
+    raise ValidationError(f"unknown status {status.strip()!r}; one of: {allowed}", status)
+
+
 def status_by_hand(status: str, lead_id: int | str = "ID") -> str:
     """The status a person may set, by any case of its name; a derived one says where from."""
     wanted = status.strip().casefold()

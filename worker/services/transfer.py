@@ -13,9 +13,10 @@ it loads where the ERPNext site declares the same field (Data Import skips, with
 a column it does not know). ``csv`` and ``json`` are leadmail's own: the names ``leads show``
 prints, with each custom field as ``custom.NAME``.
 
-ERPNext's Lead statuses are ours, one for one. An import takes only the statuses a person may
-set (Lead, Open, Replied, Interested, Do Not Contact): Opportunity, Quotation, Lost Quotation
-and Converted follow from records an import does not bring, so such a row is refused.
+ERPNext's Lead statuses are ours, one for one, and an import takes all nine as the file
+says: a lead that was Converted or had a Quotation in the system it comes from stays so (an
+export re-imports to the same leads). Its records do not come with it, so nothing derives
+another status until a record is made here; mail never moves a Converted lead.
 
 CSV injection: a cell that starts with = + - @ (or a tab or carriage return) would be run as
 a formula by a spreadsheet, so the export writes it with a leading apostrophe (``'=1+2``), as
@@ -48,8 +49,8 @@ from worker.services.lead_fields import (
     check_text,
     checked_fields,
     custom_value,
+    known_status,
     missing_required,
-    status_by_hand,
 )
 from worker.services.leads import list_leads
 from worker.store import inbound
@@ -318,7 +319,7 @@ def _check(layout: str, line: int, record: Mapping[str, str], settings: LeadSett
             f"{company_col}: an organisation ({org_col} = 1) needs its company name", None
         )
     status = flags.get("status", "").strip()
-    status = _in_column("status", status_by_hand, status) if status else "Lead"
+    status = _in_column("status", known_status, status) if status else "Lead"
     owner_col = "lead_owner" if erpnext else "assigned_to"
     owner = _in_column(
         owner_col, check_text, owner_col, flags.get("assigned_to", ""), name=owner_col

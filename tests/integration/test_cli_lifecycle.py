@@ -191,6 +191,15 @@ def test_erase_removes_the_lead_and_its_unshared_blobs(
     leadmail.ok("leads", "assign", str(jane), "alice")
     leadmail.ok("leads", "note", str(jane), "wants chairs")
     leadmail.ok("leads", "merge", str(jane), str(home))
+    # Her out-of-office note is on no lead (ignored), but it is her mail and goes too.
+    away = make_mail(
+        subject="Out of office: back on Monday",
+        message_id="<away-1@acme-industrial.example>",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    (away_path,) = write_files(tmp_path / "away", {"a.eml": away})
+    (away_row,) = leadmail.jsonl("ingest", "--json", str(away_path))
+    assert away_row["outcome"] == "ignored" and away_row["lead_id"] is None
     extra = tmp_path / "floorplan.txt"
     extra.write_bytes(b"only jane's floor plan\n")
     leadmail.ok("leads", "attach", str(jane), str(extra))
@@ -201,10 +210,10 @@ def test_erase_removes_the_lead_and_its_unshared_blobs(
     assert_user_error(leadmail.run("leads", "erase", "999", "--yes"), "no lead 999")
     done = leadmail.json("leads", "erase", str(jane), "--yes", "--json")
 
-    assert done["messages"] == 3 and done["leads"] == 2 and done["notes"] == 1
-    assert done["blobs"] == 4  # three raw messages and the floor plan; the shared PDF stays
+    assert done["messages"] == 4 and done["leads"] == 2 and done["notes"] == 1
+    assert done["blobs"] == 5  # four raw messages and the floor plan; the shared PDF stays
     blobs_after = {p.name for p in stored_blobs(leadmail.storage)}
-    assert len(blobs_before - blobs_after) == 4
+    assert len(blobs_before - blobs_after) == 5
     assert blobs_after < blobs_before
     assert set(leads_by_email(leadmail)) == {"bob@globex-trading.example"}
     assert message_count(db_url) == 1

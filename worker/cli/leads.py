@@ -793,10 +793,12 @@ def merge_command(ctx: Context, keep: int, other: int, actor: str | None, as_jso
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as one JSON object.")
 @pass_ctx
 def erase_command(ctx: Context, lead_id: int, yes: bool, as_json: bool) -> None:
-    """Erase a lead for a privacy request: the lead, its messages, contacts, addresses, notes,
+    """Erase a lead for a privacy request: the lead, its messages (and mail from its
+    addresses that is on no lead, such as out-of-office notes), contacts, addresses, notes,
     activities, status changes, records, attachments and the stored files nothing else uses.
     Only salted digests of its addresses and Message-IDs stay, so that mail of it fetched
-    again is ignored (reason "erased") instead of making the lead again."""
+    again is ignored (reason "erased") instead of making the lead again. Quarantined mail
+    is not searched: see 'leadmail quarantine list'."""
     from worker.errors import ValidationError
     from worker.services.lifecycle import erase_lead
 

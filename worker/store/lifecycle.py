@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from worker.store.models import (
     Activity,
@@ -205,12 +205,6 @@ class Erased:
 def erase(conn: Connection, lead_ids: list[int], salt: str, now: datetime) -> Erased:
     """Delete these leads with everything of theirs; record digests of their addresses and
     Message-IDs. Every delete is explicit: SQLite enforces no ON DELETE without its pragma."""
-    message_rows = conn.execute(
-        select(_messages.c.id, _messages.c.message_id, _messages.c.raw_sha256).where(
-            _messages.c.lead_id.in_(lead_ids)
-        )
-    ).all()
-    message_ids = [row.id for row in message_rows]
     addresses = set(
         conn.scalars(
             select(_leads.c.email_key).where(
@@ -225,6 +219,20 @@ def erase(conn: Connection, lead_ids: list[int], salt: str, now: datetime) -> Er
             )
         )
     )
+    # The lead's mail, and mail from its addresses that is on no lead: their auto-replies,
+    # out-of-office notes and the like, kept as `ignored` but theirs all the same.
+    message_rows = conn.execute(
+        select(_messages.c.id, _messages.c.message_id, _messages.c.raw_sha256).where(
+            or_(
+                _messages.c.lead_id.in_(lead_ids),
+                and_(
+                    _messages.c.lead_id.is_(None),
+                    func.lower(_messages.c.sender).in_(sorted(addresses)),
+                ),
+            )
+        )
+    ).all()
+    message_ids = [row.id for row in message_rows]
     attachment_owner = or_(
         _attachments.c.lead_id.in_(lead_ids), _attachments.c.message_id.in_(message_ids)
     )

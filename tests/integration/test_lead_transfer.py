@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_lead_edit import Edits
+from tests.integration.test_lead_edit import RULES, Edits
 
 # Every fieldname the erpnext-csv header uses exists in ERPNext's Lead doctype (lead.json).
 ERPNEXT_LEAD_FIELDNAMES = {
@@ -193,3 +193,26 @@ def test_unknown_columns_and_custom_fields_are_refused(lm: Edits, tmp_path: Path
     path.write_text("email,color\na@c.example,red\n")
     result = lm.run("leads", "import", str(path))
     assert result.exit_code == 1 and "unknown column 'color'" in result.stderr
+
+
+def test_erpnext_lead_owner_is_the_executives_email_both_ways(
+    lm: Edits, empty: Edits, tmp_path: Path
+) -> None:
+    """ERPNext's lead_owner links a User by email; leadmail's owner is the rule file's id."""
+    for side in (lm, empty):
+        side.rules_file.write_text(RULES, encoding="utf-8")
+    big = lm.add("--email", "big@spender.example", "--field", "budget=50000")
+    assert lm.show(big["id"])["assigned_to"] == "alice"
+    lm.add("--email", "free@agent.example")
+    out = tmp_path / "owned.csv"
+    lm.ok("leads", "export", "--output", str(out))
+    rows = {r["email_id"]: r for r in csv.DictReader(io.StringIO(out.read_text("utf-8")))}
+    assert rows["big@spender.example"]["lead_owner"] == "alice@northwind.example"
+    assert rows["free@agent.example"]["lead_owner"] == ""
+    # leadmail's own csv keeps the id.
+    own = lm.ok("leads", "export", "--format", "csv").stdout
+    assert "alice@northwind.example" not in own and ",alice," in own
+
+    empty.ok("leads", "import", str(out))
+    imported = {r["email"]: r for r in empty.json("leads", "list", "--format", "json")}
+    assert imported["big@spender.example"]["assigned_to"] == "alice"

@@ -13,6 +13,10 @@ it loads where the ERPNext site declares the same field (Data Import skips, with
 a column it does not know). ``csv`` and ``json`` are leadmail's own: the names ``leads show``
 prints, with each custom field as ``custom.NAME``.
 
+``lead_owner`` is a link to an ERPNext User, whose name is an email address: the export
+writes the executive's email from the rule file (the id when it has none), and the import
+of an erpnext-csv takes an executive's email back to its id.
+
 ERPNext's Lead statuses are ours, one for one, and an import takes all nine as the file
 says: a lead that was Converted or had a Quotation in the system it comes from stays so (an
 export re-imports to the same leads). Its records do not come with it, so nothing derives
@@ -116,7 +120,22 @@ def export_leads(app: App, fmt: str, **filters: Any) -> str:
         return csv_text(wanted, ([_cell(row.get(k)) for k in wanted] for row in rows))
     header = [*ERPNEXT_FIELDS.values(), *(ERPNEXT_CUSTOM_PREFIX + name for name in declared)]
     ours = [*ERPNEXT_FIELDS, *(OWN_CUSTOM_PREFIX + name for name in declared)]
+    owners = _owner_emails(app)
+    for row in rows:
+        owner = row.get("assigned_to")
+        row["assigned_to"] = owners.get(owner, owner) if owner else owner
     return csv_text(header, ([_cell(row.get(k)) for k in ours] for row in rows))
+
+
+def _owner_emails(app: App) -> dict[str, str]:
+    """Executive id → email, from the rule file: ERPNext's lead_owner is a User, named by
+    its email, where leadmail names an executive by the rule file's id."""
+    from worker.services.assignment import rule_book  # the rule engine: only here
+
+    rules = rule_book(app).load()
+    if rules is None:
+        return {}
+    return {e.id: e.email for e in rules.executives.values() if e.email}
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -210,6 +229,12 @@ def import_leads(
     from worker.services.assignment import route, rule_book  # the rule engine: only here
 
     rules = rule_book(app).load() if rows and not problems else None
+    if rules is not None and layout == "erpnext-csv":
+        # lead_owner holds an ERPNext user's email: the executive with that email, if any.
+        by_email = {e.email.lower(): e.id for e in rules.executives.values() if e.email}
+        for row in rows:
+            if row.assigned_to:
+                row.assigned_to = by_email.get(row.assigned_to.lower(), row.assigned_to)
     now = utcnow()
     ids: list[int] = []
     with app.db.begin() as conn:

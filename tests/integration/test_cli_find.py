@@ -478,13 +478,13 @@ def test_a_message_id_stored_twice_is_refused_naming_the_rows(
 @pytest.mark.parametrize(
     ("args", "expected", "code"),
     [
-        # Not found exits 3, as `leads show 999` does; a refused input exits 1.
-        (["show", "999"], ["999"], 3),
-        (["show", "<nobody@nowhere.example>"], ["nobody@nowhere.example"], 3),
+        # Not found is a refusal like any other: one line, exit 1.
+        (["show", "999"], ["999"], 1),
+        (["show", "<nobody@nowhere.example>"], ["nobody@nowhere.example"], 1),
         (["show", "<>"], ["Message-ID"], 1),
         (["show", "1", "--raw", "--text"], ["--raw", "--text"], 1),
         (["show", "1", "--html", "--format", "json"], ["--html", "--format json"], 1),
-        (["list", "--lead", "999"], ["no lead 999"], 3),
+        (["list", "--lead", "999"], ["no lead 999"], 1),
     ],
 )
 def test_messages_refusals(

@@ -39,7 +39,7 @@ rules:
     assign: {strategy: round_robin, to: [alice, bob]}
 """
 JANE = "jane@acme-industrial.example"
-PASSWORD = "hunter2-very-secret"  # noqa: S105 (a test value)
+PASSWORD = "hunter2-very-secret"
 
 
 @pytest.fixture
@@ -303,7 +303,7 @@ def test_body_from_a_file_stdin_and_the_editor(
     mail: Leadmail, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lead_id = jane_lead(mail, tmp_path)
-    (body_file,) = write_files(tmp_path / "b", {"body.txt": "From a file.\n".encode()})
+    (body_file,) = write_files(tmp_path / "b", {"body.txt": b"From a file.\n"})
     base = ("--config", str(mail.config), "send", "--lead", str(lead_id), "--subject", "s")
     runner = CliRunner()
     from_file = runner.invoke(cli, [*base, "--body-file", str(body_file), "--json"])

@@ -366,8 +366,8 @@ def test_merge_keeps_one_contact_per_address_and_one_primary(
     assert f"boss{other}@acme-industrial.example" in emails
 
 
-def test_migration_0008_folds_duplicate_contacts(db_url: str) -> None:
-    """Contacts stored twice for one lead before 0008's unique key: the oldest stays."""
+def test_migration_0009_folds_duplicate_contacts(db_url: str) -> None:
+    """Contacts stored twice for one lead before 0009's unique key: the oldest stays."""
     from sqlalchemy import insert, select
 
     from worker.config import DatabaseSettings
@@ -378,7 +378,7 @@ def test_migration_0008_folds_duplicate_contacts(db_url: str) -> None:
     leads, contacts = table_of(Lead), table_of(Contact)
     db = Database(DatabaseSettings(url=db_url))
     try:
-        schema.upgrade(db.engine, "0007")
+        schema.upgrade(db.engine, "0008")
         with db.engine.begin() as conn:
             lead_id = conn.execute(
                 insert(leads)

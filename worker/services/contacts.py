@@ -142,7 +142,7 @@ def _insert_contact(
         )
     except IntegrityError:
         # Someone added the same address between our check and the insert (migration
-        # 0008's unique key): the same answer as the check gives.
+        # 0009's unique key): the same answer as the check gives.
         raise ValidationError(f"{email} is already a contact of lead {lead_id}", email) from None
     who = f"{name} <{email}>" if name else email
     log_change(

@@ -1,7 +1,7 @@
 """records keep copies of the lead's contacts and addresses; one contact per address and lead
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-30 06:30:00
 
 ERPNext copies a lead's contacts and addresses into the Opportunity, Quotation or Customer
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

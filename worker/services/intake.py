@@ -11,10 +11,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
-from worker.mail.addresses import email_key
+from worker.mail.addresses import email_key, organization_domain
 from worker.mail.charsets import clean
+from worker.mail.classify import Kind
 from worker.mail.message import InboundMessage, RawMessage
-from worker.mail.threading import ThreadMatch, ancestor_ids, thread
+from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 InTransaction = Callable[[Connection], None]
 # Called inside each message's transaction with the message it commits (a cursor update).
 PerMessage = Callable[[Connection, RawMessage], None]
+
+# The account of the messages rows of mail leadmail sends itself (services/outbound.py).
+OUTBOX_ACCOUNT = "outbox"
 
 # A long run refreshes the planner's statistics after this many messages, then 8×, 64× …
 # (store/db.py: Database.refresh_statistics).
@@ -101,8 +105,11 @@ class Intake:
         assigner: Assigner | None = None,
         dry_run: bool = False,
         max_bytes: int | None = None,
+        sent: bool = False,
     ) -> None:
         self.app = app
+        # Messages from a Sent folder: ours, recorded as outbound (``_Decision._sent``).
+        self.sent = sent
         self.assigner = assigner if assigner is not None else default_assigner(app)
         self.dry_run = dry_run
         self.max_bytes = max_bytes or app.settings.leads.max_message_bytes
@@ -334,6 +341,8 @@ class _Decision:
         self.assigner = intake.assigner
         # A dry run commits nothing, so it races nobody (and would only pile up locks).
         self.lock = not intake.dry_run
+        self.sent = intake.sent
+        self.own_addresses = intake.app.own.addresses
         self.conn = conn
         self.item = item
         self.msg = item.msg
@@ -345,6 +354,8 @@ class _Decision:
         self.unused_blobs: set[str] = set()  # blobs of erased mail, deleted after the commit
 
     def run(self) -> IntakeResult:
+        if self.sent:
+            return self._sent()
         verdict, sender = self.verdict, self.sender
         if verdict.may_lead and self.lock:
             # Before "do we know this sender?": see inbound.lock_sender.
@@ -372,6 +383,57 @@ class _Decision:
             return self._threaded(match.lead_id, reasons)
         return self._created(match, reasons)
 
+    def _sent(self) -> IntakeResult:
+        """Mail an executive sent from their own client (a Sent folder): recorded as
+        outbound on the lead it threads to or was sent to, with the status effect of our
+        own outbound mail. It never makes a lead, and leadmail's own copy is not recorded
+        twice (its row, account "outbox", has the same Message-ID)."""
+        msg = self.msg
+        recorded, any_erased = inbound.sent_precheck(
+            self.conn, message_id=msg.message_id, content_hash=self.item.content_hash
+        )
+        if recorded is not None:
+            return self._duplicate(recorded)
+        recipients = [
+            key
+            for key in dict.fromkeys(email_key(a.email) for a in (*msg.to, *msg.cc))
+            if key and key not in self.own_addresses
+        ]
+        if any_erased and any(
+            lifecycle.is_erased(self.conn, key, msg.message_id) for key in recipients or [""]
+        ):
+            return self._erased()
+        reasons = [f"sent mail (folder {self.raw.folder or self.raw.source})"]
+        lookups = StoreLookups(self.conn)
+        match = thread_sent(msg, recipients, lookups, self.app.signer)
+        reasons.append(f"thread: {match.reason}")
+        if match.lead_id is None:
+            return self._store(Outcome.IGNORED, reasons, None)
+        lead = inbound.lead_state(self.conn, match.lead_id)
+        self._lead_key = lead.email_key
+        # To the lead's side: its address, a contact's, or its organisation's domain. A
+        # forward to a colleague is kept on the lead but says nothing to the lead.
+        to_lead = any(
+            key == lead.email_key
+            or inbound.is_contact(self.conn, lead.id, key)
+            or (
+                lead.organization_domain is not None
+                and organization_domain(key, self.app.sender_policy) == lead.organization_domain
+            )
+            for key in recipients
+        )
+        person = self.verdict.kind in (Kind.HUMAN, Kind.OWN)
+        if not person:
+            reasons.append(f"{self.verdict.kind.value}: no status change")
+        elif not to_lead:
+            reasons.append("not sent to the lead's side: no status change")
+        result, row_id = self._store_row(Outcome.THREADED, reasons, lead.id)
+        if person and to_lead and lead.status in (LeadStatus.LEAD, LeadStatus.OPEN):
+            where = "/".join(filter(None, (self.raw.account, self.raw.folder)))
+            cause = f"sent mail {msg.message_id} found in {where}"
+            self._set_status(lead.id, lead.status, LeadStatus.REPLIED, cause, row_id)
+        return result
+
     # -- outcomes ----------------------------------------------------------------------
 
     def _duplicate(self, row_id: int) -> IntakeResult:
@@ -380,6 +442,12 @@ class _Decision:
             existing.message_id == self.msg.message_id and existing.account == self.raw.account
         )
         why = "Message-ID already stored" if same_id else "same content already stored"
+        if self.sent and existing.message_id == self.msg.message_id:
+            why = (
+                "leadmail's own outbound mail"
+                if existing.account == OUTBOX_ACCOUNT
+                else "sent mail already recorded"
+            )
         return IntakeResult(
             self.raw.source,
             self.msg.message_id,
@@ -488,9 +556,14 @@ class _Decision:
         self, outcome: Outcome, reasons: list[str], lead_id: int | None
     ) -> tuple[IntakeResult, int]:
         kind = self.verdict.kind.value
+        row = self.item.row
+        if self.sent:
+            # Ours, sent: "own" like leadmail's outbound rows, unless a responder wrote it.
+            kind = kind if self.verdict.kind not in (Kind.HUMAN, Kind.OWN) else Kind.OWN.value
+            row = {**row, "direction": "out"}
         row_id = inbound.insert_message(
             self.conn,
-            self.item.row,
+            row,
             kind=kind,
             outcome=outcome.value,
             reasons=reasons,
@@ -502,7 +575,9 @@ class _Decision:
             inbound.insert_attachments(self.conn, row_id, self.item.attachments)
         if lead_id is not None and outcome in (Outcome.CREATED, Outcome.THREADED):
             # The lead's own address needs no row: is_participant checks it on the lead.
-            keys = [k for k in self.item.participant_keys if k != self._lead_key]
+            # Nor does the sender of our own sent mail: that is one of us.
+            us = self.sender.key if self.sent else None
+            keys = [k for k in self.item.participant_keys if k not in (self._lead_key, us)]
             inbound.add_participants(self.conn, lead_id, keys)
         result = IntakeResult(
             self.raw.source,

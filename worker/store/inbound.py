@@ -193,6 +193,20 @@ _DUPLICATE_ID = (
 # (store/lifecycle.is_erased), so intake pays nothing extra for erasure in the usual case.
 _ANY_ERASED = select(table_of(ErasedKey).c.id).limit(1).scalar_subquery()
 _PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery(), _ANY_ERASED))
+# A message of ours recorded already: leadmail's own outbound row (account "outbox") or a
+# Sent-folder copy read before, by Message-ID in any account; or the same bytes anywhere.
+_RECORDED_OUT = (
+    select(_messages.c.id)
+    .where(
+        or_(
+            (_messages.c.direction == "out") & (_messages.c.message_id == bindparam("message_id")),
+            _messages.c.content_hash == bindparam("content_hash"),
+        )
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_SENT_PRECHECK = select(_RECORDED_OUT, _ANY_ERASED)
 _LOCK_SENDER = FastStatement(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
 _STORED = FastStatement(
     select(
@@ -307,6 +321,17 @@ def precheck(
     }
     duplicate_id, known, erased = _PRECHECK.one(conn, params)
     return duplicate_id, bool(known), erased is not None
+
+
+def sent_precheck(
+    conn: Connection, *, message_id: str, content_hash: str
+) -> tuple[int | None, bool]:
+    """For a message from a Sent folder: (id of the row that records it already or None,
+    whether anything was ever erased), in one round trip."""
+    row = conn.execute(
+        _SENT_PRECHECK, {"message_id": message_id, "content_hash": content_hash}
+    ).one()
+    return row[0], row[1] is not None
 
 
 def stored_message(conn: Connection, row_id: int) -> StoredMessage:

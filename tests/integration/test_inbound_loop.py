@@ -321,5 +321,5 @@ def test_sent_mail_to_a_contact_of_the_lead_finds_the_lead(app: App) -> None:
         )
     result = Intake(app, sent=True).process(raw(sent_mail(to="Bob <bob@acme-industrial.example>")))
     assert result.outcome is Outcome.THREADED and result.lead_id == lead_id
-    assert "thread: sent to bob@acme-industrial.example, of lead %d" % lead_id in result.reasons
+    assert f"thread: sent to bob@acme-industrial.example, of lead {lead_id}" in result.reasons
     assert status_of(app, lead_id) == "Replied"

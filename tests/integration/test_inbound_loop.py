@@ -16,8 +16,17 @@ from worker.mail.parse import parse
 from worker.services.context import App
 from worker.services.intake import OUTBOX_ACCOUNT, Intake
 from worker.services.leads import lead_detail
-from worker.store import inbound, schema
-from worker.store.models import Lead, LeadStatus, Message, Outcome, StatusChange, utcnow
+from worker.store import inbound, outbox, schema
+from worker.store.models import (
+    Activity,
+    Lead,
+    LeadStatus,
+    Message,
+    OutboxStatus,
+    Outcome,
+    StatusChange,
+    utcnow,
+)
 
 OURS = "mail.northwind.example"
 
@@ -46,12 +55,14 @@ def new_lead(app: App) -> int:
     return result.lead_id
 
 
-def record_outbound(app: App, lead_id: int, message_id: str, to: str) -> None:
+def record_outbound(app: App, lead_id: int, message_id: str, to: str, cc: str | None = None) -> int:
     """What services/outbound.py stores for a mail it queues: a direction "out" row on the
-    lead (account "outbox"), and the lead moved to Replied as delivery does."""
+    lead (account "outbox") and its outbox row, here as sent; the lead moved to Replied as
+    delivery does. Returns the outbox row's id."""
     data = make_mail(
         sender="Alice Seller <alice@northwind.example>",
         to=to,
+        cc=cc,
         subject="Re: Quote for 200 office chairs",
         message_id=f"<{message_id}>",
         in_reply_to="<enquiry-1@acme-industrial.example>",
@@ -59,18 +70,32 @@ def record_outbound(app: App, lead_id: int, message_id: str, to: str) -> None:
     msg = parse(data)
     row = inbound.message_row(RawMessage(data, "outbox", OUTBOX_ACCOUNT), msg, len(data))
     now = utcnow()
+    digest = app.blobs.put(data)
     with app.db.begin() as conn:
-        inbound.insert_message(
+        row_id = inbound.insert_message(
             conn,
             {**row, "direction": "out"},
             kind="own",
             outcome="outbound",
             reasons=[],
-            raw_sha256=app.blobs.put(data),
+            raw_sha256=digest,
             lead_id=lead_id,
             now=now,
         )
         inbound.set_lead_status(conn, lead_id, LeadStatus.REPLIED.value, now)
+    with app.db.transaction() as session:
+        return outbox.insert(
+            session,
+            lead_id=lead_id,
+            message_row_id=row_id,
+            message_id=message_id,
+            envelope_from="sales@northwind.example",
+            recipients=[to, *([cc] if cc else [])],
+            subject="Re: Quote for 200 office chairs",
+            raw_sha256=digest,
+            status=OutboxStatus.SENT,
+            sent_at=now,
+        )
 
 
 def status_of(app: App, lead_id: int) -> str:
@@ -177,6 +202,120 @@ def test_our_own_message_id_on_the_message_itself_is_own(app: App) -> None:
     )
     result = Intake(app).process(raw(loop))
     assert result.outcome is Outcome.IGNORED and result.kind == "own"
+
+
+# -- bounces ------------------------------------------------------------------------------
+
+
+def bounce(our_id: str, failed: str, action: str = "failed") -> bytes:
+    """An Exim-style notice: X-Failed-Recipients, our mail's headers quoted after a marker."""
+    return make_mail(
+        sender="Mail Delivery System <Mailer-Daemon@mx.northwind.example>",
+        to="alice@northwind.example",
+        subject="Mail delivery failed: returning message to sender",
+        message_id=f"<bounce-{our_id}>",
+        headers={"X-Failed-Recipients": failed} if action == "failed" else {},
+        body=(
+            "This message was created automatically by mail delivery software.\n\n"
+            + (
+                "A message that you sent could not be delivered to one or more of its\n"
+                f"recipients. This is a permanent error. The following address(es) failed:\n\n"
+                f"  {failed}\n    550 5.1.1 User unknown\n\n"
+                if action == "failed"
+                else "Warning: message delayed; still being retried\n\n"
+            )
+            + "------ This is a copy of the message, including all the headers. ------\n\n"
+            f"From: alice@northwind.example\nTo: {failed}\nMessage-ID: <{our_id}>\n\nHello\n"
+        ),
+    )
+
+
+def bouncing(app: App, lead_id: int) -> bool:
+    with app.db.transaction(write=False) as s:
+        lead = s.get(Lead, lead_id)
+        assert lead is not None
+        return lead.email_bouncing
+
+
+def bounce_log(app: App, lead_id: int) -> list[str]:
+    with app.db.transaction(write=False) as s:
+        rows = s.scalars(
+            select(Activity).where(Activity.lead_id == lead_id, Activity.kind == "bounce")
+        ).all()
+        return [a.summary for a in rows]
+
+
+def test_bounce_of_our_mail_marks_outbox_row_and_lead_address(app: App) -> None:
+    lead_id = new_lead(app)
+    our_id = f"L{lead_id}-x.4@{OURS}"
+    outbox_id = record_outbound(app, lead_id, our_id, "Jane Buyer <jane@acme-industrial.example>")
+    result = Intake(app).process(raw(bounce(our_id, "jane@acme-industrial.example")))
+    assert result.outcome is Outcome.IGNORED and result.kind == "bounce"
+    assert result.lead_id == lead_id
+    assert f"bounce marks lead(s) {lead_id} as bouncing" in result.reasons
+    with app.db.transaction(write=False) as session:
+        row = outbox.get(session, outbox_id)
+        assert row is not None
+        assert row["status"] == "bounced"
+        assert row["last_error"].startswith(f"bounce bounce-{our_id}")
+        sent = session.scalars(select(Message).where(Message.message_id == our_id)).one()
+        assert sent.bounced
+    assert bouncing(app, lead_id)
+    assert bounce_log(app, lead_id) == [
+        f"mail {our_id} bounced: jane@acme-industrial.example failed; "
+        "the address is marked bouncing"
+    ]
+    # In `leads show`: the bounce on the timeline, after our mail, and the flag.
+    detail = lead_detail(app, lead_id)
+    assert detail["email_bouncing"] is True
+    assert [e["type"] for e in detail["timeline"]][-2:] == ["message", "activity"]
+
+
+def test_bounce_of_a_cc_colleague_leaves_the_leads_address_alone(app: App) -> None:
+    lead_id = new_lead(app)
+    our_id = f"L{lead_id}-x.5@{OURS}"
+    outbox_id = record_outbound(
+        app, lead_id, our_id, "jane@acme-industrial.example", cc="bob@acme-industrial.example"
+    )
+    result = Intake(app).process(raw(bounce(our_id, "bob@acme-industrial.example")))
+    assert result.lead_id == lead_id
+    assert not bouncing(app, lead_id)
+    with app.db.transaction(write=False) as session:
+        assert (outbox.get(session, outbox_id) or {})["status"] == "bounced"
+    [line] = bounce_log(app, lead_id)
+    assert "bob@acme-industrial.example failed, not the lead's address" in line
+
+
+def test_delay_notice_links_but_marks_nothing(app: App) -> None:
+    lead_id = new_lead(app)
+    our_id = f"L{lead_id}-x.6@{OURS}"
+    outbox_id = record_outbound(app, lead_id, our_id, "jane@acme-industrial.example")
+    result = Intake(app).process(
+        raw(bounce(our_id, "jane@acme-industrial.example", action="delayed"))
+    )
+    assert result.kind == "bounce" and result.lead_id == lead_id
+    assert not bouncing(app, lead_id)
+    with app.db.transaction(write=False) as session:
+        assert (outbox.get(session, outbox_id) or {})["status"] == "sent"
+    assert bounce_log(app, lead_id) == []
+
+
+def test_bounce_of_mail_from_the_sent_folder_marks_the_lead(app: App) -> None:
+    """Mail the executive sent from their own client has no outbox row; its bounce still
+    marks the lead's address."""
+    lead_id = new_lead(app)
+    assert sent(app, sent_mail()) is Outcome.THREADED
+    Intake(app).process(raw(bounce("sent-1@northwind.example", "jane@acme-industrial.example")))
+    assert bouncing(app, lead_id)
+
+
+def test_bounce_naming_mail_we_never_sent_marks_nothing(app: App) -> None:
+    lead_id = new_lead(app)
+    result = Intake(app).process(
+        raw(bounce("someone-else@elsewhere.example", "jane@acme-industrial.example"))
+    )
+    assert result.lead_id is None
+    assert not bouncing(app, lead_id)
 
 
 # -- Sent folders ---------------------------------------------------------------------------

@@ -9,9 +9,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from worker.errors import LeadmailError, NotFoundError
 from worker.mail.addresses import email_key, organization_domain
+from worker.mail.bounces import address_keys, bounce_effect
 from worker.mail.charsets import clean
 from worker.mail.classify import Kind
 from worker.mail.message import InboundMessage, RawMessage
@@ -27,7 +29,7 @@ from worker.services.preparation import (
     default_workers,
     prepare_batch,
 )
-from worker.store import inbound, lifecycle
+from worker.store import inbound, lifecycle, outbox
 from worker.store.blobs import sha256_hex
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, Outcome, utcnow
@@ -485,17 +487,50 @@ class _Decision:
         return lead_id
 
     def _mark_bounced(self, reasons: list[str]) -> int | None:
-        """A bounce of our own outbound mail marks it bounced and its lead's address bouncing.
+        """A bounce of our own outbound mail marks it bounced (its outbox row too) and, when
+        the address that failed is the lead's, the lead's address bouncing; the lead's
+        timeline says which mail bounced and why.
 
         A delayed-delivery notice (no failed recipients) links to the lead but marks nothing.
         """
         classification = self.verdict.classification
         rows = inbound.outbound_messages(self.conn, classification.bounced_message_ids)
-        leads = sorted({lead for _, lead in rows if lead is not None})
-        if rows and classification.failed_recipients:
-            inbound.mark_bounced(self.conn, [row_id for row_id, _ in rows], leads, self.now)
-            if leads:
-                reasons.append(f"bounce marks lead(s) {', '.join(map(str, leads))} as bouncing")
+        leads = list(dict.fromkeys(row.lead_id for row in rows if row.lead_id is not None))
+        failed = classification.failed_recipients
+        if not rows or not failed:
+            return leads[0] if leads else None
+        bouncing: list[int] = []
+        error = f"bounce {self.msg.message_id}: {', '.join(failed)[:500]}"
+        with Session(bind=self.conn) as session:
+            for row in rows:
+                outbox_row = outbox.mark_bounced(session, row.message_id, error, self.now)
+                if row.lead_id is None:
+                    continue
+                effect = bounce_effect(failed, address_keys(row.sent_to), row.lead_email_key)
+                if effect.lead_bouncing:
+                    bouncing.append(row.lead_id)
+                summary = f"mail {row.message_id} bounced: {effect.reason}" + (
+                    "; the address is marked bouncing" if effect.lead_bouncing else ""
+                )
+                details = {
+                    "message_id": row.message_id,
+                    "bounce": self.msg.message_id,
+                    "failed": list(failed),
+                    "outbox_id": outbox_row["id"] if outbox_row else None,
+                }
+                inbound.log_activity(
+                    self.conn,
+                    row.lead_id,
+                    kind="bounce",
+                    summary=summary,
+                    details=details,
+                    now=self.now,
+                )
+                reasons.append(f"bounce of {row.message_id} on lead {row.lead_id}: {effect.reason}")
+        bouncing = list(dict.fromkeys(bouncing))
+        inbound.mark_bounced(self.conn, [row.id for row in rows], bouncing, self.now)
+        if bouncing:
+            reasons.append(f"bounce marks lead(s) {', '.join(map(str, bouncing))} as bouncing")
         return leads[0] if leads else None
 
     def _threaded(self, lead_id: int, reasons: list[str]) -> IntakeResult:

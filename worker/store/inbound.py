@@ -26,6 +26,7 @@ from worker.store.blobs import safe_filename
 from worker.store.fast import FastStatement
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
 from worker.store.models import (
+    Activity,
     Attachment,
     Contact,
     ErasedKey,
@@ -38,6 +39,7 @@ from worker.store.models import (
 )
 
 _leads = table_of(Lead)
+_activities = table_of(Activity)
 _messages = table_of(Message)
 _contacts = table_of(Contact)
 _participants = table_of(Participant)
@@ -68,6 +70,17 @@ class LeadState:
     email_key: str | None
     organization_domain: str | None
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    """A message we sent, as a bounce of it needs it: whom it went to, and whose lead."""
+
+    id: int
+    lead_id: int | None
+    message_id: str
+    sent_to: tuple[str, ...]  # To and Cc as stored (``Name <addr>`` or ``addr``)
+    lead_email_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,10 +253,22 @@ _SET_STATUS = FastStatement(
     .values(status=bindparam("status"), updated_at=bindparam("now"))
 )
 _INSERT_STATUS = FastStatement(insert(_status_changes))
-_OUTBOUND_BY_MESSAGE_IDS = select(_messages.c.id, _messages.c.lead_id).where(
-    _messages.c.message_id.in_(bindparam("ids", expanding=True)),
-    _messages.c.direction == "out",
+_OUTBOUND_BY_MESSAGE_IDS = (
+    select(
+        _messages.c.id,
+        _messages.c.lead_id,
+        _messages.c.message_id,
+        _messages.c.recipients,
+        _leads.c.email_key,
+    )
+    .outerjoin(_leads, _leads.c.id == _messages.c.lead_id)
+    .where(
+        _messages.c.message_id.in_(bindparam("ids", expanding=True)),
+        _messages.c.direction == "out",
+    )
+    .order_by(_messages.c.id)
 )
+_INSERT_ACTIVITY = insert(_activities)
 _MARK_BOUNCED = (
     update(_messages)
     .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
@@ -450,12 +475,49 @@ def log_status_change(
     )
 
 
-def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[tuple[int, int | None]]:
-    """(row id, lead id) of our own sent messages with these Message-IDs."""
+def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[OutboundRow]:
+    """Our own sent messages with these Message-IDs (leadmail's and Sent-folder copies)."""
     if not message_ids:
         return []
-    rows = conn.execute(_OUTBOUND_BY_MESSAGE_IDS, {"ids": list(message_ids)}).all()
-    return [(row.id, row.lead_id) for row in rows]
+    rows = conn.execute(_OUTBOUND_BY_MESSAGE_IDS, {"ids": list(message_ids)[:200]}).all()
+    return [
+        OutboundRow(
+            id=row.id,
+            lead_id=row.lead_id,
+            message_id=row.message_id,
+            sent_to=tuple(
+                str(value)
+                for field in ("to", "cc")
+                for value in (row.recipients or {}).get(field, ())
+            ),
+            lead_email_key=row.email_key,
+        )
+        for row in rows
+    ]
+
+
+def log_activity(
+    conn: Connection,
+    lead_id: int,
+    *,
+    kind: str,
+    summary: str,
+    details: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """A line in the lead's timeline written by intake itself (actor "leadmail")."""
+    conn.execute(
+        _INSERT_ACTIVITY,
+        {
+            "lead_id": lead_id,
+            "kind": kind,
+            "summary": summary,
+            "actor": "leadmail",
+            "details": dict(details),
+            "due_date": None,
+            "at": now,
+        },
+    )
 
 
 def mark_bounced(

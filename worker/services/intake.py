@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from worker.errors import LeadmailError, NotFoundError
 from worker.mail.addresses import email_key, organization_domain
@@ -501,32 +500,31 @@ class _Decision:
             return leads[0] if leads else None
         bouncing: list[int] = []
         error = f"bounce {self.msg.message_id}: {', '.join(failed)[:500]}"
-        with Session(bind=self.conn) as session:
-            for row in rows:
-                outbox_row = outbox.mark_bounced(session, row.message_id, error, self.now)
-                if row.lead_id is None:
-                    continue
-                effect = bounce_effect(failed, address_keys(row.sent_to), row.lead_email_key)
-                if effect.lead_bouncing:
-                    bouncing.append(row.lead_id)
-                summary = f"mail {row.message_id} bounced: {effect.reason}" + (
-                    "; the address is marked bouncing" if effect.lead_bouncing else ""
-                )
-                details = {
-                    "message_id": row.message_id,
-                    "bounce": self.msg.message_id,
-                    "failed": list(failed),
-                    "outbox_id": outbox_row["id"] if outbox_row else None,
-                }
-                inbound.log_activity(
-                    self.conn,
-                    row.lead_id,
-                    kind="bounce",
-                    summary=summary,
-                    details=details,
-                    now=self.now,
-                )
-                reasons.append(f"bounce of {row.message_id} on lead {row.lead_id}: {effect.reason}")
+        for row in rows:
+            outbox_row = outbox.mark_bounced(self.conn, row.message_id, error, self.now)
+            if row.lead_id is None:
+                continue
+            effect = bounce_effect(failed, address_keys(row.sent_to), row.lead_email_key)
+            if effect.lead_bouncing:
+                bouncing.append(row.lead_id)
+            summary = f"mail {row.message_id} bounced: {effect.reason}" + (
+                "; the address is marked bouncing" if effect.lead_bouncing else ""
+            )
+            details = {
+                "message_id": row.message_id,
+                "bounce": self.msg.message_id,
+                "failed": list(failed),
+                "outbox_id": outbox_row["id"] if outbox_row else None,
+            }
+            inbound.log_activity(
+                self.conn,
+                row.lead_id,
+                kind="bounce",
+                summary=summary,
+                details=details,
+                now=self.now,
+            )
+            reasons.append(f"bounce of {row.message_id} on lead {row.lead_id}: {effect.reason}")
         bouncing = list(dict.fromkeys(bouncing))
         inbound.mark_bounced(self.conn, [row.id for row in rows], bouncing, self.now)
         if bouncing:

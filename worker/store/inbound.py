@@ -32,6 +32,7 @@ from worker.store.models import (
     ErasedKey,
     Lead,
     Message,
+    Outbox,
     Participant,
     QuarantineEntry,
     StatusChange,
@@ -40,6 +41,10 @@ from worker.store.models import (
 
 _leads = table_of(Lead)
 _activities = table_of(Activity)
+_outbox = table_of(Outbox)
+
+AUTOREPLY_ACTOR = "autoreply"
+"""``outbox.created_by`` of the acknowledgements intake queues ([autoreply])."""
 _messages = table_of(Message)
 _contacts = table_of(Contact)
 _participants = table_of(Participant)
@@ -269,6 +274,17 @@ _OUTBOUND_BY_MESSAGE_IDS = (
     .order_by(_messages.c.id)
 )
 _INSERT_ACTIVITY = insert(_activities)
+# An acknowledgement queued for this address lately (on any of its leads).
+_RECENT_AUTOREPLY = (
+    select(_outbox.c.id)
+    .join(_leads, _leads.c.id == _outbox.c.lead_id)
+    .where(
+        _leads.c.email_key == bindparam("email_key"),
+        _outbox.c.created_by == AUTOREPLY_ACTOR,
+        _outbox.c.created_at >= bindparam("since"),
+    )
+    .limit(1)
+)
 _MARK_BOUNCED = (
     update(_messages)
     .where(_messages.c.id.in_(bindparam("ids", expanding=True)))
@@ -494,6 +510,11 @@ def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[Outb
         )
         for row in rows
     ]
+
+
+def recent_autoreply(conn: Connection, email_key: str, since: datetime) -> int | None:
+    """The outbox id of an acknowledgement to this address queued since ``since``, if any."""
+    return conn.scalar(_RECENT_AUTOREPLY, {"email_key": email_key, "since": since})
 
 
 def log_activity(

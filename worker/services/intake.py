@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
 from worker.mail.addresses import email_key, organization_domain
+from worker.mail.autoreply import AUTO_REPLY_HEADERS, autoreply_refusal, autoreply_subject
 from worker.mail.bounces import address_keys, bounce_effect
 from worker.mail.charsets import clean
 from worker.mail.classify import Kind
@@ -20,6 +22,7 @@ from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
+from worker.services.outbound import SendRequest, queue_mail
 from worker.services.preparation import (
     Prepared,
     Preparer,
@@ -342,6 +345,7 @@ class _Decision:
         self.assigner = intake.assigner
         # A dry run commits nothing, so it races nobody (and would only pile up locks).
         self.lock = not intake.dry_run
+        self.dry_run = intake.dry_run
         self.sent = intake.sent
         self.own_addresses = intake.app.own.addresses
         self.conn = conn
@@ -578,7 +582,57 @@ class _Decision:
         if pending is not None:
             assert self.assigner is not None
             self.assigner.record_new(self.conn, lead_id, pending)
+        acknowledgement = self._acknowledge(lead_id)
+        if acknowledgement is not None:
+            reasons.append(acknowledgement)
+            inbound.set_reasons(self.conn, row_id, reasons)
+            result = replace(result, reasons=tuple(reasons))
         return result
+
+    def _acknowledge(self, lead_id: int) -> str | None:
+        """[autoreply]: one acknowledgement of a new lead's first message, queued through
+        the outbox in this transaction (the lead and its acknowledgement commit together,
+        so a message fetched again after a crash is acknowledged once). What happened, for
+        the message's reasons; None when acknowledgements are off."""
+        settings = self.app.settings.autoreply
+        if not settings.enabled:
+            return None
+        why = autoreply_refusal(self.msg, self.verdict)
+        if why is None and settings.min_interval_hours > 0:
+            since = self.now - timedelta(hours=settings.min_interval_hours)
+            earlier = inbound.recent_autoreply(self.conn, self.sender.key, since)
+            if earlier is not None:
+                why = (
+                    f"{self.sender.key} was acknowledged at {earlier[1]:%Y-%m-%d %H:%M} UTC, "
+                    f"less than {settings.min_interval_hours:g} h ago"
+                )
+        if why is not None:
+            return f"no acknowledgement: {why}"
+        if self.dry_run:
+            return "acknowledgement: one would be queued"
+        request = SendRequest(
+            subject=autoreply_subject(self.msg.subject),
+            template=settings.template,
+            lead_id=lead_id,
+            actor=inbound.AUTOREPLY_ACTOR,
+            extra_headers=AUTO_REPLY_HEADERS,
+        )
+        try:
+            # A savepoint: a refused acknowledgement (no template, no sender address) costs
+            # the acknowledgement, never the lead.
+            with self.conn.begin_nested():
+                queued = queue_mail(self.app, request, self.now, conn=self.conn)
+                inbound.record_autoreply(
+                    self.conn,
+                    email_key=self.sender.key,
+                    lead_id=lead_id,
+                    outbox_id=queued.outbox_id,
+                    now=self.now,
+                )
+        except LeadmailError as exc:
+            log.warning("lead %s: no acknowledgement queued: %s", lead_id, exc)
+            return f"no acknowledgement: {exc}"
+        return f"acknowledgement queued: outbox #{queued.outbox_id} <{queued.message_id}>"
 
     # -- writes -------------------------------------------------------------------------
 

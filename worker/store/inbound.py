@@ -28,11 +28,11 @@ from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
 from worker.store.models import (
     Activity,
     Attachment,
+    Autoreply,
     Contact,
     ErasedKey,
     Lead,
     Message,
-    Outbox,
     Participant,
     QuarantineEntry,
     StatusChange,
@@ -41,7 +41,7 @@ from worker.store.models import (
 
 _leads = table_of(Lead)
 _activities = table_of(Activity)
-_outbox = table_of(Outbox)
+_autoreplies = table_of(Autoreply)
 
 AUTOREPLY_ACTOR = "autoreply"
 """``outbox.created_by`` of the acknowledgements intake queues ([autoreply])."""
@@ -274,15 +274,14 @@ _OUTBOUND_BY_MESSAGE_IDS = (
     .order_by(_messages.c.id)
 )
 _INSERT_ACTIVITY = insert(_activities)
-# An acknowledgement queued for this address lately (on any of its leads).
+# An acknowledgement queued to this address lately.
 _RECENT_AUTOREPLY = (
-    select(_outbox.c.id)
-    .join(_leads, _leads.c.id == _outbox.c.lead_id)
+    select(_autoreplies.c.outbox_id, _autoreplies.c.at)
     .where(
-        _leads.c.email_key == bindparam("email_key"),
-        _outbox.c.created_by == AUTOREPLY_ACTOR,
-        _outbox.c.created_at >= bindparam("since"),
+        _autoreplies.c.email_key == bindparam("email_key"),
+        _autoreplies.c.at >= bindparam("since"),
     )
+    .order_by(_autoreplies.c.at.desc())
     .limit(1)
 )
 _MARK_BOUNCED = (
@@ -512,9 +511,31 @@ def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[Outb
     ]
 
 
-def recent_autoreply(conn: Connection, email_key: str, since: datetime) -> int | None:
-    """The outbox id of an acknowledgement to this address queued since ``since``, if any."""
-    return conn.scalar(_RECENT_AUTOREPLY, {"email_key": email_key, "since": since})
+def set_reasons(conn: Connection, row_id: int, reasons: Sequence[str]) -> None:
+    """The reasons of a message row, when its transaction learnt more after storing it."""
+    conn.execute(update(_messages).where(_messages.c.id == row_id).values(reasons=list(reasons)))
+
+
+def recent_autoreply(
+    conn: Connection, email_key: str, since: datetime
+) -> tuple[int | None, datetime] | None:
+    """(outbox id, when) of the latest acknowledgement to this address since ``since``."""
+    row = conn.execute(_RECENT_AUTOREPLY, {"email_key": email_key, "since": since}).first()
+    return (row.outbox_id, row.at) if row is not None else None
+
+
+def record_autoreply(
+    conn: Connection, *, email_key: str, lead_id: int, outbox_id: int, now: datetime
+) -> None:
+    conn.execute(
+        insert(_autoreplies),
+        {
+            "email_key": email_key[:_ADDRESS_MAX],
+            "lead_id": lead_id,
+            "outbox_id": outbox_id,
+            "at": now,
+        },
+    )
 
 
 def log_activity(

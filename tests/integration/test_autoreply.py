@@ -81,9 +81,7 @@ def test_a_new_lead_from_a_person_gets_one_acknowledgement(app: App) -> None:
         "autoreply",
     )
     assert row["recipients"] == ["jane@acme-industrial.example"]
-    assert f"acknowledgement queued: outbox #{row['id']} <{row['message_id']}>" in (
-        result.reasons
-    )
+    assert f"acknowledgement queued: outbox #{row['id']} <{row['message_id']}>" in (result.reasons)
     msg = sent_bytes(app, row)
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["X-Auto-Response-Suppress"] == "All"

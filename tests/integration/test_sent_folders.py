@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.integration.helpers import make_mail
@@ -12,11 +13,14 @@ from tests.integration.test_imap_poller import account, imap_app  # noqa: F401 (
 from tests.servers.dovecot import Dovecot
 from worker.config import MaildirAccount
 from worker.poller import ImapWorker, MaildirWorker, workers_for
+from worker.services import outbound
 from worker.services.context import App
 from worker.services.leads import lead_detail
+from worker.services.outbound import SendRequest, queue_mail
 from worker.services.status import mailbox_status
 from worker.store import cursors
-from worker.store.models import Lead, Message, table_of
+from worker.store import outbox as outbox_store
+from worker.store.models import Lead, Message, table_of, utcnow
 
 _messages = table_of(Message)
 _leads = table_of(Lead)
@@ -157,3 +161,63 @@ def test_maildir_sent_folder_is_read_apart_from_the_inbox(
     [lead_id] = lead_ids(imap_app)
     assert lead_detail(imap_app, lead_id)["status"] == "Replied"
     assert [r[0] for r in rows(imap_app)] == ["in", "out"]
+
+
+def test_the_whole_loop_with_leadmails_own_outbound_mail(
+    imap_app: App,  # noqa: F811 (fixture)
+    dovecot: Dovecot,
+    imap_user: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Enquiry → lead; `send --lead` queues our mail, delivered → Replied; its copy in Sent
+    (smtp.sent_copy) is not recorded twice; the lead's reply to our Message-ID → Open; a
+    bounce of it marks the outbox row and the lead's address."""
+    smtp = imap_app.settings.smtp.model_copy(update={"from_address": "sales@northwind.example"})
+    app = dataclasses.replace(
+        imap_app, settings=imap_app.settings.model_copy(update={"smtp": smtp})
+    )
+    acct = account(dovecot, imap_user, sent_folders=["Sent"])
+    inbox = ImapWorker(app, acct, "INBOX")
+    sent = ImapWorker(app, acct, "Sent", sent=True)
+    dovecot.append(imap_user, "INBOX", [ENQUIRY])
+    inbox.run_once()
+    [lead_id] = lead_ids(app)
+
+    queued = queue_mail(app, SendRequest(subject="Re: Quote", body="80 EUR each.", lead_id=lead_id))
+    assert queued.outbox_id in outbox_store.claim_due(app.db.engine, utcnow(), 600, 10)
+    with app.db.begin() as conn:
+        row = outbox_store.take(conn, queued.outbox_id, utcnow())
+        assert row is not None
+    assert outbound.delivered(app, queued.outbox_id, {}, {"code": 250, "reply": "ok"})
+    assert lead_detail(app, lead_id)["status"] == "Replied"
+
+    # What smtp.sent_copy appends: the very bytes we sent.
+    dovecot.append(imap_user, "Sent", [app.blobs.get(row["raw_sha256"])])
+    assert sent.run_once().outcomes == {"duplicate": 1}
+
+    reply = make_mail(
+        subject="Re: Re: Quote",
+        message_id="<reply-9@acme-industrial.example>",
+        in_reply_to=f"<{queued.message_id}>",
+    )
+    dovecot.append(imap_user, "INBOX", [reply])
+    assert inbox.run_once().outcomes == {"threaded": 1}
+    assert lead_detail(app, lead_id)["status"] == "Open"
+
+    notice = make_mail(
+        sender="Mail Delivery System <MAILER-DAEMON@mx.northwind.example>",
+        to="sales@northwind.example",
+        subject="Undelivered Mail Returned to Sender",
+        message_id="<bounce-9@mx.northwind.example>",
+        headers={"X-Failed-Recipients": "jane@acme-industrial.example"},
+        body="This is the mail system at host mx.northwind.example.\n\n"
+        "--- Below this line is a copy of the message.\n\n"
+        f"Message-ID: <{queued.message_id}>\n",
+    )
+    dovecot.append(imap_user, "INBOX", [notice])
+    assert inbox.run_once().outcomes == {"ignored": 1}
+    with app.db.begin() as conn:
+        assert (outbox_store.get(conn, queued.outbox_id) or {})["status"] == "bounced"
+    assert lead_detail(app, lead_id)["email_bouncing"] is True
+    directions = [r[0] for r in rows(app)]
+    assert directions == ["in", "out", "in", "in"]

@@ -19,6 +19,7 @@ from worker.services import outbound
 from worker.services.context import App
 from worker.services.intake import Intake
 from worker.services.leads import lead_detail
+from worker.services.lifecycle import erase_lead
 from worker.store import inbound, schema
 from worker.store import outbox as outbox_store
 from worker.store.models import Autoreply, Lead, Outcome, utcnow
@@ -221,3 +222,10 @@ def test_dry_run_says_it_would_acknowledge(app: App) -> None:
 def test_a_person_writing_to_us_with_auto_submitted_no_is_acknowledged(app: App) -> None:
     Intake(app).process(raw(make_mail(headers={"Auto-Submitted": "no"})))
     assert len(queued(app)) == 1
+
+
+def test_erasing_the_lead_forgets_its_acknowledgement(app: App) -> None:
+    result = Intake(app).process(raw(make_mail()))
+    erase_lead(app, result.lead_id or 0)
+    with app.db.transaction(write=False) as session:
+        assert session.scalars(select(Autoreply)).all() == []

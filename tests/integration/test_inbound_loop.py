@@ -14,8 +14,9 @@ from tests.integration.helpers import make_mail
 from worker.mail.message import RawMessage
 from worker.mail.parse import parse
 from worker.services.context import App
-from worker.services.intake import OUTBOX_ACCOUNT, Intake
+from worker.services.intake import Intake
 from worker.services.leads import lead_detail
+from worker.services.outbound import ACCOUNT as OUTBOX_ACCOUNT
 from worker.store import inbound, outbox, schema
 from worker.store.models import (
     Activity,

@@ -22,6 +22,7 @@ from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
+from worker.services.outbound import ACCOUNT as OUTBOUND_ACCOUNT
 from worker.services.outbound import SendRequest, queue_mail
 from worker.services.preparation import (
     Prepared,
@@ -41,9 +42,6 @@ log = logging.getLogger(__name__)
 InTransaction = Callable[[Connection], None]
 # Called inside each message's transaction with the message it commits (a cursor update).
 PerMessage = Callable[[Connection, RawMessage], None]
-
-# The account of the messages rows of mail leadmail sends itself (services/outbound.py).
-OUTBOX_ACCOUNT = "outbox"
 
 # A long run refreshes the planner's statistics after this many messages, then 8×, 64× …
 # (store/db.py: Database.refresh_statistics).
@@ -450,7 +448,7 @@ class _Decision:
         if self.sent and existing.message_id == self.msg.message_id:
             why = (
                 "leadmail's own outbound mail"
-                if existing.account == OUTBOX_ACCOUNT
+                if existing.account == OUTBOUND_ACCOUNT
                 else "sent mail already recorded"
             )
         return IntakeResult(

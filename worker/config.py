@@ -482,6 +482,10 @@ class Settings(_Section):
         known = ", ".join(a.name for a in self.accounts) or "none configured"
         raise ConfigError(f"no account named {name!r} ({known})", value=name)
 
+    def is_sent_folder(self, account: str, folder: str | None) -> bool:
+        """Whether mail from this account's folder is our own sent mail (``sent_folders``)."""
+        return any(a.name == account and (folder, True) in a.watched for a in self.accounts)
+
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the file the user meant, apply env overrides, validate; ConfigError names the key."""

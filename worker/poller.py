@@ -374,7 +374,8 @@ class MaildirWorker(FolderWorker):
         super().__init__(app, account, str(folder), **kwargs)  # type: ignore[arg-type]
         # The inbound scan leaves the Sent folders to their own workers.
         skip = frozenset() if path else frozenset(map(account.sent_path, account.sent_folders))
-        self.watch = MaildirWatch(folder, account.name, skip)
+        # A Sent folder's messages name it, so that a quarantined one replays as sent mail.
+        self.watch = MaildirWatch(folder, account.name, skip, str(folder) if self.sent else None)
         self._keys: dict[str, str] = {}  # source path -> Maildir key, until its outcome
 
     @property

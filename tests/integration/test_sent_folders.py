@@ -17,6 +17,7 @@ from worker.services import outbound
 from worker.services.context import App
 from worker.services.leads import lead_detail
 from worker.services.outbound import SendRequest, queue_mail
+from worker.services.quarantine import list_entries, replay
 from worker.services.status import mailbox_status
 from worker.store import cursors
 from worker.store import outbox as outbox_store
@@ -221,3 +222,43 @@ def test_the_whole_loop_with_leadmails_own_outbound_mail(
     assert lead_detail(app, lead_id)["email_bouncing"] is True
     directions = [r[0] for r in rows(app)]
     assert directions == ["in", "out", "in", "in"]
+
+
+def test_a_quarantined_sent_message_replays_as_sent_mail(
+    imap_app: App,  # noqa: F811 (fixture)
+    tmp_path: Path,
+) -> None:
+    """Held from a Sent folder (here: over the account's size limit), a message replays as
+    our own sent mail, never as a stranger's enquiry that would make a lead of us."""
+    root = _maildir(tmp_path / "mail")
+    sent_dir = _maildir(root / ".Sent")
+    (root / "new" / "1000.a.host").write_bytes(ENQUIRY)
+    big = make_mail(
+        sender="Alice Seller <alice@northwind.example>",
+        to="jane@acme-industrial.example",
+        subject="Catalogue",
+        message_id="<catalogue-1@northwind.example>",
+        body="x" * 4000,
+    )
+    (sent_dir / "cur" / "1001.b.host:2,S").write_bytes(big)
+    acct = MaildirAccount.model_validate(
+        {
+            "name": "local-box",
+            "kind": "maildir",
+            "path": str(root),
+            "sent_folders": ["Sent"],
+            "max_message_bytes": 2048,
+        }
+    )
+    app = dataclasses.replace(
+        imap_app, settings=imap_app.settings.model_copy(update={"accounts": (acct,)})
+    )
+    inbox, sent = workers_for(app, app.settings)
+    inbox.run_once()
+    assert sent.run_once().outcomes == {"quarantined": 1}
+    [entry] = list_entries(app)
+    replayed = replay(app, entry["id"])
+    assert replayed.outcome.value == "threaded"
+    [lead_id] = lead_ids(app)
+    assert replayed.lead_id == lead_id
+    assert lead_detail(app, lead_id)["status"] == "Replied"

@@ -182,7 +182,17 @@ class Intake:
             folder=entry.folder,
             uid=entry.uid,
         )
-        result = self.process(raw)
+        intake = self
+        if not self.sent and self.app.settings.is_sent_folder(entry.account, entry.folder):
+            # Held from a Sent folder: it is our own mail, never a lead.
+            intake = Intake(
+                self.app,
+                assigner=self.assigner,
+                dry_run=self.dry_run,
+                max_bytes=self.max_bytes,
+                sent=True,
+            )
+        result = intake.process(raw)
         if not self.dry_run and result.outcome is not Outcome.QUARANTINED:
             with self.app.db.begin() as conn:
                 inbound.mark_replayed(conn, entry_id, result.outcome.value, utcnow())

@@ -11,7 +11,9 @@ For ``worker/jobs`` (the worker, after SMTP): ``delivered(app, id, results, log_
 sent_at)``, ``failed(app, id, error, results, log_entry)``, ``retry_later(app, id, due_at,
 error, results, log_entry)``; each returns False, changing nothing, when the row is no
 longer ``claimed``/``sending``. Claiming and taking rows: ``store/outbox.py``.
-For intake: ``bounced(conn, message_ids, error, now)`` inside its transaction.
+For intake: ``queue_mail(..., conn=conn)`` queues a new lead's acknowledgement inside its
+transaction ([autoreply]). A bounce is handled in intake itself (``store/outbox.mark_bounced``
+and ``mail/bounces.py``, which marks the lead's address only when it is the one that failed).
 For people: ``queue_mail``, ``cancel``, ``retry``, ``list_outbox``, ``show_outbox``.
 """
 

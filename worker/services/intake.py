@@ -22,8 +22,6 @@ from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
-from worker.services.outbound import ACCOUNT as OUTBOUND_ACCOUNT
-from worker.services.outbound import SendRequest, queue_mail
 from worker.services.preparation import (
     Prepared,
     Preparer,
@@ -456,6 +454,8 @@ class _Decision:
         )
         why = "Message-ID already stored" if same_id else "same content already stored"
         if self.sent and existing.message_id == self.msg.message_id:
+            from worker.services.outbound import ACCOUNT as OUTBOUND_ACCOUNT
+
             why = (
                 "leadmail's own outbound mail"
                 if existing.account == OUTBOUND_ACCOUNT
@@ -618,6 +618,9 @@ class _Decision:
             return f"no acknowledgement: {why}"
         if self.dry_run:
             return "acknowledgement: one would be queued"
+        # Composing and templates (Jinja2, Markdown) load only when acknowledgements are on.
+        from worker.services.outbound import SendRequest, queue_mail
+
         request = SendRequest(
             subject=autoreply_subject(self.msg.subject),
             template=settings.template,

@@ -183,6 +183,14 @@ class PollerSettings(_Section):
     auth_retry_seconds: float = Field(default=600.0, ge=1, le=86400)
 
 
+def _sent_folder_names(value: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not f.strip() for f in value):
+        raise ValueError("an empty folder name")
+    if len(set(value)) != len(value):
+        raise ValueError("a folder is listed twice")
+    return value
+
+
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _POST_ACTION = re.compile(r"^(none|flag|move:.+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -216,6 +224,9 @@ class ImapAccount(_Account):
     # The environment variable holding the password; the password itself never goes here.
     password_env: str
     folders: tuple[str, ...] = ("INBOX",)
+    # Folders holding mail the executives sent from their own mail client ("Sent"): read as
+    # outbound mail on the lead it threads to or was sent to; never a new lead, never sent.
+    sent_folders: tuple[str, ...] = ()
     idle: bool = True
     poll_interval: float = Field(default=60.0, ge=1, le=86400)
     batch_size: int = Field(default=100, ge=1, le=10_000)
@@ -250,6 +261,23 @@ class ImapAccount(_Account):
             raise ValueError("a folder is listed twice")
         return value
 
+    @field_validator("sent_folders")
+    @classmethod
+    def _plain_sent_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _sent_folder_names(value)
+
+    @model_validator(mode="after")
+    def _sent_apart(self) -> ImapAccount:
+        both = sorted(set(self.folders) & set(self.sent_folders))
+        if both:
+            raise ValueError(f"{both[0]!r} is listed in both folders and sent_folders")
+        return self
+
+    @property
+    def watched(self) -> tuple[tuple[str, bool], ...]:
+        """Every (folder, is_sent) a poller works: the inbound folders, then the Sent ones."""
+        return (*((f, False) for f in self.folders), *((f, True) for f in self.sent_folders))
+
     @property
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "ssl" else 143)
@@ -261,10 +289,32 @@ class MaildirAccount(_Account):
     # How often the Maildir is scanned for new files, in seconds.
     poll_interval: float = Field(default=2.0, ge=0.1, le=86400)
     batch_size: int = Field(default=100, ge=1, le=10_000)
+    # Maildir++ sub-folders of sent mail ("Sent" is <path>/.Sent): read as outbound mail, and
+    # left out of the inbound scan of ``path``.
+    sent_folders: tuple[str, ...] = ()
+
+    @field_validator("sent_folders")
+    @classmethod
+    def _plain_sent_folders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        value = _sent_folder_names(value)
+        for name in value:
+            if "/" in name or "\\" in name or name.strip(".") in ("", "."):
+                raise ValueError(f"{name!r}: a Maildir++ folder name such as Sent")
+        return value
+
+    def sent_path(self, name: str) -> Path:
+        """The directory of a Maildir++ folder: ``Sent`` and ``.Sent`` are both <path>/.Sent."""
+        return self.path / (name if name.startswith(".") else f".{name}")
 
     @property
     def folders(self) -> tuple[str, ...]:
         return (str(self.path),)
+
+    @property
+    def watched(self) -> tuple[tuple[str, bool], ...]:
+        """Every (folder, is_sent) a poller works: the Maildir, then its Sent folders."""
+        sent = ((str(self.sent_path(n)), True) for n in self.sent_folders)
+        return ((str(self.path), False), *sent)
 
 
 Account = Annotated[ImapAccount | MaildirAccount, Field(discriminator="kind")]
@@ -431,6 +481,10 @@ class Settings(_Section):
                 return account
         known = ", ".join(a.name for a in self.accounts) or "none configured"
         raise ConfigError(f"no account named {name!r} ({known})", value=name)
+
+    def is_sent_folder(self, account: str, folder: str | None) -> bool:
+        """Whether mail from this account's folder is our own sent mail (``sent_folders``)."""
+        return any(a.name == account and (folder, True) in a.watched for a in self.accounts)
 
 
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:

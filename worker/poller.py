@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Connection
 
@@ -94,10 +95,13 @@ class FolderWorker(ABC):
         stop: threading.Event | None = None,
         on_result: OnResult | None = None,
         parse_workers: int = 0,
+        sent: bool = False,
     ) -> None:
         self.app = app
         self.account = account
         self.folder = folder
+        # A Sent folder: its mail is the executives' own, recorded as outbound (intake).
+        self.sent = sent
         self.holder = holder or holder_id()
         self.stop = stop or threading.Event()
         self.on_result = on_result
@@ -247,7 +251,7 @@ class FolderWorker(ABC):
         self, raws: Iterator[RawMessage], count: int, report: SyncReport, uidvalidity: int | None
     ) -> None:
         """Run messages through intake, one transaction each; stops between messages."""
-        intake = Intake(self.app, max_bytes=self.max_bytes)
+        intake = Intake(self.app, max_bytes=self.max_bytes, sent=self.sent)
         # Worker processes pay off for a backlog; a message or two from IDLE is faster here.
         workers = self.parse_workers if count > 2 * self.account.batch_size else 0
         # Batches the size of a FETCH: each is processed as soon as it has arrived.
@@ -278,7 +282,8 @@ class ImapWorker(FolderWorker):
 
     def connect(self) -> None:
         self.disconnect()
-        imap = ImapFolder(self.account, self.folder, password_for(self.account))
+        readonly = True if self.sent else None
+        imap = ImapFolder(self.account, self.folder, password_for(self.account), readonly=readonly)
         imap.connect()
         self.imap = imap
 
@@ -333,8 +338,11 @@ class ImapWorker(FolderWorker):
             yield from batch
 
     def _post_actions(self, done_uid: int, last_uid: int) -> None:
-        """Apply the post-action to committed messages it has not been applied to yet."""
-        if self.account.post_action == "none" or last_uid <= done_uid:
+        """Apply the post-action to committed messages it has not been applied to yet.
+
+        Never in a Sent folder: the post-action is for the mail that arrives.
+        """
+        if self.account.post_action == "none" or self.sent or last_uid <= done_uid:
             return
         assert self.imap is not None
         pending = self.imap.uids_between(done_uid + 1, last_uid)
@@ -358,9 +366,16 @@ class ImapWorker(FolderWorker):
 class MaildirWorker(FolderWorker):
     account: MaildirAccount
 
-    def __init__(self, app: App, account: MaildirAccount, **kwargs: object) -> None:
-        super().__init__(app, account, str(account.path), **kwargs)  # type: ignore[arg-type]
-        self.watch = MaildirWatch(account.path, account.name)
+    def __init__(
+        self, app: App, account: MaildirAccount, path: Path | None = None, **kwargs: object
+    ) -> None:
+        """The Maildir of ``account``, or one of its Sent folders at ``path`` (``sent=True``)."""
+        folder = path or account.path
+        super().__init__(app, account, str(folder), **kwargs)  # type: ignore[arg-type]
+        # The inbound scan leaves the Sent folders to their own workers.
+        skip = frozenset() if path else frozenset(map(account.sent_path, account.sent_folders))
+        # A Sent folder's messages name it, so that a quarantined one replays as sent mail.
+        self.watch = MaildirWatch(folder, account.name, skip, str(folder) if self.sent else None)
         self._keys: dict[str, str] = {}  # source path -> Maildir key, until its outcome
 
     @property
@@ -390,7 +405,7 @@ class MaildirWorker(FolderWorker):
 
     def _unknown(self, files: list[MaildirFile], report: SyncReport) -> Iterator[RawMessage]:
         """The files' messages, minus those stored before (recognised by their bytes)."""
-        intake = Intake(self.app, max_bytes=self.max_bytes)
+        intake = Intake(self.app, max_bytes=self.max_bytes, sent=self.sent)
         for start in range(0, len(files), self.account.batch_size):
             if self.stop.is_set():
                 return
@@ -442,17 +457,32 @@ def workers_for(
     on_result: OnResult | None = None,
     holder: str | None = None,
 ) -> list[FolderWorker]:
-    """One worker per folder of the named accounts (all accounts when none are named)."""
+    """One worker per folder of the named accounts (all accounts when none are named),
+    Sent folders included."""
     accounts = [settings.account(n) for n in names] if names else list(settings.accounts)
     holder = holder or holder_id()
     found: list[FolderWorker] = []
     for account in accounts:
         if isinstance(account, MaildirAccount):
             found.append(MaildirWorker(app, account, holder=holder, stop=stop, on_result=on_result))
+            for name in account.sent_folders:
+                found.append(
+                    MaildirWorker(
+                        app,
+                        account,
+                        account.sent_path(name),
+                        sent=True,
+                        holder=holder,
+                        stop=stop,
+                        on_result=on_result,
+                    )
+                )
             continue
-        for folder in account.folders:
+        for folder, sent in account.watched:
             found.append(
-                ImapWorker(app, account, folder, holder=holder, stop=stop, on_result=on_result)
+                ImapWorker(
+                    app, account, folder, sent=sent, holder=holder, stop=stop, on_result=on_result
+                )
             )
     # Worker processes are forked; forking a process with several busy threads is unsafe,
     # so only a single folder worker parses in a pool.

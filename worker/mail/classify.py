@@ -1236,7 +1236,9 @@ def _returned_message_ids(v: _View, kind: Kind) -> list[str]:
         if match:
             ids.append(match.group(1))
     if not ids and kind is Kind.BOUNCE:
-        ids.extend(v.msg.in_reply_to)  # Exchange NDRs reply to the message they return
+        # Exchange NDRs reply to the message they return; some name it in References only
+        # (the last entry is the message replied to).
+        ids.extend(v.msg.in_reply_to or v.msg.references[-1:])
     return ids
 
 

@@ -128,6 +128,28 @@ def thread(
     return ThreadMatch(None, "new", f"no thread and no lead for {sender_key}")
 
 
+def thread_sent(
+    msg: InboundMessage,
+    recipient_keys: Sequence[str],
+    lookups: ThreadLookups,
+    signer: TokenSigner | None = None,
+) -> ThreadMatch:
+    """The lead a message we sent belongs to (a Sent folder): its thread, else its recipient.
+
+    The sender is one of us, so no participant test: (1) References and In-Reply-To, (2) our
+    token, then (3) the first recipient (To before Cc) that is a lead's address or a contact's.
+    A message to nobody we know matches no lead; sent mail never makes one.
+    """
+    for step, candidates, why in _candidate_steps(msg, "", lookups, signer):
+        if candidates:
+            return ThreadMatch(candidates[0], step, why)
+    for key in recipient_keys:
+        if key and lookups.knows_sender(key):
+            for lead_id in lookups.leads_by_address(key):
+                return ThreadMatch(lead_id, "recipient", f"sent to {key}, of lead {lead_id}")
+    return ThreadMatch(None, "new", "sent mail to no lead")
+
+
 def _candidate_steps(
     msg: InboundMessage,
     sender_key: str,
@@ -143,5 +165,5 @@ def _candidate_steps(
         yield "token", tokens, "lead token"
     key = normalize_subject(msg.subject)
     # Steps 3 and 4 need a sender some lead already knows; one query rules out a stranger.
-    if key and lookups.knows_sender(sender_key):
+    if key and sender_key and lookups.knows_sender(sender_key):
         yield "subject", lookups.open_leads_by_subject(sender_key, key), f"subject {key!r}"

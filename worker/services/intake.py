@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeadmailError, NotFoundError
-from worker.mail.addresses import email_key
+from worker.mail.addresses import email_key, organization_domain
+from worker.mail.autoreply import AUTO_REPLY_HEADERS, autoreply_refusal, autoreply_subject
+from worker.mail.bounces import address_keys, bounce_effect
 from worker.mail.charsets import clean
+from worker.mail.classify import Kind
 from worker.mail.message import InboundMessage, RawMessage
-from worker.mail.threading import ThreadMatch, ancestor_ids, thread
+from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
@@ -26,7 +30,7 @@ from worker.services.preparation import (
     default_workers,
     prepare_batch,
 )
-from worker.store import inbound, lifecycle
+from worker.store import inbound, lifecycle, outbox
 from worker.store.blobs import sha256_hex
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, Outcome, utcnow
@@ -101,8 +105,11 @@ class Intake:
         assigner: Assigner | None = None,
         dry_run: bool = False,
         max_bytes: int | None = None,
+        sent: bool = False,
     ) -> None:
         self.app = app
+        # Messages from a Sent folder: ours, recorded as outbound (``_Decision._sent``).
+        self.sent = sent
         self.assigner = assigner if assigner is not None else default_assigner(app)
         self.dry_run = dry_run
         self.max_bytes = max_bytes or app.settings.leads.max_message_bytes
@@ -173,7 +180,17 @@ class Intake:
             folder=entry.folder,
             uid=entry.uid,
         )
-        result = self.process(raw)
+        intake = self
+        if not self.sent and self.app.settings.is_sent_folder(entry.account, entry.folder):
+            # Held from a Sent folder: it is our own mail, never a lead.
+            intake = Intake(
+                self.app,
+                assigner=self.assigner,
+                dry_run=self.dry_run,
+                max_bytes=self.max_bytes,
+                sent=True,
+            )
+        result = intake.process(raw)
         if not self.dry_run and result.outcome is not Outcome.QUARANTINED:
             with self.app.db.begin() as conn:
                 inbound.mark_replayed(conn, entry_id, result.outcome.value, utcnow())
@@ -334,6 +351,9 @@ class _Decision:
         self.assigner = intake.assigner
         # A dry run commits nothing, so it races nobody (and would only pile up locks).
         self.lock = not intake.dry_run
+        self.dry_run = intake.dry_run
+        self.sent = intake.sent
+        self.own_addresses = intake.app.own.addresses
         self.conn = conn
         self.item = item
         self.msg = item.msg
@@ -345,6 +365,8 @@ class _Decision:
         self.unused_blobs: set[str] = set()  # blobs of erased mail, deleted after the commit
 
     def run(self) -> IntakeResult:
+        if self.sent:
+            return self._sent()
         verdict, sender = self.verdict, self.sender
         if verdict.may_lead and self.lock:
             # Before "do we know this sender?": see inbound.lock_sender.
@@ -372,6 +394,57 @@ class _Decision:
             return self._threaded(match.lead_id, reasons)
         return self._created(match, reasons)
 
+    def _sent(self) -> IntakeResult:
+        """Mail an executive sent from their own client (a Sent folder): recorded as
+        outbound on the lead it threads to or was sent to, with the status effect of our
+        own outbound mail. It never makes a lead, and leadmail's own copy is not recorded
+        twice (its row, account "outbox", has the same Message-ID)."""
+        msg = self.msg
+        recorded, any_erased = inbound.sent_precheck(
+            self.conn, message_id=msg.message_id, content_hash=self.item.content_hash
+        )
+        if recorded is not None:
+            return self._duplicate(recorded)
+        recipients = [
+            key
+            for key in dict.fromkeys(email_key(a.email) for a in (*msg.to, *msg.cc))
+            if key and key not in self.own_addresses
+        ]
+        if any_erased and any(
+            lifecycle.is_erased(self.conn, key, msg.message_id) for key in recipients or [""]
+        ):
+            return self._erased()
+        reasons = [f"sent mail (folder {self.raw.folder or self.raw.source})"]
+        lookups = StoreLookups(self.conn)
+        match = thread_sent(msg, recipients, lookups, self.app.signer)
+        reasons.append(f"thread: {match.reason}")
+        if match.lead_id is None:
+            return self._store(Outcome.IGNORED, reasons, None)
+        lead = inbound.lead_state(self.conn, match.lead_id)
+        self._lead_key = lead.email_key
+        # To the lead's side: its address, a contact's, or its organisation's domain. A
+        # forward to a colleague is kept on the lead but says nothing to the lead.
+        to_lead = any(
+            key == lead.email_key
+            or inbound.is_contact(self.conn, lead.id, key)
+            or (
+                lead.organization_domain is not None
+                and organization_domain(key, self.app.sender_policy) == lead.organization_domain
+            )
+            for key in recipients
+        )
+        person = self.verdict.kind in (Kind.HUMAN, Kind.OWN)
+        if not person:
+            reasons.append(f"{self.verdict.kind.value}: no status change")
+        elif not to_lead:
+            reasons.append("not sent to the lead's side: no status change")
+        result, row_id = self._store_row(Outcome.THREADED, reasons, lead.id)
+        if person and to_lead and lead.status in (LeadStatus.LEAD, LeadStatus.OPEN):
+            where = "/".join(filter(None, (self.raw.account, self.raw.folder)))
+            cause = f"sent mail {msg.message_id} found in {where}"
+            self._set_status(lead.id, lead.status, LeadStatus.REPLIED, cause, row_id)
+        return result
+
     # -- outcomes ----------------------------------------------------------------------
 
     def _duplicate(self, row_id: int) -> IntakeResult:
@@ -380,6 +453,14 @@ class _Decision:
             existing.message_id == self.msg.message_id and existing.account == self.raw.account
         )
         why = "Message-ID already stored" if same_id else "same content already stored"
+        if self.sent and existing.message_id == self.msg.message_id:
+            from worker.services.outbound import ACCOUNT as OUTBOUND_ACCOUNT
+
+            why = (
+                "leadmail's own outbound mail"
+                if existing.account == OUTBOUND_ACCOUNT
+                else "sent mail already recorded"
+            )
         return IntakeResult(
             self.raw.source,
             self.msg.message_id,
@@ -417,17 +498,49 @@ class _Decision:
         return lead_id
 
     def _mark_bounced(self, reasons: list[str]) -> int | None:
-        """A bounce of our own outbound mail marks it bounced and its lead's address bouncing.
+        """A bounce of our own outbound mail marks it bounced (its outbox row too) and, when
+        the address that failed is the lead's, the lead's address bouncing; the lead's
+        timeline says which mail bounced and why.
 
         A delayed-delivery notice (no failed recipients) links to the lead but marks nothing.
         """
         classification = self.verdict.classification
         rows = inbound.outbound_messages(self.conn, classification.bounced_message_ids)
-        leads = sorted({lead for _, lead in rows if lead is not None})
-        if rows and classification.failed_recipients:
-            inbound.mark_bounced(self.conn, [row_id for row_id, _ in rows], leads, self.now)
-            if leads:
-                reasons.append(f"bounce marks lead(s) {', '.join(map(str, leads))} as bouncing")
+        leads = list(dict.fromkeys(row.lead_id for row in rows if row.lead_id is not None))
+        failed = classification.failed_recipients
+        if not rows or not failed:
+            return leads[0] if leads else None
+        bouncing: list[int] = []
+        error = f"bounce {self.msg.message_id}: {', '.join(failed)[:500]}"
+        for row in rows:
+            outbox_row = outbox.mark_bounced(self.conn, row.message_id, error, self.now)
+            if row.lead_id is None:
+                continue
+            effect = bounce_effect(failed, address_keys(row.sent_to), row.lead_email_key)
+            if effect.lead_bouncing:
+                bouncing.append(row.lead_id)
+            summary = f"mail {row.message_id} bounced: {effect.reason}" + (
+                "; the address is marked bouncing" if effect.lead_bouncing else ""
+            )
+            details = {
+                "message_id": row.message_id,
+                "bounce": self.msg.message_id,
+                "failed": list(failed),
+                "outbox_id": outbox_row["id"] if outbox_row else None,
+            }
+            inbound.log_activity(
+                self.conn,
+                row.lead_id,
+                kind="bounce",
+                summary=summary,
+                details=details,
+                now=self.now,
+            )
+            reasons.append(f"bounce of {row.message_id} on lead {row.lead_id}: {effect.reason}")
+        bouncing = list(dict.fromkeys(bouncing))
+        inbound.mark_bounced(self.conn, [row.id for row in rows], bouncing, self.now)
+        if bouncing:
+            reasons.append(f"bounce marks lead(s) {', '.join(map(str, bouncing))} as bouncing")
         return leads[0] if leads else None
 
     def _threaded(self, lead_id: int, reasons: list[str]) -> IntakeResult:
@@ -477,7 +590,60 @@ class _Decision:
         if pending is not None:
             assert self.assigner is not None
             self.assigner.record_new(self.conn, lead_id, pending)
+        acknowledgement = self._acknowledge(lead_id)
+        if acknowledgement is not None:
+            reasons.append(acknowledgement)
+            inbound.set_reasons(self.conn, row_id, reasons)
+            result = replace(result, reasons=tuple(reasons))
         return result
+
+    def _acknowledge(self, lead_id: int) -> str | None:
+        """[autoreply]: one acknowledgement of a new lead's first message, queued through
+        the outbox in this transaction (the lead and its acknowledgement commit together,
+        so a message fetched again after a crash is acknowledged once). What happened, for
+        the message's reasons; None when acknowledgements are off."""
+        settings = self.app.settings.autoreply
+        if not settings.enabled:
+            return None
+        why = autoreply_refusal(self.msg, self.verdict)
+        if why is None and settings.min_interval_hours > 0:
+            since = self.now - timedelta(hours=settings.min_interval_hours)
+            earlier = inbound.recent_autoreply(self.conn, self.sender.key, since)
+            if earlier is not None:
+                why = (
+                    f"{self.sender.key} was acknowledged at {earlier[1]:%Y-%m-%d %H:%M} UTC, "
+                    f"less than {settings.min_interval_hours:g} h ago"
+                )
+        if why is not None:
+            return f"no acknowledgement: {why}"
+        if self.dry_run:
+            return "acknowledgement: one would be queued"
+        # Composing and templates (Jinja2, Markdown) load only when acknowledgements are on.
+        from worker.services.outbound import SendRequest, queue_mail
+
+        request = SendRequest(
+            subject=autoreply_subject(self.msg.subject),
+            template=settings.template,
+            lead_id=lead_id,
+            actor=inbound.AUTOREPLY_ACTOR,
+            extra_headers=AUTO_REPLY_HEADERS,
+        )
+        try:
+            # A savepoint: a refused acknowledgement (no template, no sender address) costs
+            # the acknowledgement, never the lead.
+            with self.conn.begin_nested():
+                queued = queue_mail(self.app, request, self.now, conn=self.conn)
+                inbound.record_autoreply(
+                    self.conn,
+                    email_key=self.sender.key,
+                    lead_id=lead_id,
+                    outbox_id=queued.outbox_id,
+                    now=self.now,
+                )
+        except LeadmailError as exc:
+            log.warning("lead %s: no acknowledgement queued: %s", lead_id, exc)
+            return f"no acknowledgement: {exc}"
+        return f"acknowledgement queued: outbox #{queued.outbox_id} <{queued.message_id}>"
 
     # -- writes -------------------------------------------------------------------------
 
@@ -488,9 +654,14 @@ class _Decision:
         self, outcome: Outcome, reasons: list[str], lead_id: int | None
     ) -> tuple[IntakeResult, int]:
         kind = self.verdict.kind.value
+        row = self.item.row
+        if self.sent:
+            # Ours, sent: "own" like leadmail's outbound rows, unless a responder wrote it.
+            kind = kind if self.verdict.kind not in (Kind.HUMAN, Kind.OWN) else Kind.OWN.value
+            row = {**row, "direction": "out"}
         row_id = inbound.insert_message(
             self.conn,
-            self.item.row,
+            row,
             kind=kind,
             outcome=outcome.value,
             reasons=reasons,
@@ -502,7 +673,9 @@ class _Decision:
             inbound.insert_attachments(self.conn, row_id, self.item.attachments)
         if lead_id is not None and outcome in (Outcome.CREATED, Outcome.THREADED):
             # The lead's own address needs no row: is_participant checks it on the lead.
-            keys = [k for k in self.item.participant_keys if k != self._lead_key]
+            # Nor does the sender of our own sent mail: that is one of us.
+            us = self.sender.key if self.sent else None
+            keys = [k for k in self.item.participant_keys if k not in (self._lead_key, us)]
             inbound.add_participants(self.conn, lead_id, keys)
         result = IntakeResult(
             self.raw.source,

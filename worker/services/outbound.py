@@ -11,14 +11,17 @@ For ``worker/jobs`` (the worker, after SMTP): ``delivered(app, id, results, log_
 sent_at)``, ``failed(app, id, error, results, log_entry)``, ``retry_later(app, id, due_at,
 error, results, log_entry)``; each returns False, changing nothing, when the row is no
 longer ``claimed``/``sending``. Claiming and taking rows: ``store/outbox.py``.
-For intake: ``bounced(conn, message_ids, error, now)`` inside its transaction.
+For intake: ``queue_mail(..., conn=conn)`` queues a new lead's acknowledgement inside its
+transaction ([autoreply]). A bounce is handled in intake itself (``store/outbox.mark_bounced``
+and ``mail/bounces.py``, which marks the lead's address only when it is the one that failed).
 For people: ``queue_mail``, ``cancel``, ``retry``, ``list_outbox``, ``show_outbox``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -98,8 +101,19 @@ class QueuedMail:
         }
 
 
-def queue_mail(app: App, request: SendRequest, now: datetime | None = None) -> QueuedMail:
-    """Queue one mail, or refuse it with one line and queue nothing (see the module doc)."""
+def queue_mail(
+    app: App,
+    request: SendRequest,
+    now: datetime | None = None,
+    *,
+    conn: Connection | None = None,
+) -> QueuedMail:
+    """Queue one mail, or refuse it with one line and queue nothing (see the module doc).
+
+    With ``conn``, inside the caller's transaction (intake's acknowledgement of a new lead
+    is queued in the transaction that makes the lead), which the caller commits; a refusal
+    then leaves the caller to roll back what it began (a savepoint).
+    """
     now = now or utcnow()
     actor = check_actor(request.actor)
     subject = _checked_subject(request.subject)
@@ -121,7 +135,7 @@ def queue_mail(app: App, request: SendRequest, now: datetime | None = None) -> Q
     rules = rule_book(app).load()  # a broken rule file is refused here, before anything
     chosen = _executive(rules, request.executive) if request.executive else None
 
-    with app.db.begin() as conn:
+    with _transaction(app, conn) as conn:
         lead_id, created = _resolve_lead(app, conn, rules, request.lead_id, to, actor, now)
         lead = store.lead_for_mail(conn, lead_id)
         if lead is None:  # pragma: no cover - resolved in this very transaction
@@ -177,6 +191,16 @@ def queue_mail(app: App, request: SendRequest, now: datetime | None = None) -> Q
         if forced:
             _log_forced(conn, lead_id, outbox_id, composed.message_id, forced, reason, actor, now)
     return QueuedMail(outbox_id, composed.message_id, lead_id, OutboxStatus.PENDING, created)
+
+
+@contextmanager
+def _transaction(app: App, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when it has one, else one of our own."""
+    if conn is not None:
+        yield conn
+        return
+    with app.db.begin() as fresh:
+        yield fresh
 
 
 # -- checks before the transaction --------------------------------------------------------------
@@ -488,7 +512,9 @@ def delivered(
         row = store.get(conn, outbox_id)
         assert row is not None
         lead = store.lead_for_mail(conn, row["lead_id"])
-        if lead is not None and lead["status"] in _TO_REPLIED:
+        # An automatic acknowledgement answers nothing: the lead still waits for a person.
+        answered = row.get("created_by") != inbound.AUTOREPLY_ACTOR
+        if lead is not None and answered and lead["status"] in _TO_REPLIED:
             inbound.set_lead_status(conn, lead["id"], LeadStatus.REPLIED.value, when)
             inbound.log_status_change(
                 conn,

@@ -24,7 +24,7 @@ def mailbox_status(app: App, live: bool = False) -> list[dict[str, Any]]:
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for account in app.settings.accounts:
-        for folder in account.folders:
+        for folder, _ in account.watched:
             cursor = known.pop((account.name, folder), None)
             row = _row(account.name, account.kind, folder, cursor, now)
             if live and isinstance(account, ImapAccount):

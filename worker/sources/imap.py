@@ -75,9 +75,13 @@ def tls_context(account: ImapAccount) -> ssl.SSLContext:
 class ImapFolder:
     """A logged-in connection with one folder selected; not thread-safe (one user at a time)."""
 
-    def __init__(self, account: ImapAccount, folder: str, password: str) -> None:
+    def __init__(
+        self, account: ImapAccount, folder: str, password: str, *, readonly: bool | None = None
+    ) -> None:
         self.account = account
         self.folder = folder
+        # Read-only unless a post-action changes the folder (never in a Sent folder).
+        self.readonly = account.post_action == "none" if readonly is None else readonly
         self._password = password
         self._client: IMAPClient | None = None
         self.state: FolderState | None = None
@@ -175,9 +179,8 @@ class ImapFolder:
             raise FetchError(f"{account.name}: login failed: {why}") from None
 
     def _select(self, client: IMAPClient) -> FolderState:
-        readonly = self.account.post_action == "none"
         try:
-            info = client.select_folder(self.folder, readonly=readonly)
+            info = client.select_folder(self.folder, readonly=self.readonly)
         except IMAPClientError as exc:
             raise FetchError(f"{self.where}: cannot open folder: {_describe(exc)}") from None
         uidnext = info.get(b"UIDNEXT")

@@ -32,9 +32,17 @@ def unique_name(name: str) -> str:
 class MaildirWatch:
     """Remembers the files it handed out; ``scan`` returns only the new ones."""
 
-    def __init__(self, path: Path, account: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        account: str,
+        skip: frozenset[Path] = frozenset(),
+        folder: str | None = None,
+    ) -> None:
         self.path = path
         self.account = account
+        self.folder = folder  # recorded on each message (a Sent folder's, for a replay)
+        self.skip = skip  # sub-folders read by a watch of their own (Sent folders)
         self._seen: set[str] = set()
 
     def check(self) -> None:
@@ -62,6 +70,8 @@ class MaildirWatch:
         except OSError:
             return
         for child in children:
+            if child in self.skip:
+                continue
             if child.name.startswith(".") and child.name not in (".", "..") and is_maildir(child):
                 yield from self._files(child, f"{prefix}{child.name}/")
 
@@ -76,7 +86,9 @@ class MaildirWatch:
                 raise SourceError(
                     f"cannot read {candidate}: {exc.strerror}", str(candidate)
                 ) from None
-            return RawMessage(data=data, source=str(candidate), account=self.account)
+            return RawMessage(
+                data=data, source=str(candidate), account=self.account, folder=self.folder
+            )
         return None
 
     def _candidates(self, file: MaildirFile) -> Iterator[Path]:

@@ -26,7 +26,9 @@ from worker.store.blobs import safe_filename
 from worker.store.fast import FastStatement
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
 from worker.store.models import (
+    Activity,
     Attachment,
+    Autoreply,
     Contact,
     ErasedKey,
     Lead,
@@ -38,6 +40,11 @@ from worker.store.models import (
 )
 
 _leads = table_of(Lead)
+_activities = table_of(Activity)
+_autoreplies = table_of(Autoreply)
+
+AUTOREPLY_ACTOR = "autoreply"
+"""``outbox.created_by`` of the acknowledgements intake queues ([autoreply])."""
 _messages = table_of(Message)
 _contacts = table_of(Contact)
 _participants = table_of(Participant)
@@ -68,6 +75,17 @@ class LeadState:
     email_key: str | None
     organization_domain: str | None
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    """A message we sent, as a bounce of it needs it: whom it went to, and whose lead."""
+
+    id: int
+    lead_id: int | None
+    message_id: str
+    sent_to: tuple[str, ...]  # To and Cc as stored (``Name <addr>`` or ``addr``)
+    lead_email_key: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +211,20 @@ _DUPLICATE_ID = (
 # (store/lifecycle.is_erased), so intake pays nothing extra for erasure in the usual case.
 _ANY_ERASED = select(table_of(ErasedKey).c.id).limit(1).scalar_subquery()
 _PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery(), _ANY_ERASED))
+# A message of ours recorded already: leadmail's own outbound row (account "outbox") or a
+# Sent-folder copy read before, by Message-ID in any account; or the same bytes anywhere.
+_RECORDED_OUT = (
+    select(_messages.c.id)
+    .where(
+        or_(
+            (_messages.c.direction == "out") & (_messages.c.message_id == bindparam("message_id")),
+            _messages.c.content_hash == bindparam("content_hash"),
+        )
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_SENT_PRECHECK = select(_RECORDED_OUT, _ANY_ERASED)
 _LOCK_SENDER = FastStatement(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
 _STORED = FastStatement(
     select(
@@ -226,9 +258,31 @@ _SET_STATUS = FastStatement(
     .values(status=bindparam("status"), updated_at=bindparam("now"))
 )
 _INSERT_STATUS = FastStatement(insert(_status_changes))
-_OUTBOUND_BY_MESSAGE_IDS = select(_messages.c.id, _messages.c.lead_id).where(
-    _messages.c.message_id.in_(bindparam("ids", expanding=True)),
-    _messages.c.direction == "out",
+_OUTBOUND_BY_MESSAGE_IDS = (
+    select(
+        _messages.c.id,
+        _messages.c.lead_id,
+        _messages.c.message_id,
+        _messages.c.recipients,
+        _leads.c.email_key,
+    )
+    .outerjoin(_leads, _leads.c.id == _messages.c.lead_id)
+    .where(
+        _messages.c.message_id.in_(bindparam("ids", expanding=True)),
+        _messages.c.direction == "out",
+    )
+    .order_by(_messages.c.id)
+)
+_INSERT_ACTIVITY = insert(_activities)
+# An acknowledgement queued to this address lately.
+_RECENT_AUTOREPLY = (
+    select(_autoreplies.c.outbox_id, _autoreplies.c.at)
+    .where(
+        _autoreplies.c.email_key == bindparam("email_key"),
+        _autoreplies.c.at >= bindparam("since"),
+    )
+    .order_by(_autoreplies.c.at.desc())
+    .limit(1)
 )
 _MARK_BOUNCED = (
     update(_messages)
@@ -307,6 +361,17 @@ def precheck(
     }
     duplicate_id, known, erased = _PRECHECK.one(conn, params)
     return duplicate_id, bool(known), erased is not None
+
+
+def sent_precheck(
+    conn: Connection, *, message_id: str, content_hash: str
+) -> tuple[int | None, bool]:
+    """For a message from a Sent folder: (id of the row that records it already or None,
+    whether anything was ever erased), in one round trip."""
+    row = conn.execute(
+        _SENT_PRECHECK, {"message_id": message_id, "content_hash": content_hash}
+    ).one()
+    return row[0], row[1] is not None
 
 
 def stored_message(conn: Connection, row_id: int) -> StoredMessage:
@@ -425,12 +490,76 @@ def log_status_change(
     )
 
 
-def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[tuple[int, int | None]]:
-    """(row id, lead id) of our own sent messages with these Message-IDs."""
+def outbound_messages(conn: Connection, message_ids: Sequence[str]) -> list[OutboundRow]:
+    """Our own sent messages with these Message-IDs (leadmail's and Sent-folder copies)."""
     if not message_ids:
         return []
-    rows = conn.execute(_OUTBOUND_BY_MESSAGE_IDS, {"ids": list(message_ids)}).all()
-    return [(row.id, row.lead_id) for row in rows]
+    rows = conn.execute(_OUTBOUND_BY_MESSAGE_IDS, {"ids": list(message_ids)[:200]}).all()
+    return [
+        OutboundRow(
+            id=row.id,
+            lead_id=row.lead_id,
+            message_id=row.message_id,
+            sent_to=tuple(
+                str(value)
+                for field in ("to", "cc")
+                for value in (row.recipients or {}).get(field, ())
+            ),
+            lead_email_key=row.email_key,
+        )
+        for row in rows
+    ]
+
+
+def set_reasons(conn: Connection, row_id: int, reasons: Sequence[str]) -> None:
+    """The reasons of a message row, when its transaction learnt more after storing it."""
+    conn.execute(update(_messages).where(_messages.c.id == row_id).values(reasons=list(reasons)))
+
+
+def recent_autoreply(
+    conn: Connection, email_key: str, since: datetime
+) -> tuple[int | None, datetime] | None:
+    """(outbox id, when) of the latest acknowledgement to this address since ``since``."""
+    row = conn.execute(_RECENT_AUTOREPLY, {"email_key": email_key, "since": since}).first()
+    return (row.outbox_id, row.at) if row is not None else None
+
+
+def record_autoreply(
+    conn: Connection, *, email_key: str, lead_id: int, outbox_id: int, now: datetime
+) -> None:
+    conn.execute(
+        insert(_autoreplies),
+        {
+            "email_key": email_key[:_ADDRESS_MAX],
+            "lead_id": lead_id,
+            "outbox_id": outbox_id,
+            "at": now,
+        },
+    )
+
+
+def log_activity(
+    conn: Connection,
+    lead_id: int,
+    *,
+    kind: str,
+    summary: str,
+    details: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """A line in the lead's timeline written by intake itself (actor "leadmail")."""
+    conn.execute(
+        _INSERT_ACTIVITY,
+        {
+            "lead_id": lead_id,
+            "kind": kind,
+            "summary": summary,
+            "actor": "leadmail",
+            "details": dict(details),
+            "due_date": None,
+            "at": now,
+        },
+    )
 
 
 def mark_bounced(

@@ -378,6 +378,24 @@ class Outbox(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Autoreply(Base):
+    """An automatic acknowledgement queued to an address ([autoreply], migration 0009).
+
+    Keyed by the address, not the lead, so "at most one per address per
+    min_interval_hours" holds when the address later gets another lead (its first lead's
+    address was edited, say). The row goes with its lead (erase deletes the lead).
+    """
+
+    __tablename__ = "autoreplies"
+    __table_args__ = (Index("ix_autoreplies_email_key_at", "email_key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320))
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class QuarantineEntry(Base):
     __tablename__ = "quarantine"
 

@@ -379,7 +379,7 @@ class Outbox(Base):
 
 
 class Autoreply(Base):
-    """An automatic acknowledgement queued to an address ([autoreply], migration 0009).
+    """An automatic acknowledgement queued to an address ([autoreply], migration 0010).
 
     Keyed by the address, not the lead, so "at most one per address per
     min_interval_hours" holds when the address later gets another lead (its first lead's

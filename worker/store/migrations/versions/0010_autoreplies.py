@@ -1,7 +1,7 @@
 """autoreplies: the acknowledgements queued to each address
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03 09:00:00
 
 With ``[autoreply] enabled``, intake acknowledges a new lead's first message through the
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -40,6 +40,7 @@ COMMANDS = {
     "quotations": "worker.cli.records:quotations",
     "send": "worker.cli.send:send",
     "outbox": "worker.cli.outbox:outbox",
+    "reminders": "worker.cli.reminders:reminders",
 }
 
 

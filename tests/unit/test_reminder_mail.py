@@ -39,7 +39,8 @@ DRAFT = ReminderDraft(
     messages=(
         MessageSummary("in", NOW - timedelta(days=3), "jane@acme.example", "Quote?", "one"),
         MessageSummary("out", NOW - timedelta(days=2), "alice@northwind.example", "Re: Quote?",
-                       "Hello Jane,\n\n> old quoted text\nHere is the quote.\nBest,\nAlice\nmore\nmore"),
+                       "Hello Jane,\n\n> old quoted text\nHere is the quote.\nBest,\nAlice\n"
+                       "more\nmore"),
         MessageSummary("in", NOW - timedelta(days=1), "jane@acme.example", "Re: Re: Quote?",
                        "Thanks!"),
         MessageSummary("in", NOW - timedelta(hours=1), "jane@acme.example", "Also", "One more"),

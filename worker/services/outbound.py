@@ -580,18 +580,6 @@ def retry(app: App, outbox_id: int, actor: str) -> dict[str, Any]:
         return _row(conn, outbox_id)
 
 
-def bounced(conn: Connection, message_ids: Sequence[str], error: str, now: datetime) -> list[int]:
-    """Inside intake's transaction: a bounce names these Message-IDs of ours. Their outbox
-    rows become ``bounced`` and their leads' addresses bouncing; the outbox ids changed."""
-    changed: list[int] = []
-    for message_id in message_ids:
-        row = store.mark_bounced(conn, message_id, _one_line(error), now)
-        if row is not None and row["status"] == OutboxStatus.BOUNCED:
-            store.set_lead_bouncing(conn, row["lead_id"], now)
-            changed.append(row["id"])
-    return changed
-
-
 def _row(conn: Connection, outbox_id: int) -> dict[str, Any]:
     row = store.get(conn, outbox_id, lock=True)
     if row is None:

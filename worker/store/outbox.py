@@ -384,9 +384,3 @@ def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | N
     if row is None:
         return None
     return str(row.message_id), [str(r) for r in row.references or []]
-
-
-def set_lead_bouncing(executor: Executor, lead_id: int, now: datetime) -> None:
-    executor.execute(
-        update(_leads).where(_leads.c.id == lead_id).values(email_bouncing=True, updated_at=now)
-    )

@@ -186,6 +186,7 @@ class PollerSettings(_Section):
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _POST_ACTION = re.compile(r"^(none|flag|move:.+)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:\[\]]+\.[^@\s<>\"(),;:\[\]]+$")
 
 
 class _Account(_Section):
@@ -269,6 +270,127 @@ class MaildirAccount(_Account):
 Account = Annotated[ImapAccount | MaildirAccount, Field(discriminator="kind")]
 
 
+class SmtpSettings(_Section):
+    """How outbound mail leaves: an SMTP server, or .eml files in a folder."""
+
+    # file: each outgoing message is written as an .eml into file_path (the demo, and trying
+    # leadmail without a server); smtp: sent to host:port. A newcomer has no server yet.
+    transport: Literal["smtp", "file"] = "file"
+    file_path: Path = Path("leadmail-outbox")
+    host: str = "localhost"
+    # Default: 465 for ssl, 587 for starttls, 25 for none.
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    verify_tls: bool = True
+    # A CA bundle to verify the server with instead of the system's (self-signed servers).
+    ca_file: Path | None = None
+    # No username: no AUTH.
+    username: str | None = None
+    # The environment variable holding the password; the password itself never goes here.
+    password_env: str | None = None
+    # The envelope sender, and the From of mail no executive sends (or whose executive has
+    # no address in the rule file).
+    from_address: str | None = None
+    from_name: str | None = None
+    # Seconds a connect, a command or a reply may take before the attempt counts as failed.
+    timeout: float = Field(default=60.0, ge=1, le=3600)
+    # Messages sent over one SMTP session before reconnecting.
+    max_per_connection: int = Field(default=100, ge=1, le=100_000)
+    # Where `leadmail send --template NAME` finds NAME (a Jinja2 file, sandboxed).
+    templates_path: Path = Path("templates")
+    # Put the lead's signed tag ([#L42-abcdefgh]) at the end of the subject: replies from
+    # clients that drop In-Reply-To/References still thread by their subject.
+    subject_tag: bool = True
+    # After a successful send, copy the message over IMAP to this "ACCOUNT/FOLDER" (an
+    # [[accounts]] name and a folder in it), so the executive's own client shows it.
+    sent_copy: str | None = None
+    # Temporary failures (4xx, timeouts, dropped connections) are retried this many times in
+    # all, with exponential backoff and jitter between these bounds; then the mail is failed.
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_min_seconds: float = Field(default=30.0, ge=0.01, le=86400)
+    backoff_max_seconds: float = Field(default=3600.0, ge=0.01, le=7 * 86400)
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError("the name of an environment variable (letters, digits, _)")
+        return value
+
+    @field_validator("from_address")
+    @classmethod
+    def _plain_address(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.match(value):
+            raise ValueError("one plain address such as sales@example.com")
+        return value
+
+    @field_validator("from_name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(c in value for c in "\r\n\0"):
+            raise ValueError("one line, without CR, LF or NUL")
+        return value
+
+    @field_validator("sent_copy")
+    @classmethod
+    def _account_and_folder(cls, value: str | None) -> str | None:
+        if value is not None:
+            account, _, folder = value.partition("/")
+            if not account or not folder.strip():
+                raise ValueError('"ACCOUNT/FOLDER", e.g. "sales/Sent"')
+        return value
+
+    @model_validator(mode="after")
+    def _sane_backoff(self) -> SmtpSettings:
+        if self.backoff_min_seconds > self.backoff_max_seconds:
+            raise ValueError("smtp.backoff_min_seconds exceeds backoff_max_seconds")
+        if self.username is not None and self.password_env is None:
+            raise ValueError("smtp.username needs password_env (the env var with the password)")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "none": 25}[self.security]
+
+    @property
+    def sent_copy_target(self) -> tuple[str, str] | None:
+        """(account, folder) of ``sent_copy``, or None."""
+        if self.sent_copy is None:
+            return None
+        account, _, folder = self.sent_copy.partition("/")
+        return account, folder
+
+
+class QueueSettings(_Section):
+    # memory: dramatiq's in-process broker, worked by `leadmail run` itself (one machine);
+    # redis://host:port/db: Redis, worked by `leadmail worker` processes on any host.
+    broker: str = "memory"
+    # How often the dispatcher looks for due work (outbound mail, reminders), in seconds.
+    dispatch_seconds: float = Field(default=10.0, ge=0.05, le=3600)
+    # A claimed row not finished after this long (its worker died, Redis lost the message)
+    # is claimed and enqueued again. Longer than the slowest send, timeouts and all.
+    stuck_seconds: float = Field(default=600.0, ge=1, le=86400)
+    # Rows claimed per dispatcher round trip.
+    batch: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("broker")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://")):
+            raise ValueError('use "memory" or "redis://host:port/db"')
+        return value
+
+
+class AutoreplySettings(_Section):
+    # Acknowledge each new lead made from a human message with one mail through the outbox
+    # (never to bounces, auto-replies, lists or no-reply senders; RFC 3834 headers).
+    enabled: bool = False
+    # The template (in smtp.templates_path) of the acknowledgement; needed when enabled.
+    template: str = "autoreply.txt"
+    # At most one acknowledgement per address in this many hours.
+    min_interval_hours: float = Field(default=24.0, ge=0, le=24 * 365)
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -282,6 +404,9 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     poller: PollerSettings = PollerSettings()
     rules: RulesSettings = RulesSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    queue: QueueSettings = QueueSettings()
+    autoreply: AutoreplySettings = AutoreplySettings()
     accounts: tuple[Account, ...] = ()
     source_file: Path | None = None  # where these settings came from, for messages
 
@@ -293,6 +418,11 @@ class Settings(_Section):
                 raise ValueError(f"account name {name!r} is used twice")
         if self.poller.reconnect_min_seconds > self.poller.reconnect_max_seconds:
             raise ValueError("poller.reconnect_min_seconds exceeds reconnect_max_seconds")
+        target = self.smtp.sent_copy_target
+        if target is not None and not any(
+            a.name == target[0] and isinstance(a, ImapAccount) for a in self.accounts
+        ):
+            raise ValueError(f"smtp.sent_copy names no IMAP account: {target[0]!r}")
         return self
 
     def account(self, name: str) -> ImapAccount | MaildirAccount:

@@ -34,8 +34,10 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         if section_name in ("source_file", "accounts"):
             continue
         assert f"[{section_name}]" in text
-        for key in type(section).model_fields:
+        for key, field in type(section).model_fields.items():
             documented = f"\n{key} = " in text or f"\n# [[{section_name}.{key}]]" in text
+            # A key without a value by default is shown commented out, with an example.
+            documented = documented or (field.default is None and f"\n# {key} = " in text)
             assert documented, f"{section_name}.{key} undocumented"
     assert "[[accounts]]" in text
     for model in (ImapAccount, MaildirAccount):
@@ -220,3 +222,64 @@ def test_genders_are_erpnext_s_by_default_and_configurable(tmp_path: Path) -> No
     file.write_text('[leads]\ngenders = ["Woman", "woman"]\n')
     with pytest.raises(ConfigError, match="genders: empty or repeated entry"):
         load_settings(file, environ={})
+
+
+def test_outbound_defaults_need_no_server(tmp_path: Path) -> None:
+    settings = load_settings(environ={"LEADMAIL_CONFIG": str(_write(tmp_path, ""))})
+    smtp, queue = settings.smtp, settings.queue
+    assert (smtp.transport, smtp.file_path) == ("file", Path("leadmail-outbox"))
+    assert (smtp.security, smtp.effective_port, smtp.verify_tls) == ("starttls", 587, True)
+    assert smtp.subject_tag and smtp.sent_copy_target is None
+    assert (queue.broker, queue.dispatch_seconds <= 15) == ("memory", True)
+    assert settings.autoreply.enabled is False
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "c.toml"
+    file.write_text(text)
+    return file
+
+
+@pytest.mark.parametrize(("security", "port"), [("ssl", 465), ("starttls", 587), ("none", 25)])
+def test_smtp_port_follows_security(tmp_path: Path, security: str, port: int) -> None:
+    file = _write(tmp_path, f'[smtp]\nsecurity = "{security}"\n')
+    assert load_settings(file, environ={}).smtp.effective_port == port
+
+
+def test_sent_copy_names_an_imap_account(tmp_path: Path) -> None:
+    file = _write(tmp_path, '[smtp]\nsent_copy = "sales/Sent Items"\n' + IMAP)
+    assert load_settings(file, environ={}).smtp.sent_copy_target == ("sales", "Sent Items")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('[smtp]\npassword = "hunter2"\n', "unknown key 'smtp.password'"),
+        ('[smtp]\npassword_env = "hunter2 x"\n', "smtp.password_env"),
+        ('[smtp]\nusername = "u"\n', "needs password_env"),
+        ('[smtp]\ntransport = "sendmail"\n', "smtp.transport"),
+        ('[smtp]\nsecurity = "tls"\n', "smtp.security"),
+        ('[smtp]\nfrom_address = "Sales <s@x.example>"\n', "smtp.from_address"),
+        ('[smtp]\nfrom_name = "a\\nBcc: x@y.example"\n', "smtp.from_name"),
+        ('[smtp]\nsent_copy = "Sent"\n', "smtp.sent_copy"),
+        ('[smtp]\nsent_copy = "nobody/Sent"\n', "no IMAP account: 'nobody'"),
+        ("[smtp]\nbackoff_min_seconds = 10.0\nbackoff_max_seconds = 1.0\n", "backoff_min"),
+        ("[smtp]\nmax_per_connection = 0\n", "smtp.max_per_connection"),
+        ('[queue]\nbroker = "amqp://x"\n', "queue.broker"),
+        ("[queue]\ndispatch_seconds = 0\n", "queue.dispatch_seconds"),
+        ("[autoreply]\nmin_interval_hours = -1\n", "autoreply.min_interval_hours"),
+    ],
+)
+def test_bad_outbound_config_is_one_line(tmp_path: Path, content: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, content), environ={})
+    assert needle in str(info.value)
+    assert "hunter2" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_queue_broker_from_env(tmp_path: Path) -> None:
+    env = {"LEADMAIL_QUEUE__BROKER": "redis://127.0.0.1:6390/0", "LEADMAIL_SMTP__PORT": "2525"}
+    settings = load_settings(_write(tmp_path, ""), environ=env)
+    assert settings.queue.broker == "redis://127.0.0.1:6390/0"
+    assert settings.smtp.effective_port == 2525

@@ -26,6 +26,7 @@ from worker.store.models import (
     Message,
     Meta,
     Opportunity,
+    Outbox,
     Participant,
     PostalAddress,
     QuarantineEntry,
@@ -52,6 +53,7 @@ _participants = table_of(Participant)
 _quarantine = table_of(QuarantineEntry)
 _erased = table_of(ErasedKey)
 _meta = table_of(Meta)
+_outbox = table_of(Outbox)
 
 # What a merge moves, by the name it is reported under; participants are moved apart
 # (their (lead_id, email_key) is unique).
@@ -66,6 +68,7 @@ _MOVED = {
     "quotations": _quotations,
     "customers": _customers,
     "attachments": _attachments,
+    "outbox": _outbox,
 }
 
 
@@ -226,6 +229,9 @@ def erase(conn: Connection, lead_ids: list[int], salt: str, now: datetime) -> Er
             )
         )
     ).rowcount
+    # Mail still queued to an erased lead is never sent: its row goes with the lead.
+    blobs |= set(conn.scalars(select(_outbox.c.raw_sha256).where(_outbox.c.lead_id.in_(lead_ids))))
+    counts["outbox"] = conn.execute(delete(_outbox).where(_outbox.c.lead_id.in_(lead_ids))).rowcount
     counts["messages"] = conn.execute(
         delete(_messages).where(_messages.c.id.in_(message_ids))
     ).rowcount
@@ -286,6 +292,7 @@ def unreferenced(conn: Connection, digests: Iterable[str]) -> set[str]:
     used |= set(
         conn.scalars(select(_quarantine.c.raw_sha256).where(_quarantine.c.raw_sha256.in_(listed)))
     )
+    used |= set(conn.scalars(select(_outbox.c.raw_sha256).where(_outbox.c.raw_sha256.in_(listed))))
     return wanted - used
 
 

@@ -319,6 +319,58 @@ class Customer(_RecordColumns, Base):
     name: Mapped[str] = mapped_column(String(255))
 
 
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENDING = "sending"  # taken by one worker, which is talking to the server
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BOUNCED = "bounced"
+
+
+class Outbox(Base):
+    """One outbound mail (migration 0008): its final Message-ID and raw blob are fixed when
+    it is queued, so a retry after an unknown outcome sends the very same message.
+
+    ``status`` says whether work remains (pending → claimed → sending → sent | failed, or
+    pending again to retry; pending/claimed → cancelled; sent → bounced); the broker only
+    ever carries the row id.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    # The direction="out" row in messages that threading and `leads show` see.
+    message_row_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL")
+    )
+    # Bare, without angle brackets, as messages.message_id.
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    executive: Mapped[str | None] = mapped_column(String(128))
+    envelope_from: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Per recipient: {"addr": {"state": accepted|refused_temp|refused_perm, "code", "reply"}}.
+    results: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Every attempt: {"at", "attempt", "code", "reply", "outcome"}.
+    log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The --force --reason text of a mail to a Do Not Contact lead.
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class QuarantineEntry(Base):
     __tablename__ = "quarantine"
 

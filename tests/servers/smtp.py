@@ -295,7 +295,7 @@ class _Handler:
             rcpt_tos=tuple(envelope.rcpt_tos),
             size=len(content),
             connection=getattr(server, "connection_no", 0),
-            tls=session.ssl is not None,
+            tls=session.ssl is not None or self.owner.mode == "ssl",
             login=login.decode() if isinstance(login, bytes) else None,
             confirmed=confirmed,
             raw=content if self.owner.sink.keep_raw else None,

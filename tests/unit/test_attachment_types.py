@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.services.attachments import OCTET_STREAM, content_type
+from worker.mail.filetypes import OCTET_STREAM, content_type
 
 
 @pytest.mark.parametrize(

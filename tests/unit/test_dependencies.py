@@ -14,7 +14,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Distribution name → the module it is imported as, where the two differ.
-_MODULE = {"mail-parser": "mailparser", "pyyaml": "yaml", "google-re2": "re2"}
+_MODULE = {
+    "mail-parser": "mailparser",
+    "pyyaml": "yaml",
+    "google-re2": "re2",
+    "markdown-it-py": "markdown_it",
+}
 
 # Pinned but not imported by worker/ today, and why.
 _NOT_IMPORTED = {

@@ -8,51 +8,19 @@ never write outside the folder asked for, whatever the name says (``../../etc/pa
 from __future__ import annotations
 
 import contextlib
-import mimetypes
 import os
 from pathlib import Path
 from typing import Any
 
 from worker.errors import NotFoundError, StoreError, ValidationError
+from worker.mail.filetypes import content_type
 from worker.services.context import App
 from worker.services.notes import check_actor, live_lead, log_change
 from worker.store import attachments as store
 from worker.store.blobs import safe_filename
 
-OCTET_STREAM = "application/octet-stream"
-# Leading bytes of the formats a salesperson attaches most, for a name without an extension.
-_MAGIC = (
-    (b"%PDF-", "application/pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"PK\x03\x04", "application/zip"),
-    (b"\x1f\x8b", "application/gzip"),
-)
 
-
-def content_type(name: str, data: bytes) -> str:
-    """From the name's extension, else from the first bytes, else octet-stream."""
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    if guessed:
-        return guessed
-    for magic, kind in _MAGIC:
-        if data.startswith(magic):
-            return kind
-    head = data[:4096]
-    if head and b"\x00" not in head:
-        try:
-            head.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            # A multi-byte character cut at the 4096th byte is still text.
-            if exc.start < len(head) - 3:
-                return OCTET_STREAM
-        return "text/plain"
-    return OCTET_STREAM
-
-
-def _read(path: Path, max_bytes: int) -> bytes:
+def read_file(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, or one line saying why not (missing, a folder, unreadable, too big)."""
     try:
         if path.is_dir():
@@ -77,7 +45,7 @@ def attach(app: App, lead_id: int, paths: list[Path], actor: str) -> list[dict[s
     """Store the files on the lead, all or none; each one logged in its timeline."""
     who = check_actor(actor)
     limit = app.settings.leads.max_message_bytes
-    files = [(path, _read(path, limit)) for path in paths]  # refuse before writing anything
+    files = [(path, read_file(path, limit)) for path in paths]  # refuse before writing anything
     with app.db.transaction(write=False) as session:
         lead_id = live_lead(session, lead_id)
     # Blobs first and durable: a row never names bytes that are not there. A blob left by

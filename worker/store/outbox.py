@@ -6,6 +6,8 @@ and a person typing ``outbox cancel`` can never both win.
 
 API (the delivery side codes against exactly this):
 
+Every function takes an ORM ``Session`` or a Core ``Connection`` (the caller's transaction).
+
 - ``insert(session, **fields) -> int`` — a new row (``Outbox`` columns; ``status`` pending and
   ``due_at`` now unless given). Flushes, does not commit.
 - ``claim_due(engine, now, stuck_seconds, limit) -> list[int]`` — in its own transaction,
@@ -47,7 +49,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
 from worker.store.models import Outbox, OutboxStatus, table_of, utcnow
@@ -57,43 +60,52 @@ _TABLE = table_of(Outbox)
 _IN_FLIGHT = (OutboxStatus.CLAIMED, OutboxStatus.SENDING)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+# Only Core statements here, so services with a Session and ones with a Connection share them.
+Executor = Session | Connection
+
+_COLUMNS = (
+    "id", "lead_id", "message_row_id", "message_id", "executive", "envelope_from",
+    "recipients", "subject", "raw_sha256", "status", "attempts", "due_at", "claimed_at",
+    "sent_at", "last_error", "results", "log", "reason", "created_by", "created_at",
+    "updated_at",
+)  # fmt: skip
+_TIMES = ("due_at", "claimed_at", "sent_at", "created_at", "updated_at")
 
 
-def as_dict(row: Outbox) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "lead_id": row.lead_id,
-        "message_row_id": row.message_row_id,
-        "message_id": row.message_id,
-        "executive": row.executive,
-        "envelope_from": row.envelope_from,
-        "recipients": list(row.recipients or []),
-        "subject": row.subject,
-        "raw_sha256": row.raw_sha256,
-        "status": row.status,
-        "attempts": row.attempts,
-        "due_at": _iso(row.due_at),
-        "claimed_at": _iso(row.claimed_at),
-        "sent_at": _iso(row.sent_at),
-        "last_error": row.last_error,
-        "results": dict(row.results or {}),
-        "log": list(row.log or []),
-        "reason": row.reason,
-        "created_by": row.created_by,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
+def as_dict(row: Any) -> dict[str, Any]:
+    """A row as plain values: times as ISO text, JSON columns as fresh lists and dicts."""
+    out = {name: row._mapping[name] for name in _COLUMNS}
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["recipients"] = list(out["recipients"] or [])
+    out["results"] = dict(out["results"] or {})
+    out["log"] = list(out["log"] or [])
+    return out
+
+
+def insert(executor: Executor, **fields: Any) -> int:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "message_row_id": None,
+        "executive": None,
+        "recipients": [],
+        "subject": "",
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "due_at": now,
+        "claimed_at": None,
+        "sent_at": None,
+        "last_error": None,
+        "results": {},
+        "log": [],
+        "reason": None,
+        "created_by": None,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
     }
-
-
-def insert(session: Session, **fields: Any) -> int:
-    fields.setdefault("status", OutboxStatus.PENDING)
-    fields.setdefault("due_at", utcnow())
-    row = Outbox(**fields)
-    session.add(row)
-    session.flush()
-    return row.id
+    outbox_id = executor.execute(insert_(_TABLE).returning(_TABLE.c.id), values).scalar_one()
+    return int(outbox_id)
 
 
 def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -> list[int]:
@@ -124,110 +136,115 @@ def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -
     return [row.id for row in sorted(claimed, key=lambda r: (r.due_at, r.id))]
 
 
-def take(session: Session, outbox_id: int, now: datetime) -> dict[str, Any] | None:
+def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | None:
     """Claimed → sending for exactly one worker; see the module docstring."""
-    result = session.execute(
+    taken = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status == OutboxStatus.CLAIMED)
         .values(status=OutboxStatus.SENDING, claimed_at=now, updated_at=now)
-        .returning(_TABLE.c.id)
+        .returning(*_TABLE.c)
     ).first()
-    if result is None:
-        return None
-    session.expire_all()
-    return get(session, outbox_id)
+    return as_dict(taken) if taken is not None else None
 
 
-def get(session: Session, outbox_id: int, lock: bool = False) -> dict[str, Any] | None:
-    query = select(Outbox).where(Outbox.id == outbox_id)
+def get(executor: Executor, outbox_id: int, lock: bool = False) -> dict[str, Any] | None:
+    query = select(_TABLE).where(_TABLE.c.id == outbox_id)
     if lock:
         query = query.with_for_update()
-    row = session.scalars(query).first()
+    row = executor.execute(query).first()
     return as_dict(row) if row is not None else None
 
 
-def by_message_id(session: Session, message_id: str) -> dict[str, Any] | None:
-    row = session.scalars(select(Outbox).where(Outbox.message_id == message_id)).first()
+def by_message_id(executor: Executor, message_id: str) -> dict[str, Any] | None:
+    row = executor.execute(select(_TABLE).where(_TABLE.c.message_id == message_id)).first()
     return as_dict(row) if row is not None else None
 
 
 def rows(
-    session: Session,
+    executor: Executor,
     status: str | None = None,
     lead_id: int | Sequence[int] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    query = select(Outbox).order_by(Outbox.id.desc())
+    """Newest first."""
+    query = select(_TABLE).order_by(_TABLE.c.id.desc())
     if status is not None:
-        query = query.where(Outbox.status == status)
+        query = query.where(_TABLE.c.status == status)
     if isinstance(lead_id, int):
-        query = query.where(Outbox.lead_id == lead_id)
+        query = query.where(_TABLE.c.lead_id == lead_id)
     elif lead_id is not None:
-        query = query.where(Outbox.lead_id.in_(list(lead_id)))
+        query = query.where(_TABLE.c.lead_id.in_(list(lead_id)))
     if limit is not None:
         query = query.limit(limit)
-    return [as_dict(row) for row in session.scalars(query)]
+    return [as_dict(row) for row in executor.execute(query)]
 
 
-def for_lead(session: Session, lead_id: int) -> dict[int, dict[str, Any]]:
+def for_lead(executor: Executor, lead_id: int) -> dict[int, dict[str, Any]]:
     """Outbox status and recipients of the lead's outbound messages, by messages row id."""
     query = select(
-        Outbox.id, Outbox.message_row_id, Outbox.status, Outbox.recipients, Outbox.sent_at
-    ).where(Outbox.lead_id == lead_id, Outbox.message_row_id.is_not(None))
+        _TABLE.c.id,
+        _TABLE.c.message_row_id,
+        _TABLE.c.status,
+        _TABLE.c.recipients,
+        _TABLE.c.sent_at,
+        _TABLE.c.last_error,
+    ).where(_TABLE.c.lead_id == lead_id, _TABLE.c.message_row_id.is_not(None))
     return {
         row.message_row_id: {
             "outbox_id": row.id,
-            "status": row.status,
+            "outbox_status": row.status,
             "recipients": list(row.recipients or []),
-            "sent_at": _iso(row.sent_at),
+            "sent_at": row.sent_at.isoformat() if row.sent_at is not None else None,
+            "last_error": row.last_error,
         }
-        for row in session.execute(query)
+        for row in executor.execute(query)
     }
 
 
 def _finish(
-    session: Session,
+    executor: Executor,
     outbox_id: int,
     *,
-    from_states: Sequence[str],
     results: dict[str, Any],
     log_entry: dict[str, Any],
     values: dict[str, Any],
 ) -> bool:
     """Read-modify-write of one row's JSON columns, under its row lock (PostgreSQL) or the
-    write lock the caller's BEGIN IMMEDIATE holds (SQLite)."""
-    row = session.scalars(select(Outbox).where(Outbox.id == outbox_id).with_for_update()).first()
-    if row is None or row.status not in from_states:
+    write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight."""
+    row = executor.execute(
+        select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
+        .where(_TABLE.c.id == outbox_id)
+        .with_for_update()
+    ).first()
+    if row is None or row.status not in _IN_FLIGHT:
         return False
     attempt = row.attempts + 1
     entry = {"at": utcnow().isoformat(), "attempt": attempt, **log_entry}
-    merged = {**(row.results or {}), **results}
-    session.execute(
+    done = executor.execute(
         update(_TABLE)
-        .where(_TABLE.c.id == outbox_id)
+        .where(_TABLE.c.id == outbox_id, _TABLE.c.status.in_(_IN_FLIGHT))
         .values(
             attempts=attempt,
-            results=merged,
+            results={**(row.results or {}), **results},
             log=[*(row.log or []), entry],
             updated_at=utcnow(),
             **values,
         )
-    )
-    session.expire(row)
-    return True
+        .returning(_TABLE.c.id)
+    ).first()
+    return done is not None
 
 
 def mark_sent(
-    session: Session,
+    executor: Executor,
     outbox_id: int,
     results: dict[str, Any],
     log_entry: dict[str, Any],
     sent_at: datetime,
 ) -> bool:
     return _finish(
-        session,
+        executor,
         outbox_id,
-        from_states=_IN_FLIGHT,
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.SENT, "sent_at": sent_at, "last_error": None},
@@ -235,16 +252,15 @@ def mark_sent(
 
 
 def mark_failed(
-    session: Session,
+    executor: Executor,
     outbox_id: int,
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
 ) -> bool:
     return _finish(
-        session,
+        executor,
         outbox_id,
-        from_states=_IN_FLIGHT,
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.FAILED, "last_error": error},
@@ -252,7 +268,7 @@ def mark_failed(
 
 
 def mark_retry(
-    session: Session,
+    executor: Executor,
     outbox_id: int,
     due_at: datetime,
     error: str,
@@ -260,9 +276,8 @@ def mark_retry(
     log_entry: dict[str, Any],
 ) -> bool:
     return _finish(
-        session,
+        executor,
         outbox_id,
-        from_states=_IN_FLIGHT,
         results=results,
         log_entry=log_entry,
         values={
@@ -275,30 +290,29 @@ def mark_retry(
 
 
 def _move(
-    session: Session, outbox_id: int, from_states: Sequence[str], values: dict[str, Any]
+    executor: Executor, outbox_id: int, from_states: Sequence[str], values: dict[str, Any]
 ) -> bool:
-    result = session.execute(
+    moved = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status.in_(list(from_states)))
         .values(**values)
         .returning(_TABLE.c.id)
     ).first()
-    session.expire_all()
-    return result is not None
+    return moved is not None
 
 
-def cancel(session: Session, outbox_id: int, now: datetime) -> bool:
+def cancel(executor: Executor, outbox_id: int, now: datetime) -> bool:
     return _move(
-        session,
+        executor,
         outbox_id,
         (OutboxStatus.PENDING, OutboxStatus.CLAIMED),
         {"status": OutboxStatus.CANCELLED, "updated_at": now},
     )
 
 
-def requeue(session: Session, outbox_id: int, now: datetime) -> bool:
+def requeue(executor: Executor, outbox_id: int, now: datetime) -> bool:
     return _move(
-        session,
+        executor,
         outbox_id,
         (OutboxStatus.FAILED,),
         {"status": OutboxStatus.PENDING, "due_at": now, "claimed_at": None, "updated_at": now},
@@ -306,19 +320,19 @@ def requeue(session: Session, outbox_id: int, now: datetime) -> bool:
 
 
 def mark_bounced(
-    session: Session, message_id: str, error: str, now: datetime
+    executor: Executor, message_id: str, error: str, now: datetime
 ) -> dict[str, Any] | None:
-    """The row a bounce names becomes ``bounced`` (with the bounce's reason); returns it."""
-    row = session.scalars(
-        select(Outbox).where(Outbox.message_id == message_id).with_for_update()
+    """The row a bounce names becomes ``bounced`` (with the bounce's reason); returns it,
+    unchanged when it was never handed to a server (pending, cancelled) or bounced already."""
+    row = executor.execute(
+        select(_TABLE.c.id).where(_TABLE.c.message_id == message_id).with_for_update()
     ).first()
     if row is None:
         return None
-    if row.status in (OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.FAILED):
-        session.execute(
-            update(_TABLE)
-            .where(_TABLE.c.id == row.id)
-            .values(status=OutboxStatus.BOUNCED, last_error=error, updated_at=now)
-        )
-        session.expire(row)
-    return get(session, row.id)
+    _move(
+        executor,
+        row.id,
+        (OutboxStatus.SENT, OutboxStatus.SENDING, OutboxStatus.FAILED),
+        {"status": OutboxStatus.BOUNCED, "last_error": error, "updated_at": now},
+    )
+    return get(executor, row.id)

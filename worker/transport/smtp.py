@@ -117,6 +117,12 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _unaccepted(results: dict[str, RecipientResult]) -> dict[str, RecipientResult]:
+    """The refusals only: a 250 to RCPT means nothing until the server accepted the message
+    after DATA, so an aborted transaction leaves those recipients still to send to."""
+    return {a: r for a, r in results.items() if r.state is not RecipientState.ACCEPTED}
+
+
 class SmtpTransport:
     """One SMTP session, reused for up to ``max_per_connection`` messages.
 
@@ -307,7 +313,7 @@ class SmtpTransport:
                 _outcome_for(exc.code),
                 exc.code,
                 f"{stage}: {exc.code} {one_line(exc.message)}",
-                results,
+                _unaccepted(results),
             )
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -317,9 +323,11 @@ class SmtpTransport:
                     Outcome.UNKNOWN,
                     None,
                     f"DATA: {one_line(what)} before the server's reply: it may have the message",
-                    results,
+                    _unaccepted(results),
                 )
-            return SendResult(Outcome.TEMPORARY, None, f"{stage}: {one_line(what)}", results)
+            return SendResult(
+                Outcome.TEMPORARY, None, f"{stage}: {one_line(what)}", _unaccepted(results)
+            )
         self._sent_on_connection += 1
         if smtp.is_connected and self._sent_on_connection >= self.settings.max_per_connection:
             await self.close()

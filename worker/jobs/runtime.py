@@ -1,0 +1,223 @@
+"""Putting the pieces together: broker, actors, dispatcher and (memory broker) the worker.
+
+Three ways to run the jobs, one per command:
+
+- `leadmail run`: `Jobs.start` — dispatcher thread, plus an in-process dramatiq `Worker` when
+  the broker is ``memory`` (with Redis, `leadmail worker` processes do the work).
+- `leadmail dispatch --once`: `Jobs.dispatch_once` — claim everything due, enqueue, and with the
+  memory broker work the queue to the end before returning (cron style).
+- `leadmail worker`: `work_until` — dramatiq worker threads on the Redis broker in this
+  process; `supervise` runs several such processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import dramatiq
+
+from worker.config import Settings, load_settings
+from worker.errors import ConfigError
+from worker.jobs.actors import Declared, declare
+from worker.jobs.broker import build_broker, describe, is_memory
+from worker.jobs.dispatcher import Dispatcher, Round
+from worker.services import delivery
+from worker.services.context import App
+from worker.services.delivery import Attempt
+
+log = logging.getLogger("leadmail.jobs")
+
+IN_PROCESS_THREADS = 4
+"""Worker threads of the in-process worker (memory broker) when not given."""
+
+_JOIN_POLL_MS = 500
+
+
+@dataclass
+class DispatchReport:
+    """What `dispatch_once` did: the round, and (memory broker) what each job came to."""
+
+    round: Round
+    broker: str
+    attempts: list[Attempt]
+    errors: list[tuple[str, int, str]]
+    in_process: bool
+
+
+class Jobs:
+    """The broker, its actors and, on the memory broker, the in-process worker."""
+
+    def __init__(self, app: App, *, threads: int | None = None, keep_outcomes: bool = False):
+        self.app = app
+        self.memory = is_memory(app.settings.queue)
+        self.threads = threads or IN_PROCESS_THREADS
+        delivery.check_sending(app)
+        self.broker = build_broker(app.settings.queue)
+        self.declared: Declared = declare(app, self.broker, keep_outcomes=keep_outcomes)
+        self.dispatcher = Dispatcher(app, self.declared.kinds, self.declared.actors)
+        self._worker: dramatiq.Worker | None = None
+        self._dispatch_thread: threading.Thread | None = None
+
+    @property
+    def queues(self) -> list[str]:
+        return sorted({kind.queue_name for kind in self.declared.kinds})
+
+    def start_worker(self) -> None:
+        """The in-process worker (memory broker only)."""
+        if not self.memory or self._worker is not None:
+            return
+        # Time limits and other per-process middleware arm themselves on process_boot, which
+        # only dramatiq's own CLI emits; without it, actor time limits would do nothing.
+        self.broker.emit_after("process_boot")
+        self._worker = dramatiq.Worker(self.broker, worker_threads=self.threads)
+        self._worker.start()
+
+    def start(self, stop: threading.Event) -> None:
+        """`leadmail run`: the worker (memory broker) and the dispatcher thread."""
+        self.start_worker()
+        self._dispatch_thread = self.dispatcher.start(stop)
+        log.info(
+            "jobs: dispatcher every %gs on broker %s%s",
+            self.app.settings.queue.dispatch_seconds,
+            describe(self.app.settings.queue),
+            f" with {self.threads} in-process worker threads" if self.memory else "",
+        )
+
+    def join_queues(self) -> None:
+        """Wait until the memory broker's queues are empty and every job finished."""
+        if not self.memory:
+            return
+        for queue in self.queues:
+            self.broker.declare_queue(queue)
+            self.broker.join(queue)
+
+    def dispatch_once(self) -> DispatchReport:
+        """Claim and enqueue everything due; with the memory broker, send it all now."""
+        if self.memory:
+            self.start_worker()
+        result = self.dispatcher.run_once()
+        self.join_queues()
+        outcomes = self.declared.outcomes
+        return DispatchReport(
+            round=result,
+            broker=describe(self.app.settings.queue),
+            attempts=list(outcomes.attempts),
+            errors=list(outcomes.errors),
+            in_process=self.memory,
+        )
+
+    def stop(self) -> None:
+        if self._dispatch_thread is not None:
+            self._dispatch_thread.join(timeout=30)
+            self._dispatch_thread = None
+        if self._worker is not None:
+            self._worker.stop(timeout=30_000)
+            self._worker = None
+        self.declared.senders.close_all()
+        self.broker.close()
+
+
+def require_redis(settings: Settings) -> None:
+    if is_memory(settings.queue):
+        raise ConfigError(
+            'leadmail worker needs a Redis broker ([queue] broker = "redis://host:port/db"); '
+            "with the memory broker, `leadmail run` or `leadmail dispatch --once` sends the mail",
+            settings.queue.broker,
+        )
+
+
+def work_until(app: App, threads: int, stop: threading.Event) -> None:
+    """dramatiq worker threads on the Redis broker in this process, until `stop` is set."""
+    require_redis(app.settings)
+    delivery.check_sending(app)
+    broker = build_broker(app.settings.queue)
+    declared = declare(app, broker)
+    broker.emit_after("process_boot")
+    worker = dramatiq.Worker(broker, worker_threads=threads)
+    worker.start()
+    log.info(
+        "worker %d: %d thread(s) on %s, queues %s",
+        os.getpid(),
+        threads,
+        describe(app.settings.queue),
+        ", ".join(sorted({k.queue_name for k in declared.kinds})),
+    )
+    try:
+        stop.wait()
+    finally:
+        worker.stop(timeout=30_000)
+        declared.senders.close_all()
+        broker.close()
+        log.info("worker %d stopped", os.getpid())
+
+
+def _child(config_path: Path | None, threads: int, level: int) -> None:
+    """A worker process of `supervise` (spawned: nothing inherited but the environment)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    settings = load_settings(config_path)
+    app = App.from_settings(settings)
+    try:
+        work_until(app, threads, stop)
+    finally:
+        app.close()
+
+
+def supervise(
+    config_path: Path | None,
+    processes: int,
+    threads: int,
+    stop: threading.Event,
+    *,
+    log_level: int = logging.INFO,
+    on_start: Callable[[Sequence[int]], None] | None = None,
+) -> None:
+    """Run `processes` worker processes until `stop`; one that dies is started again."""
+    context = multiprocessing.get_context("spawn")
+    children: list[multiprocessing.process.BaseProcess] = []
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        child = context.Process(
+            target=_child, args=(config_path, threads, log_level), name="leadmail-worker"
+        )
+        child.start()
+        return child
+
+    children = [spawn() for _ in range(processes)]
+    if on_start is not None:
+        on_start([c.pid for c in children if c.pid is not None])
+    try:
+        while not stop.wait(0.5):
+            for index, child in enumerate(children):
+                if not child.is_alive():
+                    log.warning(
+                        "worker process %s exited with %s; starting another",
+                        child.pid,
+                        child.exitcode,
+                    )
+                    time.sleep(0.5)
+                    children[index] = spawn()
+    finally:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+        for child in children:
+            child.join(timeout=60)
+            if child.is_alive():
+                child.kill()
+                child.join()

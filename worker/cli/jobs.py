@@ -8,9 +8,12 @@ on the Redis broker; `leadmail run` dispatches (and, on the memory broker, works
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 from collections import Counter
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -121,6 +124,29 @@ def worker(ctx: Context, processes: int, threads: int) -> None:
             work_until(app, threads, stop)
             return
         app.close()
-        level = logging.DEBUG if ctx.debug else logging.getLogger().getEffectiveLevel()
         log.info("leadmail worker: %d processes x %d threads", processes, threads)
-        supervise(ctx.config_path, processes, threads, stop, log_level=level)
+        supervise(_worker_process, (ctx.config_path, threads, ctx.debug), processes, stop)
+
+
+def _worker_process(config_path: Path | None, threads: int, debug: bool) -> None:
+    """One process of `leadmail worker --processes N` (spawned by jobs.runtime.supervise)."""
+    from worker.config import load_settings
+    from worker.jobs.runtime import work_until
+    from worker.services.context import App
+
+    settings = load_settings(config_path)
+    configure_logging(settings, debug)
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # SIGINT too: Ctrl-C reaches every process of the terminal's group; the parent
+    # stops the children itself.
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    app = App.from_settings(settings)
+    try:
+        work_until(app, threads, stop)
+    finally:
+        app.close()

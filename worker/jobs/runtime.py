@@ -18,14 +18,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import FrameType
 
 import dramatiq
 
-from worker.config import Settings, load_settings
+from worker.config import Settings
 from worker.errors import ConfigError
 from worker.jobs.actors import Declared, declare
 from worker.jobs.broker import build_broker, describe, is_memory
@@ -39,7 +37,7 @@ log = logging.getLogger("leadmail.jobs")
 IN_PROCESS_THREADS = 4
 """Worker threads of the in-process worker (memory broker) when not given."""
 
-_JOIN_POLL_MS = 500
+_POLL_MS = 100
 
 
 @dataclass
@@ -78,7 +76,11 @@ class Jobs:
         # Time limits and other per-process middleware arm themselves on process_boot, which
         # only dramatiq's own CLI emits; without it, actor time limits would do nothing.
         self.broker.emit_after("process_boot")
-        self._worker = dramatiq.Worker(self.broker, worker_threads=self.threads)
+        # Threads look for work (and for a stop request) every 100 ms instead of every
+        # second: `dispatch --once` would otherwise spend two seconds shutting down.
+        self._worker = dramatiq.Worker(
+            self.broker, worker_threads=self.threads, worker_timeout=_POLL_MS
+        )
         self._worker.start()
 
     def start(self, stop: threading.Event) -> None:
@@ -160,47 +162,24 @@ def work_until(app: App, threads: int, stop: threading.Event) -> None:
         log.info("worker %d stopped", os.getpid())
 
 
-def _child(config_path: Path | None, threads: int, level: int) -> None:
-    """A worker process of `supervise` (spawned: nothing inherited but the environment)."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    settings = load_settings(config_path)
-    app = App.from_settings(settings)
-    try:
-        work_until(app, threads, stop)
-    finally:
-        app.close()
-
-
 def supervise(
-    config_path: Path | None,
+    target: Callable[..., None],
+    args: tuple[object, ...],
     processes: int,
-    threads: int,
     stop: threading.Event,
-    *,
-    log_level: int = logging.INFO,
-    on_start: Callable[[Sequence[int]], None] | None = None,
 ) -> None:
-    """Run `processes` worker processes until `stop`; one that dies is started again."""
+    """Run `processes` copies of ``target(*args)`` (each a worker process calling `work_until`)
+    until `stop`; one that dies is started again. Spawned, not forked: a child inherits no
+    database connection or thread of ours, only the environment."""
     context = multiprocessing.get_context("spawn")
     children: list[multiprocessing.process.BaseProcess] = []
 
     def spawn() -> multiprocessing.process.BaseProcess:
-        child = context.Process(
-            target=_child, args=(config_path, threads, log_level), name="leadmail-worker"
-        )
+        child = context.Process(target=target, args=args, name="leadmail-worker")
         child.start()
         return child
 
     children = [spawn() for _ in range(processes)]
-    if on_start is not None:
-        on_start([c.pid for c in children if c.pid is not None])
     try:
         while not stop.wait(0.5):
             for index, child in enumerate(children):

@@ -147,8 +147,8 @@ def _pending_recipients(row: dict[str, Any]) -> list[str]:
 
 def send_outbound(app: App, outbox_id: int, sender: Sender) -> Attempt | None:
     """Send the row if it is ours to send; None when another worker has it or it is done."""
-    with app.db.transaction() as session:
-        row = store.take(session, outbox_id, _now())
+    with app.db.begin() as conn:
+        row = store.take(conn, outbox_id, _now())
     if row is None:
         return None
     attempt = row["attempts"] + 1
@@ -190,17 +190,17 @@ def _record(
         due_at = _now() + timedelta(seconds=backoff(settings, attempt))
     else:
         status = "failed"
-    with app.db.transaction() as session:
+    with app.db.begin() as conn:
         if status == "sent":
-            done = store.mark_sent(session, outbox_id, results, entry, _now())
+            done = store.mark_sent(conn, outbox_id, results, entry, _now())
         elif status == "pending":
             assert due_at is not None
-            done = store.mark_retry(session, outbox_id, due_at, result.reply, results, entry)
+            done = store.mark_retry(conn, outbox_id, due_at, result.reply, results, entry)
         else:
             error = result.reply
             if result.outcome.retry or result.outcome is Outcome.PARTIAL:
                 error = f"{error} (gave up after {attempt} attempts)"
-            done = store.mark_failed(session, outbox_id, error, results, entry)
+            done = store.mark_failed(conn, outbox_id, error, results, entry)
     if not done:  # a person cancelled it meanwhile? Cannot happen while `sending`; say so
         log.warning("outbox #%d changed while it was being sent; outcome not recorded", outbox_id)
     level = logging.INFO if status == "sent" else logging.WARNING

@@ -49,10 +49,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
+from worker.store.fast import FastStatement
 from worker.store.models import Outbox, OutboxStatus, table_of, utcnow
 
 _TABLE = table_of(Outbox)
@@ -81,6 +82,41 @@ def as_dict(row: Any) -> dict[str, Any]:
     out["results"] = dict(out["results"] or {})
     out["log"] = list(out["log"] or [])
     return out
+
+
+def _as_dict_fast(values: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_ALL_COLUMNS, values, strict=True))
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["recipients"] = list(out["recipients"] or [])
+    out["results"] = dict(out["results"] or {})
+    out["log"] = list(out["log"] or [])
+    return {name: out[name] for name in _COLUMNS}
+
+
+# The worker's per-message statements, compiled once (store/fast.py): through Core's
+# per-call machinery they cost more than the SMTP exchange they frame.
+_ALL_COLUMNS = tuple(column.name for column in _TABLE.c)
+_TAKE = FastStatement(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("oid"), _TABLE.c.status == OutboxStatus.CLAIMED.value)
+    .values(
+        status=OutboxStatus.SENDING.value,
+        claimed_at=bindparam("now", type_=_TABLE.c.claimed_at.type),
+        updated_at=bindparam("now", type_=_TABLE.c.updated_at.type),
+    )
+    .returning(*_TABLE.c)
+)
+_FINISH_QUERY = select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status).where(
+    _TABLE.c.id == bindparam("oid")
+)
+_FINISH_READ = {
+    "postgresql": FastStatement(_FINISH_QUERY.with_for_update()),
+    "sqlite": FastStatement(_FINISH_QUERY),  # the caller's BEGIN IMMEDIATE holds the lock
+}
+_FINISH_WRITE: dict[frozenset[str], FastStatement] = {}
+# IN (…) expands at execution time, which a compiled-once statement cannot do.
+_IN_FLIGHT_NOW = or_(*(_TABLE.c.status == state.value for state in _IN_FLIGHT))
 
 
 def insert(executor: Executor, **fields: Any) -> int:
@@ -138,6 +174,10 @@ def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -
 
 def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | None:
     """Claimed → sending for exactly one worker; see the module docstring."""
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        params = {"oid": outbox_id, "now": now}
+        found = _TAKE.first(executor, params)
+        return _as_dict_fast(found) if found is not None else None
     taken = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status == OutboxStatus.CLAIMED)
@@ -211,25 +251,48 @@ def _finish(
 ) -> bool:
     """Read-modify-write of one row's JSON columns, under its row lock (PostgreSQL) or the
     write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight."""
-    row = executor.execute(
-        select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
-        .where(_TABLE.c.id == outbox_id)
-        .with_for_update()
-    ).first()
-    if row is None or row.status not in _IN_FLIGHT:
+    fast = isinstance(executor, Connection)
+    if fast:
+        assert isinstance(executor, Connection)
+        found = _FINISH_READ[executor.dialect.name].first(executor, {"oid": outbox_id})
+        names = ("attempts", "results", "log", "status")
+        row = None if found is None else dict(zip(names, found, strict=True))
+    else:
+        read = executor.execute(
+            select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
+            .where(_TABLE.c.id == outbox_id)
+            .with_for_update()
+        ).first()
+        row = None if read is None else dict(read._mapping)
+    if row is None or row["status"] not in _IN_FLIGHT:
         return False
-    attempt = row.attempts + 1
-    entry = {"at": utcnow().isoformat(), "attempt": attempt, **log_entry}
+    attempt = row["attempts"] + 1
+    now = utcnow()
+    entry = {"at": now.isoformat(), "attempt": attempt, **log_entry}
+    changes = {
+        "attempts": attempt,
+        "results": {**(row["results"] or {}), **results},
+        "log": [*(row["log"] or []), entry],
+        "updated_at": now,
+        **values,
+    }
+    if fast:
+        assert isinstance(executor, Connection)
+        key = frozenset(changes)
+        statement = _FINISH_WRITE.get(key)
+        if statement is None:
+            statement = _FINISH_WRITE[key] = FastStatement(
+                update(_TABLE)
+                .where(_TABLE.c.id == bindparam("oid"), _IN_FLIGHT_NOW)
+                .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in key})
+                .returning(_TABLE.c.id)
+            )
+        params = {"oid": outbox_id, **{f"v_{k}": v for k, v in changes.items()}}
+        return statement.first(executor, params) is not None
     done = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status.in_(_IN_FLIGHT))
-        .values(
-            attempts=attempt,
-            results={**(row.results or {}), **results},
-            log=[*(row.log or []), entry],
-            updated_at=utcnow(),
-            **values,
-        )
+        .values(**changes)
         .returning(_TABLE.c.id)
     ).first()
     return done is not None

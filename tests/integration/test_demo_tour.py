@@ -13,11 +13,14 @@ def test_the_tour_shows_the_lead_commands_once(leadmail: Leadmail, tmp_path: Pat
     before = leadmail.ok("demo", "tour").stdout
     assert "no lead for" in before  # nothing polled yet: it says so, and changes nothing
 
+    with leadmail.config.open("a", encoding="utf-8") as config:
+        config.write('[smtp]\nfrom_address = "sales@northwind.example"\n')
     write_demo_inbox(tmp_path / "demo-inbox")
     leadmail.ok("ingest", "--no-progress", str(tmp_path / "demo-inbox"))
     shown = leadmail.ok("demo", "tour").stdout.splitlines()
     assert shown[0].startswith("leadmail leads note ")
     assert shown[-1].startswith("lead ") and " is now Quotation" in shown[-1]
+    assert any(line.startswith("leadmail send --lead ") for line in shown)
 
     (lead,) = [
         r
@@ -30,6 +33,12 @@ def test_the_tour_shows_the_lead_commands_once(leadmail: Leadmail, tmp_path: Pat
     assert kinds.count("comment") == 1 and "activity" in kinds
     assert any(e.get("text") == TOUR_NOTE for e in detail["timeline"])
     assert {c["email"] for c in detail["contacts"]} >= {"purchasing@greenleafmarkets.example"}
+    # One mail queued to the lead, threaded onto its conversation, for `leadmail run` to send.
+    (queued,) = leadmail.json("outbox", "list", "--format", "json")
+    assert (queued["lead_id"], queued["status"]) == (lead["id"], "pending")
+    assert queued["recipients"] == [TOUR_LEAD_EMAIL]
+    sent = [e for e in detail["timeline"] if e["type"] == "message" and e["direction"] == "out"]
+    assert [e["outbox_status"] for e in sent] == ["pending"]
 
     again = leadmail.ok("demo", "tour").stdout
     assert "already shows it" in again

@@ -374,6 +374,12 @@ def _when(iso: str | None) -> str:
 
 
 def _what(entry: dict[str, Any]) -> str:
+    if entry["type"] == "message" and entry.get("outbox_status"):
+        to = ", ".join(entry.get("recipients") or [])
+        return (
+            f"→ {entry['subject'] or '(no subject)'}  [outbound, {entry['outbox_status']}] "
+            f"from {entry.get('from') or '?'} to {to}"
+        )
     if entry["type"] == "message":
         arrow = "→" if entry["direction"] == "out" else "←"
         return (

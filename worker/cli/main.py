@@ -38,6 +38,8 @@ COMMANDS = {
     "attachments": "worker.cli.attachments:attachments",
     "opportunities": "worker.cli.records:opportunities",
     "quotations": "worker.cli.records:quotations",
+    "send": "worker.cli.send:send",
+    "outbox": "worker.cli.outbox:outbox",
     "dispatch": "worker.cli.jobs:dispatch",
     "worker": "worker.cli.jobs:worker",
 }

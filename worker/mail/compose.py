@@ -123,7 +123,8 @@ def message_id(token: str, domain: str, unique: str) -> str:
 
 def references_for(parent_id: str | None, parent_references: Sequence[str]) -> tuple[str, ...]:
     """The parent's References plus the parent, first one and newest ten kept, each once."""
-    ids = list(dict.fromkeys([*parent_references, *([parent_id] if parent_id else [])]))
+    ids = [r for r in dict.fromkeys(parent_references) if r != parent_id]
+    ids += [parent_id] if parent_id else []  # the parent is the newest, whatever it quoted
     ids = [i for i in ids if _plain_id(i)]
     if len(ids) > MAX_REFERENCES:
         ids = [ids[0], *ids[-(MAX_REFERENCES - 1) :]]
@@ -133,6 +134,14 @@ def references_for(parent_id: str | None, parent_references: Sequence[str]) -> t
 def _plain_id(value: str) -> bool:
     """An id we can write back between angle brackets without breaking the header."""
     return bool(value) and not any(c in value for c in " \t\r\n\0<>") and "@" in value
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def render_markdown(text: str) -> str:
@@ -217,7 +226,10 @@ def compose(draft: Draft) -> Composed:
         name = check_header("attachment filename", item.filename)
         kind = item.content_type or content_type(name, item.data)
         maintype, _, subtype = kind.partition("/")
-        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=name)
+        params = {"charset": "utf-8"} if maintype == "text" and _utf8(item.data) else None
+        msg.add_attachment(
+            item.data, maintype=maintype, subtype=subtype, filename=name, params=params
+        )
     for part in msg.walk():
         if part is not msg:
             del part["MIME-Version"]  # the stdlib repeats it on every part it makes

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from worker.config import SmtpSettings
 from worker.errors import ConfigError
+from worker.services import outbound
 from worker.services.context import App
 from worker.store import outbox as store
 from worker.transport.file import FileTransport
@@ -190,17 +191,17 @@ def _record(
         due_at = _now() + timedelta(seconds=backoff(settings, attempt))
     else:
         status = "failed"
-    with app.db.begin() as conn:
-        if status == "sent":
-            done = store.mark_sent(conn, outbox_id, results, entry, _now())
-        elif status == "pending":
-            assert due_at is not None
-            done = store.mark_retry(conn, outbox_id, due_at, result.reply, results, entry)
-        else:
-            error = result.reply
-            if result.outcome.retry or result.outcome is Outcome.PARTIAL:
-                error = f"{error} (gave up after {attempt} attempts)"
-            done = store.mark_failed(conn, outbox_id, error, results, entry)
+    # services/outbound.py owns the transitions (and moves the lead to Replied on a send).
+    if status == "sent":
+        done = outbound.delivered(app, outbox_id, results, entry, _now())
+    elif status == "pending":
+        assert due_at is not None
+        done = outbound.retry_later(app, outbox_id, due_at, result.reply, results, entry)
+    else:
+        error = result.reply
+        if result.outcome.retry or result.outcome is Outcome.PARTIAL:
+            error = f"{error} (gave up after {attempt} attempts)"
+        done = outbound.failed(app, outbox_id, error, results, entry)
     if not done:  # a person cancelled it meanwhile? Cannot happen while `sending`; say so
         log.warning("outbox #%d changed while it was being sent; outcome not recorded", outbox_id)
     level = logging.INFO if status == "sent" else logging.WARNING

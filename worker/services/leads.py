@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from worker.errors import LeadmailError, NotFoundError, ValidationError
 from worker.mail.addresses import email_key, organization_domain
+from worker.routing.schema import RuleSet
 from worker.services.context import App
 from worker.services.lead_fields import (
     COLUMNS,
@@ -24,6 +25,7 @@ from worker.services.notes import live_lead
 from worker.store import attachments as attachment_store
 from worker.store import inbound
 from worker.store import leads as store
+from worker.store import outbox as outbox_store
 from worker.store import records as records_store
 from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, utcnow
@@ -189,6 +191,11 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     with app.db.transaction(write=False) as session:
         lead_id = live_lead(session, lead_id)
         messages = store.messages(session, lead_id)
+        # Mail we sent carries what became of it: queued, sent, failed, bounced; to whom.
+        sent = outbox_store.for_lead(session, lead_id)
+        for message in messages:
+            if message["id"] in sent:
+                message.update(sent[message["id"]])
         detail = store.detail(session, lead_id, len(messages))
         if detail is None:
             raise NotFoundError(f"no lead {lead_id}", lead_id)
@@ -267,7 +274,7 @@ def add_lead(app: App, edit: LeadEdit, actor: str, allow_duplicate: bool = False
     custom = {k: v for k, v in custom_values(settings, edit.custom).items() if v is not None}
     missing_required(settings, custom)
     key = email_key(email)
-    from worker.services.assignment import route, rule_book  # the rule engine: only here
+    from worker.services.assignment import rule_book  # the rule engine: only here
 
     rules = rule_book(app).load()  # a broken rule file is refused here, before anything
     now = utcnow()
@@ -279,34 +286,73 @@ def add_lead(app: App, edit: LeadEdit, actor: str, allow_duplicate: bool = False
                 f"{email} already has lead {existing[0]}; --allow-duplicate to add another",
                 email,
             )
-        columns = inbound.new_lead_columns(
-            person_name=values.get("name"),
+        extra = {
+            COLUMNS[name]: value
+            for name, value in values.items()
+            if name in COLUMNS and name not in ("name", "company", "source")
+        }
+        lead_id = insert_new_lead(
+            app,
+            conn,
+            rules,
             email=email,
-            email_key=key,
-            organization_domain=organization_domain(email, app.sender_policy),
-            company_name=values.get("company"),
-            status=LeadStatus.LEAD.value,
+            person_name=values.get("name"),
+            company=values.get("company"),
             source=values.get("source") or MANUAL_SOURCE,
+            cause=f"created by hand by {actor}",
             related_lead_id=existing[0] if existing else None,
             now=now,
+            columns={**extra, "is_organization": is_organization, "custom_fields": custom},
         )
-        for name, value in values.items():
-            if name in COLUMNS and name not in ("name", "company", "source"):
-                columns[COLUMNS[name]] = value
-        columns.update(is_organization=is_organization, custom_fields=custom, assigned_to=None)
-        lead_id = inbound.insert_lead(conn, columns)
-        inbound.log_status_change(
-            conn,
-            lead_id,
-            before=None,
-            to=LeadStatus.LEAD.value,
-            cause=f"created by hand by {actor}",
-            message_row_id=None,
-            now=now,
-        )
-        if rules is not None:
-            route(conn, rules, lead_id, None, now)
     return _record(app, lead_id)
+
+
+def insert_new_lead(
+    app: App,
+    conn: Connection,
+    rules: RuleSet | None,
+    *,
+    email: str,
+    person_name: str | None,
+    company: str | None,
+    source: str,
+    cause: str,
+    now: datetime,
+    related_lead_id: int | None = None,
+    columns: dict[str, Any] | None = None,
+) -> int:
+    """A lead a person made (``leads add``, ``send --to`` a new address), inside the caller's
+    transaction: inserted as intake inserts one, its first status logged with ``cause``,
+    routed by the rules. The caller holds ``inbound.lock_sender`` on the address and has
+    checked that no lead has it."""
+    from worker.services.assignment import route  # the rule engine: only here
+
+    row = inbound.new_lead_columns(
+        person_name=person_name,
+        email=email,
+        email_key=email_key(email),
+        organization_domain=organization_domain(email, app.sender_policy),
+        company_name=company,
+        status=LeadStatus.LEAD.value,
+        source=source,
+        related_lead_id=related_lead_id,
+        now=now,
+    )
+    row.update(columns or {})
+    row["assigned_to"] = None
+    lead_id = inbound.insert_lead(conn, row)
+    inbound.log_status_change(
+        conn,
+        lead_id,
+        before=None,
+        to=LeadStatus.LEAD.value,
+        cause=cause,
+        message_row_id=None,
+        now=now,
+    )
+    if rules is not None:
+        route(conn, rules, lead_id, None, now)
+    return lead_id
 
 
 def set_lead(

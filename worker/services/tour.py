@@ -2,15 +2,17 @@
 
 `make run` polls the demo inbox once, runs this, then starts `leadmail run`: a newcomer sees a
 note, a logged call, a contact, an opportunity and a quotation (and the statuses they derive)
-on a lead that came from mail, without typing anything. It runs once per database: a lead that
-already carries the tour's note is left as it is.
+on a lead that came from mail, and one mail queued to it (which `leadmail run` then sends:
+the demo config's file transport writes it to leadmail-outbox/), without typing anything.
+It runs once per database: a lead that already carries the tour's note is left as it is.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from worker.services import contacts, notes, records
+from worker.errors import ValidationError
+from worker.services import contacts, notes, outbound, records
 from worker.services.context import App
 from worker.services.leads import lead_detail, list_leads
 
@@ -54,6 +56,7 @@ def run_tour(app: App) -> list[str]:
     quotation = records.make_quotation(
         app, lead_id, actor=TOUR_ACTOR, amount="12500.00", currency="EUR"
     )
+    mail = _queue_mail(app, lead_id)
     status = lead_detail(app, lead_id)["status"]
     return [
         f'leadmail leads note {lead_id} "{TOUR_NOTE}"',
@@ -63,5 +66,35 @@ def run_tour(app: App) -> list[str]:
         f"  -> opportunity {opportunity['id']}",
         f"leadmail leads make quotation {lead_id} --amount 12500.00 --currency EUR"
         f"  -> quotation {quotation['id']}",
+        *mail,
         f"lead {lead_id} is now {status}: leadmail leads show {lead_id}",
+    ]
+
+
+TOUR_SUBJECT = "Your quotation for the autumn range"
+TOUR_BODY = """Dear Priya,
+
+thank you for your call. As promised, our quotation for the **autumn range**:
+
+- 12,500.00 EUR for the volumes we discussed
+- delivery within two weeks of your order
+
+Kind regards
+"""
+
+
+def _queue_mail(app: App, lead_id: int) -> list[str]:
+    """One mail to the lead, from its executive, threaded onto its conversation."""
+    request = outbound.SendRequest(
+        subject=TOUR_SUBJECT, body=TOUR_BODY, lead_id=lead_id, markdown=True, actor=TOUR_ACTOR
+    )
+    try:
+        queued = outbound.queue_mail(app, request)
+    except ValidationError as exc:  # no sender address configured: the rest still shows
+        return [f"demo tour: no outbound mail: {exc}"]
+    return [
+        f'leadmail send --lead {lead_id} --subject "{TOUR_SUBJECT}" --markdown --body ...'
+        f"  -> outbox {queued.outbox_id} <{queued.message_id}>",
+        "leadmail outbox list  (leadmail run sends it; see leadmail outbox show "
+        f"{queued.outbox_id})",
     ]

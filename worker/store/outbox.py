@@ -39,6 +39,12 @@ Every function takes an ORM ``Session`` or a Core ``Connection`` (the caller's t
 - ``mark_bounced(session, message_id, error, now) -> dict | None`` — a ``sent`` (or
   ``sending``/``failed``) row named by a bounce becomes ``bounced``; returns the row.
 
+For ``services/outbound.py``, reads of the lead a mail goes to:
+
+- ``lead_for_mail(conn, lead_id) -> dict | None`` — the lead's fields, locked (PostgreSQL).
+- ``thread_parent(conn, lead_id) -> (message_id, references) | None`` — the lead's latest
+  conversation message (received, or sent by us), the one a new mail replies to.
+
 Statuses: pending → claimed → sending → sent | failed | (pending again, retry);
 pending/claimed → cancelled; sent → bounced; failed → pending (``outbox retry``).
 """
@@ -54,9 +60,11 @@ from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
 from worker.store.fast import FastStatement
-from worker.store.models import Outbox, OutboxStatus, table_of, utcnow
+from worker.store.models import Lead, Message, Outbox, OutboxStatus, table_of, utcnow
 
 _TABLE = table_of(Outbox)
+_leads = table_of(Lead)
+_messages = table_of(Message)
 # A row can still change after these (bounced, requeued), but no worker may touch it.
 _IN_FLIGHT = (OutboxStatus.CLAIMED, OutboxStatus.SENDING)
 
@@ -399,3 +407,49 @@ def mark_bounced(
         {"status": OutboxStatus.BOUNCED, "last_error": error, "updated_at": now},
     )
     return get(executor, row.id)
+
+
+# -- the lead a mail goes to --------------------------------------------------------------
+
+_LEAD_FIELDS = (
+    "id", "person_name", "company_name", "email", "email_key", "status", "source", "gender",
+    "phone", "mobile", "website", "organization_domain", "lead_type", "market_segment",
+    "industry", "territory", "assigned_to", "email_bouncing", "custom_fields",
+    "merged_into_id",
+)  # fmt: skip
+# Messages that are part of the conversation: never a bounce or a duplicate to reply to.
+_CONVERSATION = ("created", "threaded", "outbound")
+
+
+def lead_for_mail(executor: Executor, lead_id: int) -> dict[str, Any] | None:
+    """What a mail to the lead needs of it; the row stays locked (PostgreSQL) until the end
+    of the transaction, so a status change made meanwhile cannot slip past the refusals."""
+    row = executor.execute(
+        select(*(_leads.c[name] for name in _LEAD_FIELDS))
+        .where(_leads.c.id == lead_id)
+        .with_for_update()
+    ).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    found["custom_fields"] = dict(found["custom_fields"] or {})
+    return found
+
+
+def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | None:
+    """(Message-ID, References) of the lead's latest conversation message, or None."""
+    row = executor.execute(
+        select(_messages.c.message_id, _messages.c.references)
+        .where(_messages.c.lead_id == lead_id, _messages.c.outcome.in_(_CONVERSATION))
+        .order_by(_messages.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return str(row.message_id), [str(r) for r in row.references or []]
+
+
+def set_lead_bouncing(executor: Executor, lead_id: int, now: datetime) -> None:
+    executor.execute(
+        update(_leads).where(_leads.c.id == lead_id).values(email_bouncing=True, updated_at=now)
+    )

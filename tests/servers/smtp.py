@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -51,6 +52,10 @@ DROP_AFTER_DATA = "drop-after-data"
 connection before the 250 reply. The client cannot know the message arrived."""
 
 START_TIMEOUT = 10.0
+
+# aiosmtpd logs every connection at INFO; a test that sets up leadmail's logging would print
+# those lines from the server thread.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 @dataclass

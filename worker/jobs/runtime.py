@@ -39,6 +39,8 @@ IN_PROCESS_THREADS = 4
 
 _POLL_MS = 100
 
+PREFETCH_PER_THREAD = 16
+
 
 @dataclass
 class DispatchReport:
@@ -145,6 +147,11 @@ def work_until(app: App, threads: int, stop: threading.Event) -> None:
     declared = declare(app, broker)
     broker.emit_after("process_boot")
     worker = dramatiq.Worker(broker, worker_threads=threads)
+    # dramatiq fetches two messages per thread by default, and when all of them are still
+    # being worked its Redis consumer sleeps with a growing backoff instead of fetching again:
+    # a sender that is faster than that backoff idles. A deeper prefetch keeps the threads fed;
+    # what a killed worker held is claimed again by the dispatcher after stuck_seconds.
+    worker.queue_prefetch = min(threads * PREFETCH_PER_THREAD, 1024)
     worker.start()
     log.info(
         "worker %d: %d thread(s) on %s, queues %s",

@@ -123,6 +123,8 @@ _FINISH_READ = {
     "sqlite": FastStatement(_FINISH_QUERY),  # the caller's BEGIN IMMEDIATE holds the lock
 }
 _FINISH_WRITE: dict[frozenset[str], FastStatement] = {}
+_GET = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")))
+_GET_LOCKED = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")).with_for_update())
 # IN (…) expands at execution time, which a compiled-once statement cannot do.
 _IN_FLIGHT_NOW = or_(*(_TABLE.c.status == state.value for state in _IN_FLIGHT))
 
@@ -196,6 +198,9 @@ def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | 
 
 
 def get(executor: Executor, outbox_id: int, lock: bool = False) -> dict[str, Any] | None:
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        found = (_GET_LOCKED if lock else _GET).first(executor, {"oid": outbox_id})
+        return _as_dict_fast(found) if found is not None else None
     query = select(_TABLE).where(_TABLE.c.id == outbox_id)
     if lock:
         query = query.with_for_update()
@@ -424,16 +429,26 @@ _CONVERSATION = ("created", "threaded", "outbound")
 def lead_for_mail(executor: Executor, lead_id: int) -> dict[str, Any] | None:
     """What a mail to the lead needs of it; the row stays locked (PostgreSQL) until the end
     of the transaction, so a status change made meanwhile cannot slip past the refusals."""
-    row = executor.execute(
-        select(*(_leads.c[name] for name in _LEAD_FIELDS))
-        .where(_leads.c.id == lead_id)
-        .with_for_update()
-    ).first()
-    if row is None:
-        return None
-    found = dict(row._mapping)
+    if isinstance(executor, Connection):  # also on the worker's hot path (delivered)
+        values = _LEAD_FOR_MAIL.first(executor, {"lead_id": lead_id})
+        if values is None:
+            return None
+        found = dict(zip(_LEAD_FIELDS, values, strict=True))
+    else:
+        row = executor.execute(_LEAD_FOR_MAIL_QUERY, {"lead_id": lead_id}).first()
+        if row is None:
+            return None
+        found = dict(row._mapping)
     found["custom_fields"] = dict(found["custom_fields"] or {})
     return found
+
+
+_LEAD_FOR_MAIL_QUERY = (
+    select(*(_leads.c[name] for name in _LEAD_FIELDS))
+    .where(_leads.c.id == bindparam("lead_id"))
+    .with_for_update()
+)
+_LEAD_FOR_MAIL = FastStatement(_LEAD_FOR_MAIL_QUERY)
 
 
 def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | None:

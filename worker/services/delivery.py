@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from worker.config import SmtpSettings
-from worker.errors import ConfigError
+from worker.config import ImapAccount, SmtpSettings
+from worker.errors import ConfigError, LeadmailError
 from worker.services import outbound
 from worker.services.context import App
+from worker.sources.imap import append_message, password_for
 from worker.store import outbox as store
 from worker.transport.file import FileTransport
 from worker.transport.smtp import Outcome, SendResult, SyncSmtpTransport, one_line
@@ -154,6 +155,7 @@ def send_outbound(app: App, outbox_id: int, sender: Sender) -> Attempt | None:
         return None
     attempt = row["attempts"] + 1
     recipients = _pending_recipients(row)
+    raw: bytes | None = None
     if not recipients:
         result = SendResult(Outcome.DELIVERED, None, "every recipient already has it")
     else:
@@ -163,7 +165,31 @@ def send_outbound(app: App, outbox_id: int, sender: Sender) -> Attempt | None:
             result = SendResult(Outcome.PERMANENT, None, f"raw message unreadable: {exc}")
         else:
             result = sender.send(row["envelope_from"], recipients, raw, row["message_id"])
-    return _record(app, row, attempt, recipients, result)
+    done = _record(app, row, attempt, recipients, result)
+    if done.status == "sent" and raw is not None:
+        copy_to_sent(app, raw, row["message_id"])
+    return done
+
+
+def copy_to_sent(app: App, raw: bytes, message_id: str) -> bool:
+    """``[smtp] sent_copy``: APPEND the sent message to the executive's Sent folder, so their
+    own mail client shows it (the poller recognises it there by its Message-ID).
+
+    After the row is ``sent``, never before: a copy that fails is a warning in the log, not a
+    reason to send the mail again.
+    """
+    target = app.settings.smtp.sent_copy_target
+    if target is None:
+        return False
+    account = app.settings.account(target[0])
+    if not isinstance(account, ImapAccount):  # config validation already refuses this
+        return False
+    try:
+        append_message(account, password_for(account), target[1], raw)
+    except LeadmailError as exc:
+        log.warning("sent copy of %s to %s/%s failed: %s", message_id, *target, exc)
+        return False
+    return True
 
 
 def _record(

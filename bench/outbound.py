@@ -208,10 +208,10 @@ def worker_rate(
         config = write_config(run_dir, db_url, sink, redis.url)
         ids = queue(config, count, tag)
         log_path = run_dir / "worker.log"
+        options = ("--processes", str(processes), "--threads", str(threads))
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--config", str(config), "worker"]
-                + ["--processes", str(processes), "--threads", str(threads)],
+                [sys.executable, "-m", "worker", "--config", str(config), "worker", *options],
                 env=cli_env(),
                 stdout=log,
                 stderr=log,
@@ -314,8 +314,9 @@ def main() -> int:
                 runs.append(row)
                 log(
                     f"run {run + 1} {db:10} bare {row.bare:7.0f}/s  dispatch --once "
-                    f"{row.dispatch:6.0f}/s (net {row.dispatch_net:6.0f}/s, {row.ratio_dispatch:.2f}x)"
-                    f"  worker {row.worker:6.0f}/s ({row.ratio_worker:.2f}x)"
+                    f"{row.dispatch:6.0f}/s (net {row.dispatch_net:6.0f}/s, "
+                    f"{row.ratio_dispatch:.2f}x)  worker {row.worker:6.0f}/s "
+                    f"({row.ratio_worker:.2f}x)"
                 )
     result["runs"] = [
         asdict(r) | {"ratio_dispatch": r.ratio_dispatch, "ratio_worker": r.ratio_worker}

@@ -6,6 +6,13 @@ the raw bytes to the blob store, and records the ``messages`` row (direction out
 ``outbox`` row in the same transaction. Nothing is queued when anything is refused. The
 dispatcher and the worker (``worker/jobs``) then call the state changes below, each in a
 short transaction of its own, never across SMTP.
+
+For ``worker/jobs`` (the worker, after SMTP): ``delivered(app, id, results, log_entry,
+sent_at)``, ``failed(app, id, error, results, log_entry)``, ``retry_later(app, id, due_at,
+error, results, log_entry)``; each returns False, changing nothing, when the row is no
+longer ``claimed``/``sending``. Claiming and taking rows: ``store/outbox.py``.
+For intake: ``bounced(conn, message_ids, error, now)`` inside its transaction.
+For people: ``queue_mail``, ``cancel``, ``retry``, ``list_outbox``, ``show_outbox``.
 """
 
 from __future__ import annotations
@@ -589,7 +596,7 @@ def list_outbox(
     if status is not None and status not in {s.value for s in OutboxStatus}:
         known = ", ".join(s.value for s in OutboxStatus)
         raise ValidationError(f"unknown outbox status {status!r}; one of: {known}", status)
-    with app.db.begin() as conn:
+    with app.db.engine.connect() as conn:
         if lead_id is not None:
             try:
                 lead_id = live_lead(conn, lead_id)

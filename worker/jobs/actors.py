@@ -6,8 +6,9 @@ id. `KINDS` lists them; `declare` makes one dramatiq actor per kind on a given b
 carry ids only and re-check the row themselves (services/delivery.py), so a message delivered
 twice, or left in Redis after the row was done, does nothing.
 
-dramatiq's own retries are off (``max_retries=0``): a temporary failure puts the row back to
-``pending`` with a later due time in the database, where the dispatcher finds it again. An
+dramatiq's retry middleware is not installed (jobs/broker.py): a temporary failure puts the
+row back to ``pending`` with a later due time in the database, where the dispatcher finds it
+again. An
 unexpected error (the database unreachable, a bug) is logged in one line and leaves the row
 ``sending``; the dispatcher claims it again after ``[queue] stuck_seconds``.
 """
@@ -160,7 +161,7 @@ def declare(app: App, broker: dramatiq.Broker, *, keep_outcomes: bool = False) -
             actor_name=kind.actor_name,
             queue_name=kind.queue_name,
             priority=0,
-            options={"max_retries": 0, "time_limit": time_limit_ms},
+            options={"time_limit": time_limit_ms},
         )
     return Declared(broker, actors, list(KINDS), senders, outcomes)
 

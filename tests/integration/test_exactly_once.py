@@ -37,7 +37,7 @@ from worker.services.context import App
 from worker.store import outbox
 
 MAILS = 500
-STUCK_SECONDS = 4
+STUCK_SECONDS = 3
 LEADMAIL = str(Path(sys.executable).with_name("leadmail"))
 
 
@@ -74,19 +74,18 @@ batch = 200
 
 
 class Workers:
-    """`leadmail worker --processes 2 --threads 2` in its own process group."""
+    """`leadmail worker --processes P --threads T` in its own process group."""
 
-    OPTIONS = ("--processes", "2", "--threads", "2")
-
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, processes: int = 1, threads: int = 4) -> None:
         self.config = config
         self.log = log
+        self.options = ("--processes", str(processes), "--threads", str(threads))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [LEADMAIL, "--config", str(self.config), "worker", *self.OPTIONS],
+                [LEADMAIL, "--config", str(self.config), "worker", *self.options],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
@@ -148,20 +147,31 @@ def dispatching(app: App) -> Iterator[Jobs]:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, db_url: str, smtp: SmtpServer, redis: RedisServer) -> None:
+    """A config, an app on it, `count` queued mails, and the workers to send them."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        db_url: str,
+        smtp: SmtpServer,
+        redis: RedisServer,
+        count: int = MAILS,
+        processes: int = 1,
+    ) -> None:
         self.config = write_config(tmp_path, db_url, smtp, redis)
         self.app = make_app(load_settings(self.config))
         self.smtp = smtp
         self.redis = redis
-        self.workers = Workers(self.config, tmp_path / "workers.log")
-        self.mails = queue_mails(self.app, MAILS)
+        self.count = count
+        self.workers = Workers(self.config, tmp_path / "workers.log", processes=processes)
+        self.mails = queue_mails(self.app, count)
 
     def all_sent(self, timeout: float = 120) -> None:
         def done() -> bool:
-            return statuses(self.app).get("sent", 0) == MAILS
+            return statuses(self.app).get("sent", 0) == self.count
 
         try:
-            wait_until(done, timeout, f"all {MAILS} mails sent")
+            wait_until(done, timeout, f"all {self.count} mails sent")
         except AssertionError:
             raise AssertionError(
                 f"{statuses(self.app)}; worker log:\n{self.workers.log.read_text()[-3000:]}"
@@ -180,14 +190,27 @@ class Rig:
         self.app.close()
 
 
+RigFactory = Callable[..., Rig]
+
+
 @pytest.fixture
-def rig(tmp_path: Path, db_url: str, smtp_factory: Any, redis_server: RedisServer) -> Iterator[Rig]:
-    made = Rig(tmp_path, db_url, smtp_factory("plain", keep_raw=False), redis_server)
-    yield made
-    made.close()
+def rig_factory(
+    tmp_path: Path, db_url: str, smtp_factory: Any, redis_server: RedisServer
+) -> Iterator[RigFactory]:
+    made: list[Rig] = []
+
+    def make(**kwargs: Any) -> Rig:
+        rig = Rig(tmp_path, db_url, smtp_factory("plain", keep_raw=False), redis_server, **kwargs)
+        made.append(rig)
+        return rig
+
+    yield make
+    for rig in made:
+        rig.close()
 
 
-def test_flushall_mid_send_loses_and_duplicates_nothing(rig: Rig) -> None:
+def test_flushall_mid_send_loses_and_duplicates_nothing(rig_factory: RigFactory) -> None:
+    rig = rig_factory()  # one worker process, four threads
     rig.workers.start()
     with dispatching(rig.app):
         wait_until(lambda: len(rig.smtp.sink) >= 100, 90, "the first 100 deliveries")
@@ -202,7 +225,8 @@ def test_flushall_mid_send_loses_and_duplicates_nothing(rig: Rig) -> None:
         assert {r["attempts"] for r in outbox.rows(session)} == {1}
 
 
-def test_sigkill_of_every_worker_mid_send_then_restart(rig: Rig) -> None:
+def test_sigkill_of_every_worker_mid_send_then_restart(rig_factory: RigFactory) -> None:
+    rig = rig_factory(processes=2)  # a supervisor and two worker processes, 2 x 4 threads
     rig.workers.start()
     with dispatching(rig.app):
         rig.workers.wait_for_children()
@@ -218,10 +242,10 @@ def test_sigkill_of_every_worker_mid_send_then_restart(rig: Rig) -> None:
     assert set(counts) == rig.expected()
     duplicates = {m for m, c in counts.items() if c > 1}
     # Only mails whose outcome the killed workers never recorded may arrive twice, and
-    # never more than twice; four sending threads hold at most four such mails.
+    # never more than twice; eight sending threads hold at most eight such mails.
     assert duplicates <= unknown, duplicates - unknown
     assert max(counts.values()) <= 2
-    assert len(unknown) <= 4
+    assert len(unknown) <= 8
     print(
         f"\nSIGKILL of {killed} processes after {killed_at} deliveries: "
         f"{len(unknown)} mail(s) in flight (outcome unknown), {len(duplicates)} delivered twice"
@@ -232,7 +256,8 @@ def test_two_dispatchers_and_four_worker_threads_send_each_mail_once(
     tmp_path: Path, pg_database: Any, smtp_factory: Any, redis_server: RedisServer
 ) -> None:
     with pg_database() as db_url:
-        rig = Rig(tmp_path, db_url, smtp_factory("plain", keep_raw=False), redis_server)
+        smtp = smtp_factory("plain", keep_raw=False)
+        rig = Rig(tmp_path, db_url, smtp, redis_server, count=300)  # 1 process x 4 threads
         second = make_app(load_settings(rig.config))
         try:
             rig.workers.start()

@@ -149,7 +149,8 @@ def _pending_recipients(row: dict[str, Any]) -> list[str]:
 
 def send_outbound(app: App, outbox_id: int, sender: Sender) -> Attempt | None:
     """Send the row if it is ours to send; None when another worker has it or it is done."""
-    with app.db.begin() as conn:
+    # One conditional UPDATE … RETURNING: atomic alone, committed before we talk to the server.
+    with app.db.autocommit() as conn:
         row = store.take(conn, outbox_id, _now())
     if row is None:
         return None

@@ -104,6 +104,14 @@ class Database:
             yield conn
 
     @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits by itself: for one statement that is
+        atomic alone (an ``UPDATE … RETURNING``), without the BEGIN and COMMIT round trips of
+        a transaction around it (on PostgreSQL a third of the cost)."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def begin(self, conn: Connection | None = None) -> Iterator[Connection]:
         """One write transaction, on ``conn`` when given (saves a pool checkout per message).
 

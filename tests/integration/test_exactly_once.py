@@ -269,3 +269,42 @@ def test_two_dispatchers_and_four_worker_threads_send_each_mail_once(
         counts = rig.smtp.sink.by_message_id()
         assert set(counts) == rig.expected()
         assert max(counts.values()) == 1
+
+
+def _worker_children(workers: Workers) -> set[int]:
+    """The spawned worker processes of the group (not the supervisor, not helpers)."""
+    found = set()
+    for pid in workers.members():
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline:
+                found.add(pid)
+    return found
+
+
+def test_a_dead_worker_process_is_replaced_and_sigterm_stops_all(
+    tmp_path: Path, smtp_server: SmtpServer, redis_server: RedisServer
+) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/leadmail.db", smtp_server, redis_server)
+    make_app(load_settings(config)).close()
+    workers = Workers(config, tmp_path / "workers.log", processes=2, threads=1)
+    workers.start()
+    try:
+        wait_until(lambda: len(_worker_children(workers)) == 2, 60, "two worker processes")
+        first = _worker_children(workers)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: len(_worker_children(workers)) == 2 and victim not in _worker_children(workers),
+            60,
+            "a replacement worker process",
+        )
+        assert workers.proc is not None
+        os.kill(workers.proc.pid, signal.SIGTERM)  # the supervisor only: it stops the rest
+        assert workers.proc.wait(60) == 0
+        wait_until(lambda: not workers.members(), 30, "every worker process to exit")
+        workers.proc = None
+    finally:
+        workers.stop()
+    log = (tmp_path / "workers.log").read_text()
+    assert "exited with -9; starting another" in log

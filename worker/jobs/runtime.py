@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -190,14 +189,18 @@ def supervise(
     try:
         while not stop.wait(0.5):
             for index, child in enumerate(children):
-                if not child.is_alive():
-                    log.warning(
-                        "worker process %s exited with %s; starting another",
-                        child.pid,
-                        child.exitcode,
-                    )
-                    time.sleep(0.5)
-                    children[index] = spawn()
+                if child.is_alive():
+                    continue
+                # Ctrl-C reaches the children too, and one may exit before our own handler
+                # has run: a stop is never answered with a new worker.
+                if stop.wait(0.5):
+                    break
+                log.warning(
+                    "worker process %s exited with %s; starting another",
+                    child.pid,
+                    child.exitcode,
+                )
+                children[index] = spawn()
     finally:
         for child in children:
             if child.is_alive() and child.pid is not None:

@@ -234,3 +234,29 @@ def test_dispatch_once_in_process_sends_everything_due(
         assert all(row(app, m["id"])["status"] == "pending" for m in later)
     finally:
         app.close()
+
+
+def test_stopping_run_hands_unstarted_mail_back(smtp_app: App, smtp_server: SmtpServer) -> None:
+    """`leadmail run` on the memory broker stopped mid-way: what it claimed and never started
+    is pending again at once (not after stuck_seconds), and is sent once by the next run."""
+    import threading
+
+    mails = queue_mails(smtp_app, 300)
+    stop = threading.Event()
+    jobs = Jobs(smtp_app, threads=1)
+    jobs.start(stop)
+    try:
+        assert smtp_server.sink.wait_for(5, timeout=60)
+    finally:
+        stop.set()
+        jobs.stop()
+    after_stop = statuses(smtp_app)
+    assert set(after_stop) == {"sent", "pending"}, after_stop
+    assert after_stop["sent"] == len(smtp_server.sink) < 300
+    again = Jobs(smtp_app, threads=2, keep_outcomes=True)
+    try:
+        again.dispatch_once()
+    finally:
+        again.stop()
+    assert statuses(smtp_app) == {"sent": 300}
+    assert smtp_server.sink.by_message_id() == {m["message_id"]: 1 for m in mails}

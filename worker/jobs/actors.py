@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,17 +33,20 @@ log = logging.getLogger("leadmail.jobs")
 
 Claim = Callable[[App, datetime], list[int]]
 Work = Callable[[App, int, Sender], Attempt | None]
+Release = Callable[[App, Sequence[int]], int]
 
 
 @dataclass(frozen=True)
 class JobKind:
-    """One kind of due work: how to claim it, and what an actor does with one row id."""
+    """One kind of due work: how to claim it, what an actor does with one row id, and how to
+    hand back claimed rows an in-process worker did not get to."""
 
     name: str
     actor_name: str
     queue_name: str
     claim: Claim
     work: Work
+    release: Release
 
 
 def _claim_outbox(app: App, now: datetime) -> list[int]:
@@ -57,6 +60,7 @@ KINDS: list[JobKind] = [
         queue_name="outbound",
         claim=_claim_outbox,
         work=delivery.send_outbound,
+        release=delivery.release_outbox,
     ),
 ]
 """Every kind the dispatcher claims and the workers run; issue 12 appends reminders."""
@@ -134,6 +138,32 @@ class Outcomes:
                 self.errors.append((kind, row_id, text))
 
 
+class Outstanding:
+    """Ids enqueued in this process and not yet started, by kind (memory broker only: its
+    queue dies with the process, so a clean stop hands these rows back)."""
+
+    def __init__(self, track: bool) -> None:
+        self.track = track
+        self._ids: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, ids: Sequence[int]) -> None:
+        if self.track:
+            with self._lock:
+                self._ids.setdefault(kind, set()).update(ids)
+
+    def start(self, kind: str, row_id: int) -> None:
+        if self.track:
+            with self._lock:
+                self._ids.get(kind, set()).discard(row_id)
+
+    def drain(self) -> dict[str, list[int]]:
+        with self._lock:
+            left = {kind: sorted(ids) for kind, ids in self._ids.items() if ids}
+            self._ids.clear()
+        return left
+
+
 @dataclass(frozen=True)
 class Declared:
     """The actors of every kind on one broker, with what they share."""
@@ -143,33 +173,42 @@ class Declared:
     kinds: list[JobKind]
     senders: ThreadSenders
     outcomes: Outcomes
+    outstanding: Outstanding
 
 
-def declare(app: App, broker: dramatiq.Broker, *, keep_outcomes: bool = False) -> Declared:
+def declare(
+    app: App,
+    broker: dramatiq.Broker,
+    *,
+    keep_outcomes: bool = False,
+    track_outstanding: bool = False,
+) -> Declared:
     """Create one actor per job kind on `broker`, working against `app`."""
     senders = ThreadSenders(app)
     broker.add_middleware(senders)
     outcomes = Outcomes(keep=keep_outcomes)
+    outstanding = Outstanding(track_outstanding)
     # Longer than any send (a stuck send is cut off by its SMTP timeouts first), shorter
     # than stuck_seconds, after which the dispatcher hands the row to another worker.
     time_limit_ms = int(app.settings.queue.stuck_seconds * 1000 * 0.9)
     actors: dict[str, dramatiq.Actor[..., None]] = {}
     for kind in KINDS:
         actors[kind.name] = dramatiq.Actor(
-            _actor_function(app, kind, senders, outcomes),
+            _actor_function(app, kind, senders, outcomes, outstanding),
             broker=broker,
             actor_name=kind.actor_name,
             queue_name=kind.queue_name,
             priority=0,
             options={"time_limit": time_limit_ms},
         )
-    return Declared(broker, actors, list(KINDS), senders, outcomes)
+    return Declared(broker, actors, list(KINDS), senders, outcomes, outstanding)
 
 
 def _actor_function(
-    app: App, kind: JobKind, senders: ThreadSenders, outcomes: Outcomes
+    app: App, kind: JobKind, senders: ThreadSenders, outcomes: Outcomes, outstanding: Outstanding
 ) -> Callable[[int], None]:
     def run(row_id: int) -> None:
+        outstanding.start(kind.name, row_id)
         try:
             attempt = kind.work(app, row_id, senders.get())
         except Exception as exc:

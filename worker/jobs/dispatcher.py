@@ -52,11 +52,13 @@ class Dispatcher:
         actors: dict[str, dramatiq.Actor[..., None]],
         *,
         clock: Clock = _utcnow,
+        on_enqueue: Callable[[str, list[int]], None] | None = None,
     ) -> None:
         self.app = app
         self.kinds = list(kinds)
         self.actors = actors
         self.clock = clock
+        self.on_enqueue = on_enqueue
         self._warn_about_settings()
 
     def _warn_about_settings(self) -> None:
@@ -81,6 +83,8 @@ class Dispatcher:
                 while True:
                     batch = kind.claim(self.app, self.clock())
                     actor = self.actors[kind.name]
+                    if self.on_enqueue is not None:
+                        self.on_enqueue(kind.name, batch)
                     for row_id in batch:
                         actor.send(row_id)
                     ids += batch

@@ -61,8 +61,15 @@ class Jobs:
         self.threads = threads or IN_PROCESS_THREADS
         delivery.check_sending(app)
         self.broker = build_broker(app.settings.queue)
-        self.declared: Declared = declare(app, self.broker, keep_outcomes=keep_outcomes)
-        self.dispatcher = Dispatcher(app, self.declared.kinds, self.declared.actors)
+        self.declared: Declared = declare(
+            app, self.broker, keep_outcomes=keep_outcomes, track_outstanding=self.memory
+        )
+        self.dispatcher = Dispatcher(
+            app,
+            self.declared.kinds,
+            self.declared.actors,
+            on_enqueue=self.declared.outstanding.add,
+        )
         self._worker: dramatiq.Worker | None = None
         self._dispatch_thread: threading.Thread | None = None
 
@@ -99,9 +106,9 @@ class Jobs:
         """Wait until the memory broker's queues are empty and every job finished."""
         if not self.memory:
             return
-        for queue in self.queues:
-            self.broker.declare_queue(queue)
-            self.broker.join(queue)
+        for name in self.queues:
+            self.broker.declare_queue(name)
+            self.broker.join(name)
 
     def dispatch_once(self) -> DispatchReport:
         """Claim and enqueue everything due; with the memory broker, send it all now."""
@@ -123,10 +130,27 @@ class Jobs:
             self._dispatch_thread.join(timeout=30)
             self._dispatch_thread = None
         if self._worker is not None:
-            self._worker.stop(timeout=30_000)
+            self._worker.stop(timeout=30_000)  # finishes the jobs in hand
             self._worker = None
+            self._release_unstarted()
         self.declared.senders.close_all()
         self.broker.close()
+
+    def _release_unstarted(self) -> None:
+        """The memory broker's queue (and what the worker prefetched) dies with the process:
+        hand those rows back to the database now, rather than leaving them ``claimed`` until
+        stuck_seconds have passed."""
+        waiting = self.declared.outstanding.drain()
+        for kind in self.declared.kinds:
+            ids = waiting.get(kind.name)
+            if not ids:
+                continue
+            try:
+                released = kind.release(self.app, ids)
+            except Exception as exc:  # stuck_seconds will bring them back
+                log.warning("could not hand back %d %s job(s): %s", len(ids), kind.name, exc)
+                continue
+            log.info("handed %d unstarted %s job(s) back to the outbox", released, kind.name)
 
 
 def require_redis(settings: Settings) -> None:

@@ -136,6 +136,13 @@ def claim_outbox(app: App, now: datetime | None = None, limit: int | None = None
     return store.claim_due(app.db.engine, now or _now(), queue.stuck_seconds, limit or queue.batch)
 
 
+def release_outbox(app: App, outbox_ids: Sequence[int]) -> int:
+    """Hand claimed rows that were never started back to ``pending`` (due now), so the next
+    dispatcher sends them at once instead of after ``[queue] stuck_seconds``."""
+    with app.db.begin() as conn:
+        return store.release(conn, outbox_ids, _now())
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 

@@ -36,6 +36,8 @@ Every function takes an ORM ``Session`` or a Core ``Connection`` (the caller's t
 - ``cancel(session, outbox_id, now) -> bool`` — only ``pending`` or ``claimed`` (not yet
   handed to SMTP).
 - ``requeue(session, outbox_id, now) -> bool`` — ``failed`` back to ``pending``, due now.
+- ``release(session, ids, now) -> int`` — ``claimed`` rows back to ``pending`` (an in-process
+  worker that stops hands back what it never started).
 - ``mark_bounced(session, message_id, error, now) -> dict | None`` — a ``sent`` (or
   ``sending``/``failed``) row named by a bounce becomes ``bounced``; returns the row.
 
@@ -393,6 +395,20 @@ def requeue(executor: Executor, outbox_id: int, now: datetime) -> bool:
         (OutboxStatus.FAILED,),
         {"status": OutboxStatus.PENDING, "due_at": now, "claimed_at": None, "updated_at": now},
     )
+
+
+def release(executor: Executor, outbox_ids: Sequence[int], now: datetime) -> int:
+    """Claimed rows back to ``pending``, due now: a worker stopping cleanly hands back what it
+    claimed and never started (a ``sending`` row is not touched). How many moved."""
+    if not outbox_ids:
+        return 0
+    moved = executor.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(list(outbox_ids)), _TABLE.c.status == OutboxStatus.CLAIMED)
+        .values(status=OutboxStatus.PENDING, due_at=now, claimed_at=None, updated_at=now)
+        .returning(_TABLE.c.id)
+    ).all()
+    return len(moved)
 
 
 def mark_bounced(

@@ -221,3 +221,23 @@ def test_idle_connection_closed_by_the_server_is_reopened(
     result = transport.send(SENDER, [JANE], message(2))
     assert result.outcome is Outcome.TEMPORARY  # a 421 reply is a reply: not retried blindly
     assert transport.send(SENDER, [JANE], message(3)).outcome is Outcome.DELIVERED
+
+
+def test_international_addresses_need_smtputf8(
+    smtp_factory: SmtpFactory, transports: list[SyncSmtpTransport]
+) -> None:
+    johann = "jöhann@acme-industrial.example"
+    with_utf8 = smtp_factory("plain")
+    sent = connect(transports, with_utf8).send(SENDER, [johann, JANE], message(1))
+    assert sent.outcome is Outcome.DELIVERED
+    assert with_utf8.sink.deliveries[0].rcpt_tos == (johann, JANE)
+    # A server without SMTPUTF8 cannot take that address: that recipient alone is refused.
+    without = smtp_factory("plain", smtputf8=False)
+    transport = connect(transports, without)
+    partial = transport.send(SENDER, [johann, JANE], message(2))
+    assert partial.outcome is Outcome.PARTIAL and partial.retry_recipients == []
+    assert partial.recipients[johann].state is RecipientState.REFUSED_PERM
+    assert "SMTPUTF8" in partial.recipients[johann].reply
+    assert without.sink.deliveries[0].rcpt_tos == (JANE,)
+    alone = transport.send(SENDER, [johann], message(3))
+    assert alone.outcome is Outcome.PERMANENT

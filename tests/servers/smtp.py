@@ -344,9 +344,11 @@ class SmtpServer:
         sink_file: Path | None = None,
         port: int | None = None,
         certificates: Certificates | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.root = Path(root)
         self.mode = mode
+        self.smtputf8 = smtputf8
         self.auth = mode != "plain" if auth is None else auth
         self.script = Script()
         self.sink = Sink(keep_raw=keep_raw, file=sink_file)
@@ -411,6 +413,7 @@ class SmtpServer:
             "ready_timeout": START_TIMEOUT,
             "decode_data": False,
             "data_size_limit": 64 * 1024 * 1024,
+            "enable_SMTPUTF8": self.smtputf8,
         }
         if self.mode == "ssl":
             kwargs["ssl_context"] = self.certificates.server_context()

@@ -172,7 +172,14 @@ def send_outbound(app: App, outbox_id: int, sender: Sender) -> Attempt | None:
         except Exception as exc:  # the blob store's error is one line already
             result = SendResult(Outcome.PERMANENT, None, f"raw message unreadable: {exc}")
         else:
-            result = sender.send(row["envelope_from"], recipients, raw, row["message_id"])
+            try:
+                result = sender.send(row["envelope_from"], recipients, raw, row["message_id"])
+            except Exception as exc:
+                # A bug, not the server: counted as an attempt like any temporary failure, so
+                # it ends in `failed` after max_attempts instead of coming back forever.
+                log.debug("sending outbox #%d failed", row["id"], exc_info=True)
+                reason = f"internal error: {type(exc).__name__}: {one_line(exc)}"
+                result = SendResult(Outcome.TEMPORARY, None, reason)
     done = _record(app, row, attempt, recipients, result)
     if done.status == "sent" and raw is not None:
         copy_to_sent(app, raw, row["message_id"])

@@ -269,11 +269,25 @@ class SmtpTransport:
         results: dict[str, RecipientResult] = {}
         stage = "MAIL"
         try:
-            await smtp.mail(envelope_from)
+            # Internationalised addresses (RFC 6531) need SMTPUTF8; without it a server cannot
+            # take them, and only those recipients are refused.
+            utf8 = not all(a.isascii() for a in (envelope_from, *recipients))
+            if utf8 and smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()  # the extensions are known after EHLO
+            utf8 = utf8 and smtp.supports_extension("smtputf8")
+            encoding = "utf-8" if utf8 else "ascii"
+            await smtp.mail(envelope_from, options=["SMTPUTF8"] if utf8 else [], encoding=encoding)
             stage = "RCPT"
             for address in recipients:
+                if not (utf8 or address.isascii()):
+                    results[address] = RecipientResult(
+                        RecipientState.REFUSED_PERM,
+                        0,
+                        f"not sent: {self.where} does not offer SMTPUTF8 for this address",
+                    )
+                    continue
                 try:
-                    reply = await smtp.rcpt(address)
+                    reply = await smtp.rcpt(address, encoding=encoding)
                 except aiosmtplib.SMTPRecipientRefused as refusal:
                     results[address] = RecipientResult(
                         _state_for(refusal.code), refusal.code, one_line(refusal.message)
@@ -313,6 +327,20 @@ class SmtpTransport:
                 _outcome_for(exc.code),
                 exc.code,
                 f"{stage}: {exc.code} {one_line(exc.message)}",
+                _unaccepted(results),
+            )
+        except aiosmtplib.SMTPNotSupported as exc:
+            # An address needs SMTPUTF8 and the server does not offer it: no retry helps.
+            await self._reset(smtp)
+            return SendResult(
+                Outcome.PERMANENT, None, f"{stage}: {one_line(exc)}", _unaccepted(results)
+            )
+        except (ValueError, UnicodeError) as exc:  # an address aiosmtplib will not put on the wire
+            await self._reset(smtp)
+            return SendResult(
+                Outcome.PERMANENT,
+                None,
+                f"{stage}: address cannot be sent: {one_line(exc)}",
                 _unaccepted(results),
             )
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
@@ -367,7 +395,13 @@ class SyncSmtpTransport:
         self.transport = SmtpTransport(settings, password)
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendResult:
-        return self._loop.run_until_complete(self.transport.send(envelope_from, recipients, raw))
+        try:
+            return self._loop.run_until_complete(
+                self.transport.send(envelope_from, recipients, raw)
+            )
+        except BaseException:
+            self.transport._drop()  # whatever broke, the next send starts a fresh session
+            raise
 
     def close(self) -> None:
         if self._loop.is_closed():

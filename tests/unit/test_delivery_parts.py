@@ -75,3 +75,10 @@ def test_a_job_kind_is_registered_once() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         actors.register(outbox)
     assert [k.name for k in actors.KINDS] == ["outbox"]
+
+
+def test_chunks_spread_small_rounds_and_cap_big_ones() -> None:
+    from worker.jobs.dispatcher import MAX_CHUNK, chunk_size
+
+    assert [chunk_size(n) for n in (1, 3, 31, 64, 200)] == [1, 1, 1, 2, 6]
+    assert chunk_size(5000) == MAX_CHUNK

@@ -30,6 +30,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+MAX_CHUNK = 16
+"""Row ids per queue message at most. A message costs the queue about as much as a fast local
+send; a few ids per message halve that, while small rounds still spread over the workers."""
+
+
+def chunk_size(claimed: int) -> int:
+    """Ids per message for a round of `claimed` rows: 1 for a handful, up to MAX_CHUNK."""
+    return max(1, min(MAX_CHUNK, claimed // 32))
+
+
 @dataclass
 class Round:
     """The ids one `Dispatcher.run_once` claimed and enqueued, by kind."""
@@ -85,8 +95,9 @@ class Dispatcher:
                     actor = self.actors[kind.name]
                     if self.on_enqueue is not None:
                         self.on_enqueue(kind.name, batch)
-                    for row_id in batch:
-                        actor.send(row_id)
+                    size = chunk_size(len(batch))
+                    for start in range(0, len(batch), size):
+                        actor.send(*batch[start : start + size])
                     ids += batch
                     if len(batch) < self.app.settings.queue.batch:
                         break

@@ -36,6 +36,8 @@ Every function takes an ORM ``Session`` or a Core ``Connection`` (the caller's t
 - ``cancel(session, outbox_id, now) -> bool`` — only ``pending`` or ``claimed`` (not yet
   handed to SMTP).
 - ``requeue(session, outbox_id, now) -> bool`` — ``failed`` back to ``pending``, due now.
+- ``release(session, ids, now) -> int`` — ``claimed`` rows back to ``pending`` (an in-process
+  worker that stops hands back what it never started).
 - ``mark_bounced(session, message_id, error, now) -> dict | None`` — a ``sent`` (or
   ``sending``/``failed``) row named by a bounce becomes ``bounced``; returns the row.
 
@@ -55,10 +57,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
+from worker.store.fast import FastStatement
 from worker.store.models import Lead, Message, Outbox, OutboxStatus, table_of, utcnow
 
 _TABLE = table_of(Outbox)
@@ -89,6 +92,43 @@ def as_dict(row: Any) -> dict[str, Any]:
     out["results"] = dict(out["results"] or {})
     out["log"] = list(out["log"] or [])
     return out
+
+
+def _as_dict_fast(values: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_ALL_COLUMNS, values, strict=True))
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["recipients"] = list(out["recipients"] or [])
+    out["results"] = dict(out["results"] or {})
+    out["log"] = list(out["log"] or [])
+    return {name: out[name] for name in _COLUMNS}
+
+
+# The worker's per-message statements, compiled once (store/fast.py): through Core's
+# per-call machinery they cost more than the SMTP exchange they frame.
+_ALL_COLUMNS = tuple(column.name for column in _TABLE.c)
+_TAKE = FastStatement(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("oid"), _TABLE.c.status == OutboxStatus.CLAIMED.value)
+    .values(
+        status=OutboxStatus.SENDING.value,
+        claimed_at=bindparam("now", type_=_TABLE.c.claimed_at.type),
+        updated_at=bindparam("now", type_=_TABLE.c.updated_at.type),
+    )
+    .returning(*_TABLE.c)
+)
+_FINISH_QUERY = select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status).where(
+    _TABLE.c.id == bindparam("oid")
+)
+_FINISH_READ = {
+    "postgresql": FastStatement(_FINISH_QUERY.with_for_update()),
+    "sqlite": FastStatement(_FINISH_QUERY),  # the caller's BEGIN IMMEDIATE holds the lock
+}
+_FINISH_WRITE: dict[frozenset[str], FastStatement] = {}
+_GET = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")))
+_GET_LOCKED = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")).with_for_update())
+# IN (…) expands at execution time, which a compiled-once statement cannot do.
+_IN_FLIGHT_NOW = or_(*(_TABLE.c.status == state.value for state in _IN_FLIGHT))
 
 
 def insert(executor: Executor, **fields: Any) -> int:
@@ -146,6 +186,10 @@ def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -
 
 def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | None:
     """Claimed → sending for exactly one worker; see the module docstring."""
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        params = {"oid": outbox_id, "now": now}
+        found = _TAKE.first(executor, params)
+        return _as_dict_fast(found) if found is not None else None
     taken = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status == OutboxStatus.CLAIMED)
@@ -156,6 +200,9 @@ def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | 
 
 
 def get(executor: Executor, outbox_id: int, lock: bool = False) -> dict[str, Any] | None:
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        found = (_GET_LOCKED if lock else _GET).first(executor, {"oid": outbox_id})
+        return _as_dict_fast(found) if found is not None else None
     query = select(_TABLE).where(_TABLE.c.id == outbox_id)
     if lock:
         query = query.with_for_update()
@@ -219,25 +266,48 @@ def _finish(
 ) -> bool:
     """Read-modify-write of one row's JSON columns, under its row lock (PostgreSQL) or the
     write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight."""
-    row = executor.execute(
-        select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
-        .where(_TABLE.c.id == outbox_id)
-        .with_for_update()
-    ).first()
-    if row is None or row.status not in _IN_FLIGHT:
+    fast = isinstance(executor, Connection)
+    if fast:
+        assert isinstance(executor, Connection)
+        found = _FINISH_READ[executor.dialect.name].first(executor, {"oid": outbox_id})
+        names = ("attempts", "results", "log", "status")
+        row = None if found is None else dict(zip(names, found, strict=True))
+    else:
+        read = executor.execute(
+            select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
+            .where(_TABLE.c.id == outbox_id)
+            .with_for_update()
+        ).first()
+        row = None if read is None else dict(read._mapping)
+    if row is None or row["status"] not in _IN_FLIGHT:
         return False
-    attempt = row.attempts + 1
-    entry = {"at": utcnow().isoformat(), "attempt": attempt, **log_entry}
+    attempt = row["attempts"] + 1
+    now = utcnow()
+    entry = {"at": now.isoformat(), "attempt": attempt, **log_entry}
+    changes = {
+        "attempts": attempt,
+        "results": {**(row["results"] or {}), **results},
+        "log": [*(row["log"] or []), entry],
+        "updated_at": now,
+        **values,
+    }
+    if fast:
+        assert isinstance(executor, Connection)
+        key = frozenset(changes)
+        statement = _FINISH_WRITE.get(key)
+        if statement is None:
+            statement = _FINISH_WRITE[key] = FastStatement(
+                update(_TABLE)
+                .where(_TABLE.c.id == bindparam("oid"), _IN_FLIGHT_NOW)
+                .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in key})
+                .returning(_TABLE.c.id)
+            )
+        params = {"oid": outbox_id, **{f"v_{k}": v for k, v in changes.items()}}
+        return statement.first(executor, params) is not None
     done = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status.in_(_IN_FLIGHT))
-        .values(
-            attempts=attempt,
-            results={**(row.results or {}), **results},
-            log=[*(row.log or []), entry],
-            updated_at=utcnow(),
-            **values,
-        )
+        .values(**changes)
         .returning(_TABLE.c.id)
     ).first()
     return done is not None
@@ -327,6 +397,20 @@ def requeue(executor: Executor, outbox_id: int, now: datetime) -> bool:
     )
 
 
+def release(executor: Executor, outbox_ids: Sequence[int], now: datetime) -> int:
+    """Claimed rows back to ``pending``, due now: a worker stopping cleanly hands back what it
+    claimed and never started (a ``sending`` row is not touched). How many moved."""
+    if not outbox_ids:
+        return 0
+    moved = executor.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(list(outbox_ids)), _TABLE.c.status == OutboxStatus.CLAIMED)
+        .values(status=OutboxStatus.PENDING, due_at=now, claimed_at=None, updated_at=now)
+        .returning(_TABLE.c.id)
+    ).all()
+    return len(moved)
+
+
 def mark_bounced(
     executor: Executor, message_id: str, error: str, now: datetime
 ) -> dict[str, Any] | None:
@@ -361,16 +445,26 @@ _CONVERSATION = ("created", "threaded", "outbound")
 def lead_for_mail(executor: Executor, lead_id: int) -> dict[str, Any] | None:
     """What a mail to the lead needs of it; the row stays locked (PostgreSQL) until the end
     of the transaction, so a status change made meanwhile cannot slip past the refusals."""
-    row = executor.execute(
-        select(*(_leads.c[name] for name in _LEAD_FIELDS))
-        .where(_leads.c.id == lead_id)
-        .with_for_update()
-    ).first()
-    if row is None:
-        return None
-    found = dict(row._mapping)
+    if isinstance(executor, Connection):  # also on the worker's hot path (delivered)
+        values = _LEAD_FOR_MAIL.first(executor, {"lead_id": lead_id})
+        if values is None:
+            return None
+        found = dict(zip(_LEAD_FIELDS, values, strict=True))
+    else:
+        row = executor.execute(_LEAD_FOR_MAIL_QUERY, {"lead_id": lead_id}).first()
+        if row is None:
+            return None
+        found = dict(row._mapping)
     found["custom_fields"] = dict(found["custom_fields"] or {})
     return found
+
+
+_LEAD_FOR_MAIL_QUERY = (
+    select(*(_leads.c[name] for name in _LEAD_FIELDS))
+    .where(_leads.c.id == bindparam("lead_id"))
+    .with_for_update()
+)
+_LEAD_FOR_MAIL = FastStatement(_LEAD_FOR_MAIL_QUERY)
 
 
 def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | None:

@@ -260,3 +260,41 @@ def test_stopping_run_hands_unstarted_mail_back(smtp_app: App, smtp_server: Smtp
         again.stop()
     assert statuses(smtp_app) == {"sent": 300}
     assert smtp_server.sink.by_message_id() == {m["message_id"]: 1 for m in mails}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_outcome_recorded_after_a_reclaim_changes_nothing(
+    backend: str, tmp_path: Path, pg_database: Any
+) -> None:
+    """A worker slower than stuck_seconds: the dispatcher gave its row to another worker, so
+    the first one's late outcome must not overwrite the second one's (the claimed_at fence)."""
+    from contextlib import ExitStack
+
+    from worker.store import outbox as store
+
+    with ExitStack() as stack:
+        db_url = (
+            stack.enter_context(pg_database())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path}/leadmail.db"
+        )
+        app = make_app(delivery_settings(db_url, tmp_path, {}))
+        stack.callback(app.close)
+        (mail,) = queue_mails(app, 1)
+        now = datetime.now(UTC)
+        claim(app)
+        with app.db.autocommit() as conn:
+            first = store.take(conn, mail["id"], now)
+        assert first is not None
+        later = now + timedelta(seconds=app.settings.queue.stuck_seconds + 1)
+        assert delivery.claim_outbox(app, later) == [mail["id"]]
+        with app.db.autocommit() as conn:
+            second = store.take(conn, mail["id"], later)
+        assert second is not None
+        entry = {"outcome": "delivered", "code": 250, "reply": "250 OK"}
+        with app.db.begin() as conn:
+            assert not store.mark_sent(conn, mail["id"], {}, entry, later, taken=first)
+        with app.db.begin() as conn:
+            assert store.mark_sent(conn, mail["id"], {}, entry, later, taken=second)
+        final = row(app, mail["id"])
+        assert final["status"] == "sent" and final["attempts"] == 1 and len(final["log"]) == 1

@@ -234,15 +234,15 @@ def _record(
         status = "failed"
     # services/outbound.py owns the transitions (and moves the lead to Replied on a send).
     if status == "sent":
-        done = outbound.delivered(app, outbox_id, results, entry, _now())
+        done = outbound.delivered(app, outbox_id, results, entry, _now(), taken=row)
     elif status == "pending":
         assert due_at is not None
-        done = outbound.retry_later(app, outbox_id, due_at, result.reply, results, entry)
+        done = outbound.retry_later(app, outbox_id, due_at, result.reply, results, entry, taken=row)
     else:
         error = result.reply
         if result.outcome.retry or result.outcome is Outcome.PARTIAL:
             error = f"{error} (gave up after {attempt} attempts)"
-        done = outbound.failed(app, outbox_id, error, results, entry)
+        done = outbound.failed(app, outbox_id, error, results, entry, taken=row)
     if not done:  # a person cancelled it meanwhile? Cannot happen while `sending`; say so
         log.warning("outbox #%d changed while it was being sent; outcome not recorded", outbox_id)
     level = logging.INFO if status == "sent" else logging.WARNING

@@ -53,7 +53,7 @@ pending/claimed → cancelled; sent → bounced; failed → pending (``outbox re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -124,7 +124,7 @@ _FINISH_READ = {
     "postgresql": FastStatement(_FINISH_QUERY.with_for_update()),
     "sqlite": FastStatement(_FINISH_QUERY),  # the caller's BEGIN IMMEDIATE holds the lock
 }
-_FINISH_WRITE: dict[frozenset[str], FastStatement] = {}
+_FINISH_WRITE: dict[tuple[frozenset[str], bool], FastStatement] = {}
 _GET = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")))
 _GET_LOCKED = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")).with_for_update())
 # IN (…) expands at execution time, which a compiled-once statement cannot do.
@@ -263,15 +263,28 @@ def _finish(
     results: dict[str, Any],
     log_entry: dict[str, Any],
     values: dict[str, Any],
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     """Read-modify-write of one row's JSON columns, under its row lock (PostgreSQL) or the
-    write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight."""
-    fast = isinstance(executor, Connection)
-    if fast:
-        assert isinstance(executor, Connection)
+    write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight.
+
+    With ``taken`` (the row as `take` returned it, to the worker that took it) there is
+    nothing to read: the row cannot have changed since, unless the dispatcher claimed it
+    again after stuck_seconds, which the fence on ``claimed_at`` detects (False).
+    """
+    if taken is not None and isinstance(executor, Connection):
+        row: dict[str, Any] | None = {
+            "attempts": taken["attempts"],
+            "results": taken["results"],
+            "log": taken["log"],
+            "status": OutboxStatus.SENDING.value,
+        }
+        fence: dict[str, Any] | None = {"claimed": datetime.fromisoformat(taken["claimed_at"])}
+    elif isinstance(executor, Connection):
         found = _FINISH_READ[executor.dialect.name].first(executor, {"oid": outbox_id})
         names = ("attempts", "results", "log", "status")
         row = None if found is None else dict(zip(names, found, strict=True))
+        fence = None
     else:
         read = executor.execute(
             select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
@@ -279,6 +292,7 @@ def _finish(
             .with_for_update()
         ).first()
         row = None if read is None else dict(read._mapping)
+        fence = None
     if row is None or row["status"] not in _IN_FLIGHT:
         return False
     attempt = row["attempts"] + 1
@@ -291,18 +305,9 @@ def _finish(
         "updated_at": now,
         **values,
     }
-    if fast:
-        assert isinstance(executor, Connection)
-        key = frozenset(changes)
-        statement = _FINISH_WRITE.get(key)
-        if statement is None:
-            statement = _FINISH_WRITE[key] = FastStatement(
-                update(_TABLE)
-                .where(_TABLE.c.id == bindparam("oid"), _IN_FLIGHT_NOW)
-                .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in key})
-                .returning(_TABLE.c.id)
-            )
-        params = {"oid": outbox_id, **{f"v_{k}": v for k, v in changes.items()}}
+    if isinstance(executor, Connection):
+        statement = _finish_statement(frozenset(changes), fenced=fence is not None)
+        params = {"oid": outbox_id, **{f"v_{k}": v for k, v in changes.items()}, **(fence or {})}
         return statement.first(executor, params) is not None
     done = executor.execute(
         update(_TABLE)
@@ -313,12 +318,37 @@ def _finish(
     return done is not None
 
 
+def _finish_statement(columns: frozenset[str], *, fenced: bool) -> FastStatement:
+    """The UPDATE of `_finish` for these columns, compiled once; ``fenced``: only the row
+    still ``sending`` since the very take (same ``claimed_at``)."""
+    key = (columns, fenced)
+    statement = _FINISH_WRITE.get(key)
+    if statement is None:
+        where = (
+            and_(
+                _TABLE.c.status == OutboxStatus.SENDING.value,
+                _TABLE.c.claimed_at == bindparam("claimed", type_=_TABLE.c.claimed_at.type),
+            )
+            if fenced
+            else _IN_FLIGHT_NOW
+        )
+        statement = _FINISH_WRITE[key] = FastStatement(
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("oid"), where)
+            .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in columns})
+            .returning(_TABLE.c.id)
+        )
+    return statement
+
+
 def mark_sent(
     executor: Executor,
     outbox_id: int,
     results: dict[str, Any],
     log_entry: dict[str, Any],
     sent_at: datetime,
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -326,6 +356,7 @@ def mark_sent(
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.SENT, "sent_at": sent_at, "last_error": None},
+        taken=taken,
     )
 
 
@@ -335,6 +366,8 @@ def mark_failed(
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -342,6 +375,7 @@ def mark_failed(
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.FAILED, "last_error": error},
+        taken=taken,
     )
 
 
@@ -352,6 +386,8 @@ def mark_retry(
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -364,6 +400,7 @@ def mark_retry(
             "claimed_at": None,
             "last_error": error,
         },
+        taken=taken,
     )
 
 
@@ -465,6 +502,22 @@ _LEAD_FOR_MAIL_QUERY = (
     .with_for_update()
 )
 _LEAD_FOR_MAIL = FastStatement(_LEAD_FOR_MAIL_QUERY)
+
+
+def lead_status(executor: Executor, lead_id: int) -> str | None:
+    """The lead's status, its row locked (PostgreSQL) for a status change in this
+    transaction: the worker's check after each send, cheaper than `lead_for_mail`."""
+    if isinstance(executor, Connection):
+        found = _LEAD_STATUS.first(executor, {"lead_id": lead_id})
+    else:
+        found = executor.execute(_LEAD_STATUS_QUERY, {"lead_id": lead_id}).first()
+    return None if found is None else str(found[0])
+
+
+_LEAD_STATUS_QUERY = (
+    select(_leads.c.status).where(_leads.c.id == bindparam("lead_id")).with_for_update()
+)
+_LEAD_STATUS = FastStatement(_LEAD_STATUS_QUERY)
 
 
 def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | None:

@@ -41,6 +41,8 @@ COMMANDS = {
     "send": "worker.cli.send:send",
     "outbox": "worker.cli.outbox:outbox",
     "reminders": "worker.cli.reminders:reminders",
+    "dispatch": "worker.cli.jobs:dispatch",
+    "worker": "worker.cli.jobs:worker",
 }
 
 

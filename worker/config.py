@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 import tomllib
@@ -134,6 +136,21 @@ class LeadSettings(_Section):
     genders: tuple[str, ...] = DEFAULT_GENDERS
     # Fields of every lead beyond the built-in ones, one [[leads.custom_fields]] table each.
     custom_fields: tuple[CustomFieldSettings, ...] = ()
+    # The IANA zone of times typed without an offset (`leads set --next-contact-date
+    # "tomorrow 10:00"`), and of reminders' calendar entries for executives without a zone
+    # of their own. None: this machine's zone (UTC when it cannot be found); the zone in
+    # use is ``zone_name``.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _check_zone(value) if value is not None else None
+
+    @property
+    def zone_name(self) -> str:
+        """``timezone``, or this machine's zone when it is not set."""
+        return self.timezone or machine_timezone()
 
     @model_validator(mode="after")
     def _unique_fields(self) -> LeadSettings:
@@ -151,6 +168,46 @@ class LeadSettings(_Section):
         """The declared field of that name, in any case (names are unique ignoring case)."""
         folded = name.casefold()
         return next((f for f in self.custom_fields if f.name.casefold() == folded), None)
+
+
+@functools.cache
+def machine_timezone() -> str:
+    """This machine's IANA zone name: $TZ, /etc/timezone, or the /etc/localtime link; UTC
+    when none of them names a zone (a container without tzdata configured)."""
+    candidates: list[str] = []
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz:
+        candidates.append(tz)
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text(encoding="utf-8").strip())
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        target = ""
+    if "zoneinfo/" in target:
+        candidates.append(target.split("zoneinfo/", 1)[1])
+    for name in candidates:
+        try:
+            return _check_zone(name)
+        except ValueError:
+            continue
+    return "UTC"
+
+
+def _check_zone(value: str) -> str:
+    """An IANA zone name zoneinfo knows (``Asia/Bangkok``, ``UTC``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = value.strip()
+    if not name or name.startswith(("/", ".")) or ".." in name:
+        raise ValueError("an IANA time zone name such as Asia/Bangkok or UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (an IANA name such as Asia/Bangkok)"
+        ) from None
+    return name
 
 
 class IngestSettings(_Section):
@@ -441,6 +498,83 @@ class AutoreplySettings(_Section):
     min_interval_hours: float = Field(default=24.0, ge=0, le=24 * 365)
 
 
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_RANGE = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class FollowupSettings(_Section):
+    """Reminders the dispatcher makes by itself (issue 12): each is an ordinary reminder to a
+    person, made once per lead and cause and cancelled when the cause goes away."""
+
+    # A new lead whose executive has not written to it within this many working hours:
+    # remind the executive. 0 turns the rule off.
+    first_response_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    # Still no answer this many working hours after the lead came: also remind escalate_to
+    # (a manager). 0 turns the rule off.
+    escalate_after_hours: float = Field(default=0.0, ge=0, le=24 * 365)
+    # Who gets the escalation: an executive id from the rule file, or an email address.
+    escalate_to: str | None = None
+    # Our last outbound mail to a lead unanswered for this many days: remind the lead's owner
+    # to follow up. 0 turns the rule off.
+    no_reply_days: float = Field(default=0.0, ge=0, le=365)
+    # A human reply from the lead cancels its pending manual reminder (Next Contact Date)
+    # too; false keeps it (the executive still wants to call).
+    cancel_on_reply: bool = False
+    # Working hours, in the rule file's schedule vocabulary: the days (mon..sun) and the
+    # hours ("09:00-18:00", end exclusive) that first_response_hours and
+    # escalate_after_hours count; outside them the clock stops.
+    working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    working_hours: str = "09:00-18:00"
+    # The zone of working_days/working_hours (default: [leads] timezone).
+    working_timezone: str | None = None
+
+    @field_validator("working_days")
+    @classmethod
+    def _known_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        days = tuple(d.strip().lower() for d in value)
+        if not days:
+            raise ValueError("list at least one day")
+        for day in days:
+            if day not in _DAY_NAMES:
+                raise ValueError(f"unknown day {day!r}; use {', '.join(_DAY_NAMES)}")
+        if len(set(days)) != len(days):
+            raise ValueError("a day is listed twice")
+        return days
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        match = _HOURS_RANGE.match(value.strip())
+        bad = match is None
+        if match is not None:
+            start, end = (int(match[1]), int(match[2])), (int(match[3]), int(match[4]))
+            bad = start == end or start[0] == 24 or (end[0] == 24 and end[1] != 0)
+        if bad:
+            raise ValueError('hours like "09:00-18:00" (start and end differ, 24:00 at most)')
+        return value.strip()
+
+    @field_validator("working_timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return _check_zone(value) if value is not None else None
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _who(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        text = value.strip()
+        if not text or any(c in text for c in "\r\n\0"):
+            raise ValueError("an executive id or one email address")
+        return text
+
+    @model_validator(mode="after")
+    def _escalation(self) -> FollowupSettings:
+        if self.escalate_after_hours and self.escalate_to is None:
+            raise ValueError("followups.escalate_after_hours needs escalate_to")
+        return self
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -457,6 +591,7 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     queue: QueueSettings = QueueSettings()
     autoreply: AutoreplySettings = AutoreplySettings()
+    followups: FollowupSettings = FollowupSettings()
     accounts: tuple[Account, ...] = ()
     source_file: Path | None = None  # where these settings came from, for messages
 

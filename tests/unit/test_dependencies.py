@@ -29,6 +29,8 @@ _NOT_IMPORTED = {
     "aiosmtplib": "outbound SMTP (issue 11)",
     "dramatiq": "job queue (issue 11)",
     "redis": "dramatiq's broker (issue 11)",
+    # zoneinfo reads it where the system has no zone files ([leads] timezone, issue 12).
+    "tzdata": "time zone data for zoneinfo",
 }
 
 

@@ -396,6 +396,76 @@ class Autoreply(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ReminderStatus(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENDING = "sending"  # taken by one worker, which is talking to the server
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ReminderKind(enum.StrEnum):
+    MANUAL = "manual"  # leads set --next-contact-date
+    FIRST_RESPONSE = "first_response"  # [followups] first_response_hours
+    ESCALATION = "escalation"  # [followups] escalate_after_hours
+    NO_REPLY = "no_reply"  # [followups] no_reply_days
+
+
+class ReminderMethod(enum.StrEnum):
+    REQUEST = "REQUEST"
+    CANCEL = "CANCEL"
+
+
+class Reminder(Base):
+    """A reminder mail with a calendar invitation, due at a minute (migration 0011).
+
+    One row per lead and kind, ever (the unique key): setting a new date moves the row, so
+    two people moving it at once still leave one reminder, and the calendar entry keeps its
+    ``ical_uid``. ``method``/``sequence`` say what the next send carries; ``method_sent``/
+    ``sequence_sent`` what was last handed to a server, so a move after delivery sends an
+    update (SEQUENCE + 1) and a cancel after delivery sends METHOD:CANCEL. ``status`` works
+    like the outbox's: pending → claimed → sending → sent | failed | pending (retry);
+    pending/claimed → cancelled, and a CANCEL once sent ends ``cancelled`` too.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "kind", name="uq_reminders_lead_kind"),
+        Index("ix_reminders_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # Why it exists: "set by anna", "no reply to <id> since …"; follow-up rules compare it.
+    cause: Mapped[str | None] = mapped_column(Text)
+    # The executive id (rule file) it is for; their address is looked up at send time.
+    executive: Mapped[str | None] = mapped_column(String(128), index=True)
+    # An explicit address (an escalation to someone outside the rule file), else the address
+    # the last send went to (a CANCEL goes to the same attendee).
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    due_at: Mapped[datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default=ReminderStatus.PENDING)
+    ical_uid: Mapped[str] = mapped_column(String(255), unique=True)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[str] = mapped_column(String(8), default=ReminderMethod.REQUEST)
+    sequence_sent: Mapped[int | None] = mapped_column(Integer)
+    method_sent: Mapped[str | None] = mapped_column(String(8))
+    # Of the send in flight or the last one: ``<reminder-{id}-{sequence}@domain>``, bare.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Every attempt and change: {"at", "event", ...}.
+    log: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class QuarantineEntry(Base):
     __tablename__ = "quarantine"
 

@@ -1,0 +1,525 @@
+"""The reminders table: one reminder per lead and kind, due at a minute (plain dicts in and out).
+
+Modelled on ``store/outbox.py``: the database owns the work, the broker only carries ids, and
+every state change is one conditional UPDATE, so two dispatchers, two workers, or a worker and
+a person moving the date can never both win.
+
+API (``services/reminders.py`` and the follow-up rules code against exactly this). Every
+function takes an ORM ``Session`` or a Core ``Connection`` (the caller's transaction) except
+``claim_due``, which runs and commits its own.
+
+- ``upsert(conn, *, lead_id, kind, due_at, executive, recipient, cause, note, created_by,
+  ical_uid, now) -> (dict, str)`` — the one row of (lead, kind), created or moved to
+  ``due_at`` as a pending REQUEST; returns the row afterwards and what happened:
+  ``created``, ``moved`` (never delivered: same SEQUENCE), ``updated`` (the REQUEST in the
+  calendar, or one being sent now, gets SEQUENCE + 1, same UID) or ``renewed`` (the row's
+  last word in the calendar was a CANCEL: a new UID ``ical_uid``). Concurrent first inserts
+  meet the unique key: the loser (IntegrityError inside a savepoint) moves the winner's row.
+- ``cancel(conn, reminder_id, now, reason) -> str`` — ``cancelled`` (never delivered: the
+  row just stops), ``cancelling`` (a REQUEST was delivered or is being sent: a
+  METHOD:CANCEL with SEQUENCE + 1 is due now), or ``unchanged`` (cancelled already, or a
+  CANCEL on its way). A ``failed`` row is cancelled like a pending one.
+- ``claim_due(engine, now, stuck_seconds, limit) -> list[int]`` — exactly the outbox's: rows
+  ``pending`` with ``due_at <= now`` and rows ``claimed``/``sending`` whose ``claimed_at`` is
+  older than ``stuck_seconds`` become ``claimed`` (PostgreSQL ``FOR UPDATE SKIP LOCKED``
+  inside one ``UPDATE … RETURNING``; SQLite the same statement under ``BEGIN IMMEDIATE``),
+  committed before it returns; ids oldest due first.
+- ``take(conn, reminder_id, now, message_id) -> dict | None`` — claimed → sending for exactly
+  one worker; records the Message-ID the send will carry. None when the row is anything else.
+- ``release(conn, ids, now) -> int`` — claimed rows an in-process worker never started go
+  back to ``pending`` (due as they were).
+- ``mark_sent(conn, reminder_id, sequence, method, recipient, log_entry, sent_at) -> bool``
+- ``mark_failed(conn, reminder_id, sequence, error, log_entry) -> bool``
+- ``mark_retry(conn, reminder_id, sequence, due_at, error, log_entry) -> bool``
+  Only a ``sending`` row; ``sequence``/``method`` are what the worker sent (from ``take``'s
+  row). When the row was moved or cancelled while it was being sent, its newer version stays
+  due (``pending``) instead of being marked done. False when the row was not sending.
+- ``get(conn, reminder_id, lock=False)``, ``for_lead(conn, lead_id, kind=None)``,
+  ``by_message_id(conn, message_id)``,
+  ``rows(conn, status=None, executive=None, due_before=None, lead_id=None, limit=None)``.
+- ``live_ids(conn, lead_id, kinds=None) -> list[int]`` — rows whose reminder is still to
+  come or is in the calendar (pending/claimed/sending REQUEST, or a sent REQUEST): what a
+  lead turning Do Not Contact must cancel.
+- ``move_to_lead(conn, from_lead, to_lead, now) -> list[int]`` — a merge: rows of kinds the
+  target has no row of are moved; the ids of the others (the caller cancels them).
+
+Statuses: pending → claimed → sending → sent | failed | pending (retry, or a newer version);
+pending/claimed/failed → cancelled; a sent CANCEL ends ``cancelled``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import insert as insert_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.store.models import (
+    Reminder,
+    ReminderMethod,
+    ReminderStatus,
+    table_of,
+    utcnow,
+)
+
+_TABLE = table_of(Reminder)
+_IN_FLIGHT = (ReminderStatus.CLAIMED.value, ReminderStatus.SENDING.value)
+_WAITING = (ReminderStatus.PENDING.value, ReminderStatus.CLAIMED.value)
+
+Executor = Session | Connection
+
+_COLUMNS = (
+    "id", "lead_id", "kind", "cause", "executive", "recipient", "due_at", "status",
+    "ical_uid", "sequence", "method", "sequence_sent", "method_sent", "message_id", "note",
+    "attempts", "last_error", "log", "claimed_at", "sent_at", "created_by", "created_at",
+    "updated_at",
+)  # fmt: skip
+_TIMES = ("due_at", "claimed_at", "sent_at", "created_at", "updated_at")
+LOG_MAX = 100
+"""Entries kept in a row's log: a reminder moved every day for a year stays small."""
+
+
+def as_dict(row: Any) -> dict[str, Any]:
+    """A row as plain values: times as ISO text (UTC), the log as a fresh list."""
+    out = {name: row._mapping[name] for name in _COLUMNS}
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["log"] = list(out["log"] or [])
+    return out
+
+
+def _entry(now: datetime, event: str, **details: Any) -> dict[str, Any]:
+    return {"at": now.isoformat(), "event": event, **details}
+
+
+def _appended(log: Iterable[Any] | None, entry: dict[str, Any]) -> list[Any]:
+    return [*(log or []), entry][-LOG_MAX:]
+
+
+def _delivered_or_in_flight(row: Any) -> bool:
+    """Whether the row's current SEQUENCE may already be in someone's calendar."""
+    return row.status == ReminderStatus.SENDING or (
+        row.sequence_sent is not None and row.sequence_sent == row.sequence
+    )
+
+
+def upsert(
+    executor: Executor,
+    *,
+    lead_id: int,
+    kind: str,
+    due_at: datetime,
+    executive: str | None,
+    recipient: str | None,
+    cause: str | None,
+    note: str | None,
+    created_by: str | None,
+    ical_uid: str,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Create or move the one reminder of (lead, kind); see the module docstring."""
+    now = now or utcnow()
+    fields = {
+        "due_at": due_at,
+        "executive": executive,
+        "recipient": recipient,
+        "cause": cause,
+        "note": note,
+    }
+    for _ in range(3):
+        row = executor.execute(
+            select(_TABLE)
+            .where(_TABLE.c.lead_id == lead_id, _TABLE.c.kind == kind)
+            .with_for_update()
+        ).first()
+        if row is None:
+            try:
+                with _savepoint(executor):
+                    new_id = executor.execute(
+                        insert_(_TABLE).returning(_TABLE.c.id),
+                        {
+                            **fields,
+                            "lead_id": lead_id,
+                            "kind": kind,
+                            "status": ReminderStatus.PENDING.value,
+                            "ical_uid": ical_uid,
+                            "sequence": 0,
+                            "method": ReminderMethod.REQUEST.value,
+                            "sequence_sent": None,
+                            "method_sent": None,
+                            "message_id": None,
+                            "attempts": 0,
+                            "last_error": None,
+                            "log": [_entry(now, "created", due_at=due_at.isoformat())],
+                            "claimed_at": None,
+                            "sent_at": None,
+                            "created_by": created_by,
+                            "created_at": now,
+                            "updated_at": now,
+                        },
+                    ).scalar_one()
+            except IntegrityError:
+                continue  # someone created it meanwhile: move theirs
+            found = get(executor, int(new_id))
+            assert found is not None
+            return found, "created"
+        values: dict[str, Any] = {
+            **fields,
+            "status": ReminderStatus.PENDING.value,
+            "method": ReminderMethod.REQUEST.value,
+            "claimed_at": None,
+            "last_error": None,
+            "attempts": 0,
+            "updated_at": now,
+        }
+        if row.method_sent == ReminderMethod.CANCEL and row.status != ReminderStatus.SENDING:
+            # The calendar's last word on the old UID is CANCEL; many clients do not bring a
+            # cancelled event back, so this is a new entry.
+            what = "renewed"
+            values["ical_uid"] = ical_uid
+            values["sequence"] = row.sequence + 1
+            values["sequence_sent"] = None
+            values["method_sent"] = None
+        elif row.method_sent is None and row.status != ReminderStatus.SENDING:
+            what = "moved"
+        elif _delivered_or_in_flight(row):
+            what = "updated"
+            values["sequence"] = row.sequence + 1
+        else:
+            # An update (or a CANCEL) is already waiting with a SEQUENCE nobody has seen.
+            what = "updated"
+        if row.status == ReminderStatus.SENDING:
+            # The worker sending the old version keeps the row; mark_sent sees the newer
+            # SEQUENCE and leaves it pending for this version.
+            values["status"] = ReminderStatus.SENDING.value
+            values.pop("claimed_at")
+        values["log"] = _appended(
+            row.log, _entry(now, what, due_at=due_at.isoformat(), by=created_by)
+        )
+        executor.execute(update(_TABLE).where(_TABLE.c.id == row.id).values(**values))
+        found = get(executor, row.id)
+        assert found is not None
+        return found, what
+    raise RuntimeError(f"reminder of lead {lead_id} ({kind}) kept changing")  # pragma: no cover
+
+
+class _savepoint:
+    """A SAVEPOINT on a Session or a Connection, so a lost insert race keeps the transaction."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.nested: Any = None
+
+    def __enter__(self) -> None:
+        self.nested = self.executor.begin_nested()
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if exc is None:
+            self.nested.commit()
+        else:
+            self.nested.rollback()
+
+
+def cancel(executor: Executor, reminder_id: int, now: datetime, reason: str) -> str:
+    """Stop a reminder, or send its CANCEL when a REQUEST reached the calendar."""
+    row = executor.execute(
+        select(_TABLE).where(_TABLE.c.id == reminder_id).with_for_update()
+    ).first()
+    if row is None:
+        return "unchanged"
+    if row.status == ReminderStatus.CANCELLED or row.method == ReminderMethod.CANCEL:
+        return "unchanged"
+    request_out = row.status == ReminderStatus.SENDING or (
+        row.method_sent == ReminderMethod.REQUEST
+    )
+    if not request_out:
+        executor.execute(
+            update(_TABLE)
+            .where(_TABLE.c.id == row.id)
+            .values(
+                status=ReminderStatus.CANCELLED.value,
+                claimed_at=None,
+                updated_at=now,
+                log=_appended(row.log, _entry(now, "cancelled", reason=reason)),
+            )
+        )
+        return "cancelled"
+    values: dict[str, Any] = {
+        "method": ReminderMethod.CANCEL.value,
+        "due_at": now,
+        "last_error": None,
+        "attempts": 0,
+        "updated_at": now,
+        "log": _appended(row.log, _entry(now, "cancelling", reason=reason)),
+    }
+    # A new SEQUENCE unless the current one was never seen (an update still pending).
+    if _delivered_or_in_flight(row):
+        values["sequence"] = row.sequence + 1
+    if row.status != ReminderStatus.SENDING:
+        values["status"] = ReminderStatus.PENDING.value
+        values["claimed_at"] = None
+    executor.execute(update(_TABLE).where(_TABLE.c.id == row.id).values(**values))
+    return "cancelling"
+
+
+def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -> list[int]:
+    """Claim what is due and commit; see the module docstring."""
+    stuck_before = now - timedelta(seconds=stuck_seconds)
+    due = select(_TABLE.c.id).where(
+        or_(
+            and_(_TABLE.c.status == ReminderStatus.PENDING.value, _TABLE.c.due_at <= now),
+            and_(_TABLE.c.status.in_(_IN_FLIGHT), _TABLE.c.claimed_at < stuck_before),
+        )
+    )
+    due = due.order_by(_TABLE.c.due_at, _TABLE.c.id).limit(limit)
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(due.scalar_subquery()))
+        .values(status=ReminderStatus.CLAIMED.value, claimed_at=now, updated_at=now)
+        .returning(_TABLE.c.id, _TABLE.c.due_at)
+    )
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            claimed = conn.execute(statement).all()
+    return [row.id for row in sorted(claimed, key=lambda r: (r.due_at, r.id))]
+
+
+def take(
+    executor: Executor, reminder_id: int, now: datetime, message_id: str | None = None
+) -> dict[str, Any] | None:
+    """Claimed → sending for exactly one worker; see the module docstring.
+
+    ``message_id`` may hold ``{id}`` and ``{sequence}``, filled in from the row.
+    """
+    values: dict[str, Any] = {
+        "status": ReminderStatus.SENDING.value,
+        "claimed_at": now,
+        "updated_at": now,
+    }
+    taken = executor.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == reminder_id, _TABLE.c.status == ReminderStatus.CLAIMED.value)
+        .values(**values)
+        .returning(*_TABLE.c)
+    ).first()
+    if taken is None:
+        return None
+    row = as_dict(taken)
+    if message_id is not None:
+        filled = message_id.format(id=row["id"], sequence=row["sequence"])
+        executor.execute(update(_TABLE).where(_TABLE.c.id == reminder_id).values(message_id=filled))
+        row["message_id"] = filled
+    return row
+
+
+def release(executor: Executor, reminder_ids: Sequence[int], now: datetime) -> int:
+    if not reminder_ids:
+        return 0
+    done = executor.execute(
+        update(_TABLE)
+        .where(
+            _TABLE.c.id.in_(list(reminder_ids)),
+            _TABLE.c.status == ReminderStatus.CLAIMED.value,
+        )
+        .values(status=ReminderStatus.PENDING.value, claimed_at=None, updated_at=now)
+        .returning(_TABLE.c.id)
+    ).all()
+    return len(done)
+
+
+def _finish(
+    executor: Executor,
+    reminder_id: int,
+    sequence: int,
+    log_entry: dict[str, Any],
+    decide: Any,
+) -> bool:
+    """Read-modify-write of one sending row under its lock: ``decide(row, changed)`` gives
+    the values; ``changed`` when the row was moved or cancelled while it was being sent."""
+    row = executor.execute(
+        select(_TABLE).where(_TABLE.c.id == reminder_id).with_for_update()
+    ).first()
+    if row is None or row.status != ReminderStatus.SENDING:
+        return False
+    now = utcnow()
+    attempt = row.attempts + 1
+    entry = {"at": now.isoformat(), "attempt": attempt, "sequence": sequence, **log_entry}
+    changed = row.sequence != sequence or row.method != log_entry.get("method", row.method)
+    values = decide(row, changed)
+    if changed and values["status"] == ReminderStatus.PENDING:
+        attempt = 0  # the newer version has not been tried yet
+    executor.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id == reminder_id, _TABLE.c.status == ReminderStatus.SENDING.value)
+        .values(attempts=attempt, log=_appended(row.log, entry), updated_at=now, **values)
+    )
+    return True
+
+
+def mark_sent(
+    executor: Executor,
+    reminder_id: int,
+    sequence: int,
+    method: str,
+    recipient: str | None,
+    log_entry: dict[str, Any],
+    sent_at: datetime,
+) -> bool:
+    def decide(row: Any, changed: bool) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "sequence_sent": sequence,
+            "method_sent": method,
+            "sent_at": sent_at,
+            "recipient": recipient if recipient is not None else row.recipient,
+            "last_error": None,
+            "claimed_at": None,
+        }
+        if changed:
+            values["status"] = ReminderStatus.PENDING.value  # the newer version is due
+        elif method == ReminderMethod.CANCEL:
+            values["status"] = ReminderStatus.CANCELLED.value
+        else:
+            values["status"] = ReminderStatus.SENT.value
+        return values
+
+    return _finish(executor, reminder_id, sequence, {"method": method, **log_entry}, decide)
+
+
+def mark_failed(
+    executor: Executor,
+    reminder_id: int,
+    sequence: int,
+    error: str,
+    log_entry: dict[str, Any],
+) -> bool:
+    def decide(row: Any, changed: bool) -> dict[str, Any]:
+        if not changed:
+            return {"status": ReminderStatus.FAILED.value, "last_error": error}
+        if row.method == ReminderMethod.CANCEL and row.method_sent is None:
+            # Cancelled while its first send was failing: nothing reached a calendar.
+            return {"status": ReminderStatus.CANCELLED.value, "last_error": error}
+        return {"status": ReminderStatus.PENDING.value, "last_error": error, "claimed_at": None}
+
+    return _finish(executor, reminder_id, sequence, log_entry, decide)
+
+
+def mark_retry(
+    executor: Executor,
+    reminder_id: int,
+    sequence: int,
+    due_at: datetime,
+    error: str,
+    log_entry: dict[str, Any],
+) -> bool:
+    def decide(row: Any, changed: bool) -> dict[str, Any]:
+        if changed and row.method == ReminderMethod.CANCEL and row.method_sent is None:
+            # Cancelled while its first send was being tried: the CANCEL still goes, since
+            # the server may have taken the REQUEST.
+            return {
+                "status": ReminderStatus.PENDING.value,
+                "last_error": error,
+                "claimed_at": None,
+            }
+        return {
+            "status": ReminderStatus.PENDING.value,
+            "due_at": due_at if not changed else max(due_at, row.due_at),
+            "last_error": error,
+            "claimed_at": None,
+        }
+
+    return _finish(executor, reminder_id, sequence, log_entry, decide)
+
+
+def get(executor: Executor, reminder_id: int, lock: bool = False) -> dict[str, Any] | None:
+    query = select(_TABLE).where(_TABLE.c.id == reminder_id)
+    if lock:
+        query = query.with_for_update()
+    row = executor.execute(query).first()
+    return as_dict(row) if row is not None else None
+
+
+def by_message_id(executor: Executor, message_id: str) -> dict[str, Any] | None:
+    row = executor.execute(
+        select(_TABLE).where(_TABLE.c.message_id == message_id).order_by(_TABLE.c.id).limit(1)
+    ).first()
+    return as_dict(row) if row is not None else None
+
+
+def for_lead(executor: Executor, lead_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+    query = select(_TABLE).where(_TABLE.c.lead_id == lead_id).order_by(_TABLE.c.id)
+    if kind is not None:
+        query = query.where(_TABLE.c.kind == kind)
+    return [as_dict(row) for row in executor.execute(query)]
+
+
+def rows(
+    executor: Executor,
+    status: str | Sequence[str] | None = None,
+    executive: str | None = None,
+    due_before: datetime | None = None,
+    lead_id: int | Sequence[int] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Soonest due first."""
+    query = select(_TABLE).order_by(_TABLE.c.due_at, _TABLE.c.id)
+    if isinstance(status, str):
+        query = query.where(_TABLE.c.status == status)
+    elif status is not None:
+        query = query.where(_TABLE.c.status.in_(list(status)))
+    if executive is not None:
+        query = query.where(_TABLE.c.executive == executive)
+    if due_before is not None:
+        query = query.where(_TABLE.c.due_at <= due_before)
+    if isinstance(lead_id, int):
+        query = query.where(_TABLE.c.lead_id == lead_id)
+    elif lead_id is not None:
+        query = query.where(_TABLE.c.lead_id.in_(list(lead_id)))
+    if limit is not None:
+        query = query.limit(limit)
+    return [as_dict(row) for row in executor.execute(query)]
+
+
+def live_ids(executor: Executor, lead_id: int, kinds: Sequence[str] | None = None) -> list[int]:
+    """Rows still to come or standing in a calendar, which a cancel has something to do to."""
+    query = select(_TABLE.c.id).where(
+        _TABLE.c.lead_id == lead_id,
+        _TABLE.c.method == ReminderMethod.REQUEST.value,
+        or_(
+            _TABLE.c.status.in_((*_WAITING, ReminderStatus.SENDING.value)),
+            and_(
+                _TABLE.c.status.in_((ReminderStatus.SENT.value, ReminderStatus.FAILED.value)),
+                _TABLE.c.method_sent == ReminderMethod.REQUEST.value,
+            ),
+            _TABLE.c.status == ReminderStatus.FAILED.value,
+        ),
+    )
+    if kinds is not None:
+        query = query.where(_TABLE.c.kind.in_(list(kinds)))
+    return [int(r.id) for r in executor.execute(query.order_by(_TABLE.c.id))]
+
+
+def move_to_lead(executor: Executor, from_lead: int, to_lead: int, now: datetime) -> list[int]:
+    """A merge: the merged lead's rows of kinds the target lacks go to the target; returns
+    the ids left behind (the target has its own of that kind)."""
+    taken = {
+        r.kind for r in executor.execute(select(_TABLE.c.kind).where(_TABLE.c.lead_id == to_lead))
+    }
+    left: list[int] = []
+    for row in executor.execute(
+        select(_TABLE.c.id, _TABLE.c.kind).where(_TABLE.c.lead_id == from_lead)
+    ).all():
+        if row.kind in taken:
+            left.append(int(row.id))
+            continue
+        executor.execute(
+            update(_TABLE).where(_TABLE.c.id == row.id).values(lead_id=to_lead, updated_at=now)
+        )
+    return left

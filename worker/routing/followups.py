@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from worker.routing.schema import Schedule, zone
 from worker.routing.workhours import add_working_time, next_working_instant
@@ -299,8 +299,3 @@ def _no_reply(rules: FollowupRules, facts: LeadFollowupFacts) -> Wanted | str:
 def _local(instant: datetime, working: Schedule) -> str:
     local = instant.astimezone(zone(working.timezone))
     return f"{local:%a %Y-%m-%d %H:%M} {working.timezone}"
-
-
-def utc(value: datetime) -> datetime:
-    """Aware UTC; naive values are taken as UTC (SQLite hands them back so)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -65,9 +65,13 @@ def test_the_kinds_and_statuses_are_the_stores() -> None:
 
 
 def test_an_unanswered_lead_gets_one_reminder_and_one_escalation() -> None:
-    result = plan(RULES, NEW, [], CAME)
+    # Nothing before the first hour has passed; then the reminder; then the escalation.
+    assert not plan(RULES, NEW, [], CAME + H - timedelta(seconds=1))
+    (first,) = plan(RULES, NEW, [], CAME + H).schedule
+    result = plan(RULES, NEW, [], CAME + 4 * H)
     assert not result.cancel
-    first, escalation = result.schedule
+    assert result.schedule[0] == first
+    escalation = result.schedule[1]
     assert (first.kind, first.executive, first.recipient) == (FIRST_RESPONSE, "anna", None)
     assert first.due_at == datetime(2026, 6, 10, 11, tzinfo=BERLIN)
     assert (escalation.kind, escalation.executive) == (ESCALATION, "boss")
@@ -85,8 +89,10 @@ def test_once_made_it_is_not_made_again() -> None:
 
 def test_a_lead_we_wrote_to_gets_none_and_loses_the_pending_ones() -> None:
     answered = replace(NEW, first_out_at=CAME + H / 2, last_out_at=CAME + H / 2, last_out_id="a@x")
-    # Only the no_reply rule has something to say now (our mail may go unanswered).
-    assert [w.kind for w in plan(RULES, answered, [], CAME + H).schedule] == [NO_REPLY]
+    assert not plan(RULES, answered, [], CAME + H)
+    # Days later only the no_reply rule has something to say: our mail went unanswered.
+    later = CAME + timedelta(days=4)
+    assert [w.kind for w in plan(RULES, answered, [], later).schedule] == [NO_REPLY]
     rows = [existing(FIRST_RESPONSE), existing(ESCALATION, "sent")]
     result = plan(replace(RULES, no_reply=None), answered, rows, CAME + H)
     assert not result.schedule
@@ -96,7 +102,7 @@ def test_a_lead_we_wrote_to_gets_none_and_loses_the_pending_ones() -> None:
 
 def test_friday_evening_lead_is_due_monday() -> None:
     friday = datetime(2026, 6, 12, 17, 30, tzinfo=BERLIN)
-    first, escalation = plan(RULES, replace(NEW, arrived_at=friday), [], friday).schedule
+    first, escalation = plan(RULES, replace(NEW, arrived_at=friday), [], friday + 4 * H).schedule
     assert first.due_at == datetime(2026, 6, 15, 9, 30, tzinfo=BERLIN)
     assert escalation.due_at == datetime(2026, 6, 15, 12, 30, tzinfo=BERLIN)
 
@@ -116,14 +122,14 @@ def test_changed_hours_move_a_pending_reminder() -> None:
 
 
 def test_no_executive_no_first_response_but_still_an_escalation() -> None:
-    (escalation,) = plan(RULES, replace(NEW, executive=None), [], CAME).schedule
+    (escalation,) = plan(RULES, replace(NEW, executive=None), [], CAME + 4 * H).schedule
     assert escalation.kind == ESCALATION
     assert "Its executive: none." in escalation.note
 
 
 def test_escalation_to_an_address() -> None:
     rules = replace(RULES, escalate_executive=None, escalate_recipient="boss@example.com")
-    _, escalation = plan(rules, NEW, [], CAME).schedule
+    _, escalation = plan(rules, NEW, [], CAME + 4 * H).schedule
     assert (escalation.executive, escalation.recipient) == (None, "boss@example.com")
 
 
@@ -149,9 +155,10 @@ def test_do_not_contact_converted_and_merged_leads_get_none() -> None:
 
 
 def test_a_lead_someone_took_up_or_without_address_needs_no_first_response() -> None:
-    assert not plan(RULES, replace(NEW, status="Interested"), [], CAME)
-    assert not plan(RULES, replace(NEW, has_address=False), [], CAME)
-    assert len(plan(RULES, replace(NEW, status="Open"), [], CAME).schedule) == 2
+    later = CAME + 4 * H
+    assert not plan(RULES, replace(NEW, status="Interested"), [], later)
+    assert not plan(RULES, replace(NEW, has_address=False), [], later)
+    assert len(plan(RULES, replace(NEW, status="Open"), [], later).schedule) == 2
 
 
 def test_an_old_lead_is_not_caught_up() -> None:
@@ -176,7 +183,8 @@ WROTE = replace(
 
 
 def test_our_unanswered_mail_makes_a_no_reply_reminder() -> None:
-    (target,) = plan(RULES, WROTE, [], SENT).schedule
+    assert not plan(RULES, WROTE, [], SENT + timedelta(days=3) - timedelta(seconds=1))
+    (target,) = plan(RULES, WROTE, [], SENT + timedelta(days=3)).schedule
     assert (target.kind, target.executive) == (NO_REPLY, "anna")
     assert target.due_at == datetime(2026, 6, 11, 11, tzinfo=BERLIN)  # three days later
     assert target.cause == "no reply to <out-1@example.com>"
@@ -185,7 +193,8 @@ def test_our_unanswered_mail_makes_a_no_reply_reminder() -> None:
 
 def test_no_reply_due_at_the_weekend_waits_for_monday() -> None:
     thursday = datetime(2026, 6, 11, 15, tzinfo=BERLIN)
-    (target,) = plan(RULES, replace(WROTE, last_out_at=thursday), [], thursday).schedule
+    facts = replace(WROTE, last_out_at=thursday)
+    (target,) = plan(RULES, facts, [], thursday + timedelta(days=3)).schedule
     assert target.due_at == datetime(2026, 6, 15, 9, tzinfo=BERLIN)
 
 
@@ -196,26 +205,28 @@ def test_the_lead_replying_cancels_no_reply() -> None:
     assert (cancel.reason, cancel.reminder_id) == ("the lead replied", row.id)
     # An older message of the lead is no reply to our mail.
     earlier = replace(WROTE, last_in_at=SENT - H)
-    assert plan(RULES, earlier, [], SENT).schedule[0].kind == NO_REPLY
+    assert plan(RULES, earlier, [], SENT + timedelta(days=3)).schedule[0].kind == NO_REPLY
 
 
 def test_our_next_mail_is_a_new_cause() -> None:
     later = SENT + timedelta(days=4)
     again = replace(WROTE, last_out_at=later, last_out_id="out-2@example.com")
     sent_row = existing(NO_REPLY, "sent", cause="no reply to <out-1@example.com>")
-    (target,) = plan(RULES, again, [sent_row], later).schedule
+    assert not plan(RULES, again, [sent_row], later)  # not before three days
+    (target,) = plan(RULES, again, [sent_row], later + timedelta(days=3)).schedule
     assert target.cause == "no reply to <out-2@example.com>"
     # … but the same cause, delivered or cancelled, is never made again.
     same = existing(NO_REPLY, "cancelled", cause="no reply to <out-1@example.com>")
     assert not plan(RULES, WROTE, [same], SENT + timedelta(days=5))
     # A reminder in flight is left to finish; the next tick moves it.
     flying = replace(sent_row, status="claimed")
-    assert not plan(RULES, again, [flying], later)
+    assert not plan(RULES, again, [flying], later + timedelta(days=3))
 
 
 def test_no_reply_needs_an_owner_and_stays_off_for_do_not_contact() -> None:
-    assert not plan(RULES, replace(WROTE, executive=None), [], SENT)
-    assert not plan(RULES, replace(WROTE, status="Do Not Contact"), [], SENT)
+    later = SENT + timedelta(days=3)
+    assert not plan(RULES, replace(WROTE, executive=None), [], later)
+    assert not plan(RULES, replace(WROTE, status="Do Not Contact"), [], later)
 
 
 def test_manual_reminders_are_never_touched() -> None:

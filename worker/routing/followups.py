@@ -17,6 +17,11 @@ its kind per lead (the reminders table holds one row per lead and kind):
   the lead's executive to follow up. Each mail of ours is its own cause, so a new mail
   after the reminder makes the next one.
 
+A reminder is made once its rule's span has passed in plain time (the lead came N hours
+ago, our mail is N days old): working time is never shorter, so it cannot be due earlier,
+and when the span ended outside working hours it waits, pending, for the working clock (a
+lead of Friday evening is due Monday morning). Until then a lead has no row for it.
+
 "Once per lead and cause": a reminder is made when none of its kind exists; one that exists
 with the same cause is only moved while it is still pending (a new executive, changed
 hours), never made again once it was sent or cancelled (a person's ``reminders cancel``
@@ -155,6 +160,9 @@ class Wanted:
     recipient: str | None
     cause: str
     note: str
+    ready_at: datetime
+    """When the rule's span has passed in plain time: the reminder is made from then on
+    (and waits for working time when ``due_at`` is later)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +220,9 @@ def plan(
             if row is not None and row.status == _PENDING:
                 cancel.append(Cancel(row.id, kind, why[kind]))
             continue
+        ready = target.ready_at <= now and target.due_at >= now - rules.catch_up
         if row is None:
-            if target.due_at >= now - rules.catch_up:
+            if ready:
                 schedule.append(target)
         elif row.cause == target.cause:
             moved = (row.due_at, row.executive, row.recipient) != (
@@ -223,7 +232,7 @@ def plan(
             )
             if row.status == _PENDING and moved:
                 schedule.append(target)
-        elif row.status not in _IN_FLIGHT and target.due_at >= now - rules.catch_up:
+        elif row.status not in _IN_FLIGHT and ready:
             # A new cause (our next mail): the row is reused, moved to the new date.
             schedule.append(target)
     return Plan(tuple(schedule), tuple(cancel))
@@ -272,7 +281,7 @@ def _unanswered(rules: FollowupRules, facts: LeadFollowupFacts, kind: str) -> Wa
     if not first:
         note += f" Its executive: {facts.executive or 'none'}."
     cause = FIRST_RESPONSE_CAUSE if first else ESCALATION_CAUSE
-    return Wanted(kind, due, executive, recipient, cause, note)
+    return Wanted(kind, due, executive, recipient, cause, note, facts.arrived_at + span)
 
 
 def _no_reply(rules: FollowupRules, facts: LeadFollowupFacts) -> Wanted | str:
@@ -293,7 +302,8 @@ def _no_reply(rules: FollowupRules, facts: LeadFollowupFacts) -> Wanted | str:
         f"Our mail <{facts.last_out_id}> of {_local(facts.last_out_at, rules.working)} "
         f"has had no reply for {days:g} days: follow up."
     )
-    return Wanted(NO_REPLY, due, facts.executive, None, no_reply_cause(facts.last_out_id), note)
+    cause = no_reply_cause(facts.last_out_id)
+    return Wanted(NO_REPLY, due, facts.executive, None, cause, note, quiet)
 
 
 def _local(instant: datetime, working: Schedule) -> str:

@@ -14,12 +14,24 @@ reached us (``created_at``), so a sender's wrong clock cannot put a reply before
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from worker.store.inbound import AUTOREPLY_ACTOR
@@ -84,6 +96,41 @@ def _out_time(messages: Any) -> ColumnElement[datetime]:
     return func.coalesce(messages.c.sent_at, messages.c.created_at)
 
 
+# The statements are built once (a tick runs every few seconds, and building one costs more
+# than running it on an empty result); the values go in as bound parameters.
+
+
+@functools.cache
+def _unanswered(first_response: bool, escalation: bool) -> Select[Any]:
+    missing: list[ColumnElement[bool]] = []
+    if first_response:
+        lacks = ~exists().where(
+            _REMINDERS.c.lead_id == _LEADS.c.id, _REMINDERS.c.kind == "first_response"
+        )
+        missing.append(and_(_LEADS.c.assigned_to.is_not(None), lacks))
+    if escalation:
+        missing.append(
+            ~exists().where(_REMINDERS.c.lead_id == _LEADS.c.id, _REMINDERS.c.kind == "escalation")
+        )
+    mail = _MESSAGES.alias("ours")
+    answered = exists().where(mail.c.lead_id == _LEADS.c.id, _ours(mail))
+    return (
+        select(_LEADS.c.id)
+        .where(
+            _LEADS.c.status.in_(bindparam("statuses", expanding=True)),
+            _LEADS.c.created_at >= bindparam("created_from"),
+            _LEADS.c.created_at <= bindparam("created_to"),
+            _LEADS.c.merged_into_id.is_(None),
+            _LEADS.c.email_key.is_not(None),
+            _LEADS.c.id > bindparam("after_id"),
+            or_(*missing),
+            ~answered,
+        )
+        .order_by(_LEADS.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
 def unanswered_leads(
     executor: Executor,
     *,
@@ -98,35 +145,62 @@ def unanswered_leads(
     """Leads in ``statuses`` made in [created_from, created_to] that none of our mail went
     to and that lack a reminder of an enabled kind (first_response only for a lead with an
     executive); ids above ``after_id``, ascending."""
-    missing: list[ColumnElement[bool]] = []
-    for enabled, kind, extra in (
-        (first_response, "first_response", _LEADS.c.assigned_to.is_not(None)),
-        (escalation, "escalation", None),
-    ):
-        if not enabled:
-            continue
-        lacks = ~exists().where(_REMINDERS.c.lead_id == _LEADS.c.id, _REMINDERS.c.kind == kind)
-        missing.append(lacks if extra is None else and_(extra, lacks))
-    if not missing:
+    if not (first_response or escalation):
         return []
-    mail = _MESSAGES.alias("ours")
-    answered = exists().where(mail.c.lead_id == _LEADS.c.id, _ours(mail))
-    query = (
-        select(_LEADS.c.id)
-        .where(
-            _LEADS.c.status.in_(list(statuses)),
-            _LEADS.c.created_at >= created_from,
-            _LEADS.c.created_at <= created_to,
-            _LEADS.c.merged_into_id.is_(None),
-            _LEADS.c.email_key.is_not(None),
-            _LEADS.c.id > after_id,
-            or_(*missing),
-            ~answered,
-        )
-        .order_by(_LEADS.c.id)
-        .limit(limit)
+    rows = executor.execute(
+        _unanswered(first_response, escalation),
+        {
+            "statuses": list(statuses),
+            "created_from": created_from,
+            "created_to": created_to,
+            "after_id": after_id,
+            "limit": limit,
+        },
     )
-    return [int(i) for i in executor.execute(query).scalars()]
+    return [int(i) for i in rows.scalars()]
+
+
+@functools.cache
+def _unreplied() -> Select[Any]:
+    mail = _MESSAGES.alias("ours")
+    later = _MESSAGES.alias("later")
+    reply = _MESSAGES.alias("reply")
+    newer_ours = exists().where(
+        later.c.lead_id == mail.c.lead_id,
+        _ours(later),
+        _out_time(later) > _out_time(mail),
+    )
+    replied = exists().where(
+        reply.c.lead_id == mail.c.lead_id,
+        _theirs(reply),
+        reply.c.created_at > _out_time(mail),
+    )
+    cause = bindparam("cause_prefix", type_=String) + mail.c.message_id
+    reminded = exists().where(
+        _REMINDERS.c.lead_id == mail.c.lead_id,
+        _REMINDERS.c.kind == "no_reply",
+        _REMINDERS.c.cause == cause + bindparam("cause_suffix", type_=String),
+    )
+    return (
+        select(mail.c.lead_id)
+        .join(_LEADS, _LEADS.c.id == mail.c.lead_id)
+        .where(
+            mail.c.direction == "out",  # the index's first column
+            mail.c.sent_at >= bindparam("sent_from"),
+            mail.c.sent_at <= bindparam("sent_to"),
+            _ours(mail),
+            mail.c.lead_id > bindparam("after_id"),
+            _LEADS.c.status.not_in(bindparam("excluded", expanding=True)),
+            _LEADS.c.merged_into_id.is_(None),
+            _LEADS.c.assigned_to.is_not(None),
+            ~newer_ours,
+            ~replied,
+            ~reminded,
+        )
+        .group_by(mail.c.lead_id)
+        .order_by(mail.c.lead_id)
+        .limit(bindparam("limit"))
+    )
 
 
 def unreplied_leads(
@@ -143,45 +217,35 @@ def unreplied_leads(
     """Leads whose last mail from us is dated in [sent_from, sent_to], with no mail from
     the lead after it and no no_reply reminder for it (its cause is ``cause_prefix`` +
     the Message-ID + ``cause_suffix``); ids above ``after_id``, ascending."""
-    mail = _MESSAGES.alias("ours")
-    later = _MESSAGES.alias("later")
-    reply = _MESSAGES.alias("reply")
-    newer_ours = exists().where(
-        later.c.lead_id == mail.c.lead_id,
-        _ours(later),
-        _out_time(later) > _out_time(mail),
+    rows = executor.execute(
+        _unreplied(),
+        {
+            "sent_from": sent_from,
+            "sent_to": sent_to,
+            "excluded": list(excluded_statuses),
+            "cause_prefix": cause_prefix,
+            "cause_suffix": cause_suffix,
+            "after_id": after_id,
+            "limit": limit,
+        },
     )
-    replied = exists().where(
-        reply.c.lead_id == mail.c.lead_id,
-        _theirs(reply),
-        reply.c.created_at > _out_time(mail),
+    return [int(i) for i in rows.scalars()]
+
+
+@functools.cache
+def _pending(due: bool) -> Select[Any]:
+    query = select(_REMINDERS.c.lead_id).where(
+        _REMINDERS.c.status == "pending",
+        _REMINDERS.c.kind.in_(bindparam("kinds", expanding=True)),
+        _REMINDERS.c.lead_id > bindparam("after_id"),
     )
-    reminded = exists().where(
-        _REMINDERS.c.lead_id == mail.c.lead_id,
-        _REMINDERS.c.kind == "no_reply",
-        _REMINDERS.c.cause == literal(cause_prefix) + mail.c.message_id + literal(cause_suffix),
+    if due:
+        query = query.where(_REMINDERS.c.due_at <= bindparam("due_before"))
+    return (
+        query.group_by(_REMINDERS.c.lead_id)
+        .order_by(_REMINDERS.c.lead_id)
+        .limit(bindparam("limit"))
     )
-    query = (
-        select(mail.c.lead_id)
-        .join(_LEADS, _LEADS.c.id == mail.c.lead_id)
-        .where(
-            mail.c.direction == "out",  # the index's first column
-            mail.c.sent_at >= sent_from,
-            mail.c.sent_at <= sent_to,
-            _ours(mail),
-            mail.c.lead_id > after_id,
-            _LEADS.c.status.not_in(list(excluded_statuses)),
-            _LEADS.c.merged_into_id.is_(None),
-            _LEADS.c.assigned_to.is_not(None),
-            ~newer_ours,
-            ~replied,
-            ~reminded,
-        )
-        .group_by(mail.c.lead_id)
-        .order_by(mail.c.lead_id)
-        .limit(limit)
-    )
-    return [int(i) for i in executor.execute(query).scalars()]
 
 
 def followup_leads(
@@ -194,54 +258,65 @@ def followup_leads(
 ) -> list[int]:
     """Leads with a pending reminder of ``kinds`` (due before ``due_before`` when given):
     the ones whose cause may have gone away; ids above ``after_id``, ascending."""
-    query = select(_REMINDERS.c.lead_id).where(
-        _REMINDERS.c.status == "pending",
-        _REMINDERS.c.kind.in_(list(kinds)),
-        _REMINDERS.c.lead_id > after_id,
-    )
+    values: dict[str, Any] = {"kinds": list(kinds), "after_id": after_id, "limit": limit}
     if due_before is not None:
-        query = query.where(_REMINDERS.c.due_at <= due_before)
-    query = query.group_by(_REMINDERS.c.lead_id).order_by(_REMINDERS.c.lead_id).limit(limit)
-    return [int(i) for i in executor.execute(query).scalars()]
+        values["due_before"] = due_before
+    rows = executor.execute(_pending(due_before is not None), values)
+    return [int(i) for i in rows.scalars()]
+
+
+_LEAD_ROWS = select(
+    _LEADS.c.id,
+    _LEADS.c.status,
+    _LEADS.c.created_at,
+    _LEADS.c.assigned_to,
+    _LEADS.c.email_key,
+    _LEADS.c.merged_into_id,
+).where(_LEADS.c.id.in_(bindparam("ids", expanding=True)))
+_OUR_MAIL = select(
+    _MESSAGES.c.lead_id,
+    _out_time(_MESSAGES).label("at"),
+    _MESSAGES.c.id,
+    _MESSAGES.c.message_id,
+).where(_MESSAGES.c.lead_id.in_(bindparam("ids", expanding=True)), _ours(_MESSAGES))
+_THEIR_MAIL = (
+    select(
+        _MESSAGES.c.lead_id,
+        func.min(_MESSAGES.c.sent_at).label("first_sent"),
+        func.max(_MESSAGES.c.created_at).label("last_in"),
+    )
+    .where(_MESSAGES.c.lead_id.in_(bindparam("ids", expanding=True)), _theirs(_MESSAGES))
+    .group_by(_MESSAGES.c.lead_id)
+)
+_REMINDER_ROWS = select(
+    _REMINDERS.c.id,
+    _REMINDERS.c.lead_id,
+    _REMINDERS.c.kind,
+    _REMINDERS.c.status,
+    _REMINDERS.c.method,
+    _REMINDERS.c.cause,
+    _REMINDERS.c.due_at,
+    _REMINDERS.c.executive,
+    _REMINDERS.c.recipient,
+).where(
+    _REMINDERS.c.lead_id.in_(bindparam("ids", expanding=True)),
+    _REMINDERS.c.kind.in_(bindparam("kinds", expanding=True)),
+)
+_LOCK = select(_LEADS.c.id).where(_LEADS.c.id == bindparam("id")).with_for_update()
 
 
 def mail_facts(executor: Executor, lead_ids: Sequence[int]) -> list[MailFacts]:
     """The facts of each lead in ``lead_ids`` that exists, in id order: three queries for
     the whole batch."""
-    ids = sorted(set(lead_ids))
-    if not ids:
+    ids = {"ids": sorted(set(lead_ids))}
+    if not ids["ids"]:
         return []
-    leads = executor.execute(
-        select(
-            _LEADS.c.id,
-            _LEADS.c.status,
-            _LEADS.c.created_at,
-            _LEADS.c.assigned_to,
-            _LEADS.c.email_key,
-            _LEADS.c.merged_into_id,
-        ).where(_LEADS.c.id.in_(ids))
-    ).all()
+    leads = executor.execute(_LEAD_ROWS, ids).all()
     ours: dict[int, list[tuple[datetime, int, str]]] = {}
-    for row in executor.execute(
-        select(
-            _MESSAGES.c.lead_id,
-            _out_time(_MESSAGES).label("at"),
-            _MESSAGES.c.id,
-            _MESSAGES.c.message_id,
-        ).where(_MESSAGES.c.lead_id.in_(ids), _ours(_MESSAGES))
-    ):
-        ours.setdefault(row.lead_id, []).append((row.at, row.id, row.message_id))
+    for row in executor.execute(_OUR_MAIL, ids):
+        ours.setdefault(row.lead_id, []).append((_aware(row.at), row.id, row.message_id))
     theirs = {
-        row.lead_id: (row.first_sent, row.last_in)
-        for row in executor.execute(
-            select(
-                _MESSAGES.c.lead_id,
-                func.min(_MESSAGES.c.sent_at).label("first_sent"),
-                func.max(_MESSAGES.c.created_at).label("last_in"),
-            )
-            .where(_MESSAGES.c.lead_id.in_(ids), _theirs(_MESSAGES))
-            .group_by(_MESSAGES.c.lead_id)
-        )
+        row.lead_id: (row.first_sent, row.last_in) for row in executor.execute(_THEIR_MAIL, ids)
     }
     facts = []
     for lead in sorted(leads, key=lambda r: r.id):
@@ -256,8 +331,8 @@ def mail_facts(executor: Executor, lead_ids: Sequence[int]) -> list[MailFacts]:
                 has_address=lead.email_key is not None,
                 merged=lead.merged_into_id is not None,
                 first_in_sent_at=_utc(first_sent),
-                first_out_at=_aware(mine[0][0]) if mine else None,
-                last_out_at=_aware(mine[-1][0]) if mine else None,
+                first_out_at=mine[0][0] if mine else None,
+                last_out_at=mine[-1][0] if mine else None,
                 last_out_id=mine[-1][2] if mine else None,
                 last_in_at=_utc(last_in),
             )
@@ -272,28 +347,15 @@ def reminders_of(
     if not lead_ids:
         return []
     rows = executor.execute(
-        select(
-            _REMINDERS.c.id,
-            _REMINDERS.c.lead_id,
-            _REMINDERS.c.kind,
-            _REMINDERS.c.status,
-            _REMINDERS.c.method,
-            _REMINDERS.c.cause,
-            _REMINDERS.c.due_at,
-            _REMINDERS.c.executive,
-            _REMINDERS.c.recipient,
-        ).where(_REMINDERS.c.lead_id.in_(sorted(set(lead_ids))), _REMINDERS.c.kind.in_(kinds))
+        _REMINDER_ROWS, {"ids": sorted(set(lead_ids)), "kinds": list(kinds)}
     ).all()
-    return [{**row._mapping, "due_at": _utc(row.due_at)} for row in rows]
+    return [{**row._mapping, "due_at": _aware(row.due_at)} for row in rows]
 
 
 def lock_lead(executor: Executor, lead_id: int) -> bool:
     """Hold the lead's row until the transaction ends (PostgreSQL; SQLite's BEGIN IMMEDIATE
     already serialises writers), so two dispatchers apply one lead's plan one at a time."""
-    found = executor.execute(
-        select(_LEADS.c.id).where(_LEADS.c.id == lead_id).with_for_update()
-    ).first()
-    return found is not None
+    return executor.execute(_LOCK, {"id": lead_id}).first() is not None
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -28,10 +28,10 @@ run: $(STAMP)
 	@echo "  Stop:   Ctrl-C (or SIGTERM); the message in hand is finished first."
 	$(BIN)/leadmail --config $(CONFIG) run
 
-## services: the servers the tests need: PostgreSQL running; Dovecot installed (the tests
-## start their own throwaway Dovecot on free loopback ports)
+## services: the servers the tests need: PostgreSQL running; Dovecot and redis-server installed
+## (the tests start their own throwaway Dovecot, redis-server and aiosmtpd on free loopback ports)
 services:
-	bash scripts/ensure-debs.sh dovecot-imapd openssl
+	bash scripts/ensure-debs.sh dovecot-imapd openssl redis-server
 	bash scripts/ensure-postgres.sh
 
 ## test: lint, type-check, then the whole suite on SQLite and PostgreSQL

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.delivery_fixtures import (  # noqa: F401 (fixtures)
+    redis_server,
+    smtp_certificates,
+    smtp_factory,
+    smtp_server,
+)
 from tests.integration.imap_fixtures import (  # noqa: F401 (fixtures)
     cutting_proxy,
     dovecot,

@@ -140,27 +140,6 @@ def test_retry_later_then_failed(app: App) -> None:
     assert lead_row(app, queued.lead_id).status == "Lead"  # nothing was sent
 
 
-def test_a_bounce_marks_the_row_and_the_lead(app: App) -> None:
-    queued = queue(app)
-    in_flight(app, queued.outbox_id)
-    assert outbound.delivered(app, queued.outbox_id, {}, {"code": 250})
-    with app.db.begin() as conn:
-        changed = outbound.bounced(
-            conn, [queued.message_id, "unknown@example.com"], "5.1.1 user unknown", utcnow()
-        )
-    assert changed == [queued.outbox_id]
-    assert lead_row(app, queued.lead_id).email_bouncing is True
-    with app.db.begin() as conn:
-        row = store.get(conn, queued.outbox_id)
-    assert row is not None and (row["status"], row["last_error"]) == (
-        "bounced",
-        "5.1.1 user unknown",
-    )
-    # The next mail to that lead now needs --force.
-    with pytest.raises(Exception, match="marked bouncing"):
-        queue(app)
-
-
 def test_two_sends_to_one_new_address_make_one_lead(app: App) -> None:
     results: list[outbound.QueuedMail] = []
     errors: list[BaseException] = []

@@ -25,9 +25,7 @@ _MODULE = {
 _NOT_IMPORTED = {
     # SQLAlchemy loads it for postgresql:// URLs; nothing imports it by name.
     "psycopg": "database driver",
-    # Required by the project brief for outbound mail and reminders (issues 11 and 12).
-    "aiosmtplib": "outbound SMTP (issue 11)",
-    "dramatiq": "job queue (issue 11)",
+    # dramatiq's RedisBroker imports it; nothing imports it by name.
     "redis": "dramatiq's broker (issue 11)",
     # zoneinfo reads it where the system has no zone files ([leads] timezone, issue 12).
     "tzdata": "time zone data for zoneinfo",

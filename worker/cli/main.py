@@ -40,6 +40,8 @@ COMMANDS = {
     "quotations": "worker.cli.records:quotations",
     "send": "worker.cli.send:send",
     "outbox": "worker.cli.outbox:outbox",
+    "dispatch": "worker.cli.jobs:dispatch",
+    "worker": "worker.cli.jobs:worker",
 }
 
 

@@ -138,7 +138,7 @@ def poll(ctx: Context, once: bool, accounts: tuple[str, ...], as_json: bool) -> 
 @click.command()
 @pass_ctx
 def run(ctx: Context) -> None:
-    """Run every configured account until SIGINT/SIGTERM (Ctrl-C), then stop cleanly."""
+    """Run every configured account, and send queued mail, until SIGINT/SIGTERM (Ctrl-C)."""
     settings = ctx.settings
     _require_accounts(settings)
     app = ready_app(ctx)
@@ -147,9 +147,19 @@ def run(ctx: Context) -> None:
     ready_rules(app)
     workers = workers_for(app, settings, stop=stop, on_result=_log_result, holder=holder_id())
     names = ", ".join(w.where for w in workers)
+    # The outbox's dispatcher (and, on the memory broker, the worker that sends) beside the
+    # pollers; with Redis, `leadmail worker` processes send.
+    from worker.jobs.runtime import Jobs
+
+    jobs = Jobs(app)
     log.info("leadmail running: %s (Ctrl-C or SIGTERM stops it)", names)
     with stop_on_signals(stop):
-        Poller(workers, stop).start_and_wait(settings.rules.reload_seconds, _housekeeping(app))
+        jobs.start(stop)
+        try:
+            Poller(workers, stop).start_and_wait(settings.rules.reload_seconds, _housekeeping(app))
+        finally:
+            stop.set()
+            jobs.stop()
     log.info("leadmail stopped")
 
 

@@ -501,25 +501,29 @@ def delivered(
     results: dict[str, Any],
     log_entry: dict[str, Any],
     sent_at: datetime | None = None,
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     """The server took the mail: the row is ``sent``, and its lead, if Lead or Open, is now
     Replied (the executive answered; the lead's move), logged with the mail as its cause.
-    False (and nothing changed) when the row was no longer in flight."""
+    False (and nothing changed) when the row was no longer in flight. ``taken``: the row as
+    the worker took it (store.take), which spares reading it again."""
     when = sent_at or utcnow()
     with app.db.begin() as conn:
-        if not store.mark_sent(conn, outbox_id, results, log_entry, when):
+        if not store.mark_sent(conn, outbox_id, results, log_entry, when, taken=taken):
             return False
-        row = store.get(conn, outbox_id)
+        row = taken if taken is not None else store.get(conn, outbox_id)
         assert row is not None
-        lead = store.lead_for_mail(conn, row["lead_id"])
         # An automatic acknowledgement answers nothing: the lead still waits for a person.
-        answered = row.get("created_by") != inbound.AUTOREPLY_ACTOR
-        if lead is not None and answered and lead["status"] in _TO_REPLIED:
-            inbound.set_lead_status(conn, lead["id"], LeadStatus.REPLIED.value, when)
+        if row.get("created_by") == inbound.AUTOREPLY_ACTOR:
+            return True
+        status = store.lead_status(conn, row["lead_id"])
+        if status in _TO_REPLIED:
+            inbound.set_lead_status(conn, row["lead_id"], LeadStatus.REPLIED.value, when)
             inbound.log_status_change(
                 conn,
-                lead["id"],
-                before=lead["status"],
+                row["lead_id"],
+                before=status,
                 to=LeadStatus.REPLIED.value,
                 cause=f"outbound mail {row['message_id']} sent",
                 message_row_id=row["message_row_id"],
@@ -529,11 +533,17 @@ def delivered(
 
 
 def failed(
-    app: App, outbox_id: int, error: str, results: dict[str, Any], log_entry: dict[str, Any]
+    app: App,
+    outbox_id: int,
+    error: str,
+    results: dict[str, Any],
+    log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     """A permanent failure (5xx, retries spent): the row is ``failed`` with the last reply."""
     with app.db.begin() as conn:
-        return store.mark_failed(conn, outbox_id, _one_line(error), results, log_entry)
+        return store.mark_failed(conn, outbox_id, _one_line(error), results, log_entry, taken=taken)
 
 
 def retry_later(
@@ -543,10 +553,14 @@ def retry_later(
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     """A temporary failure: back to ``pending``, due again at ``due_at``."""
     with app.db.begin() as conn:
-        return store.mark_retry(conn, outbox_id, due_at, _one_line(error), results, log_entry)
+        return store.mark_retry(
+            conn, outbox_id, due_at, _one_line(error), results, log_entry, taken=taken
+        )
 
 
 def cancel(app: App, outbox_id: int, actor: str) -> dict[str, Any]:
@@ -578,18 +592,6 @@ def retry(app: App, outbox_id: int, actor: str) -> dict[str, Any]:
             )
         _log_change(conn, row, f"by {who}: outbound mail {row['message_id']} retried", who, now)
         return _row(conn, outbox_id)
-
-
-def bounced(conn: Connection, message_ids: Sequence[str], error: str, now: datetime) -> list[int]:
-    """Inside intake's transaction: a bounce names these Message-IDs of ours. Their outbox
-    rows become ``bounced`` and their leads' addresses bouncing; the outbox ids changed."""
-    changed: list[int] = []
-    for message_id in message_ids:
-        row = store.mark_bounced(conn, message_id, _one_line(error), now)
-        if row is not None and row["status"] == OutboxStatus.BOUNCED:
-            store.set_lead_bouncing(conn, row["lead_id"], now)
-            changed.append(row["id"])
-    return changed
 
 
 def _row(conn: Connection, outbox_id: int) -> dict[str, Any]:

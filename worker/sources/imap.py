@@ -95,6 +95,16 @@ class ImapFolder:
 
     def connect(self) -> FolderState:
         """Connect, log in and select the folder; returns its UIDVALIDITY and counts."""
+        client = self.open()
+        try:
+            self.state = self._select(client)
+        except BaseException:
+            self.close()
+            raise
+        return self.state
+
+    def open(self) -> IMAPClient:
+        """Connect and log in, without selecting anything (APPEND needs no selected folder)."""
         account = self.account
         try:
             client = IMAPClient(
@@ -119,11 +129,10 @@ class ImapFolder:
             if account.security == "starttls":
                 self._starttls(client)
             self._login(client)
-            self.state = self._select(client)
         except BaseException:
             self.close()
             raise
-        return self.state
+        return client
 
     def _starttls(self, client: IMAPClient) -> None:
         try:
@@ -405,3 +414,24 @@ def _describe(exc: BaseException) -> str:
         text = text[2:-1]
     first = (text.splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def append_message(
+    account: ImapAccount,
+    password: str,
+    folder: str,
+    raw: bytes,
+    flags: tuple[bytes, ...] = (b"\\Seen",),
+) -> None:
+    """APPEND one message to `folder` (created when missing): the copy of a mail we sent that
+    the executive's own client shows in its Sent folder. FetchError in one line on failure."""
+    target = ImapFolder(account, folder, password)
+    client = target.open()
+    try:
+        if not client.folder_exists(folder):
+            client.create_folder(folder)
+        client.append(folder, raw, flags=list(flags))
+    except _NETWORK_ERRORS as exc:
+        raise FetchError(f"{target.where}: APPEND failed: {_describe(exc)}") from None
+    finally:
+        target.close()

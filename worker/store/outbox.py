@@ -36,6 +36,8 @@ Every function takes an ORM ``Session`` or a Core ``Connection`` (the caller's t
 - ``cancel(session, outbox_id, now) -> bool`` — only ``pending`` or ``claimed`` (not yet
   handed to SMTP).
 - ``requeue(session, outbox_id, now) -> bool`` — ``failed`` back to ``pending``, due now.
+- ``release(session, ids, now) -> int`` — ``claimed`` rows back to ``pending`` (an in-process
+  worker that stops hands back what it never started).
 - ``mark_bounced(session, message_id, error, now) -> dict | None`` — a ``sent`` (or
   ``sending``/``failed``) row named by a bounce becomes ``bounced``; returns the row.
 
@@ -51,14 +53,15 @@ pending/claimed → cancelled; sent → bounced; failed → pending (``outbox re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
+from worker.store.fast import FastStatement
 from worker.store.models import Lead, Message, Outbox, OutboxStatus, table_of, utcnow
 
 _TABLE = table_of(Outbox)
@@ -89,6 +92,43 @@ def as_dict(row: Any) -> dict[str, Any]:
     out["results"] = dict(out["results"] or {})
     out["log"] = list(out["log"] or [])
     return out
+
+
+def _as_dict_fast(values: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_ALL_COLUMNS, values, strict=True))
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["recipients"] = list(out["recipients"] or [])
+    out["results"] = dict(out["results"] or {})
+    out["log"] = list(out["log"] or [])
+    return {name: out[name] for name in _COLUMNS}
+
+
+# The worker's per-message statements, compiled once (store/fast.py): through Core's
+# per-call machinery they cost more than the SMTP exchange they frame.
+_ALL_COLUMNS = tuple(column.name for column in _TABLE.c)
+_TAKE = FastStatement(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("oid"), _TABLE.c.status == OutboxStatus.CLAIMED.value)
+    .values(
+        status=OutboxStatus.SENDING.value,
+        claimed_at=bindparam("now", type_=_TABLE.c.claimed_at.type),
+        updated_at=bindparam("now", type_=_TABLE.c.updated_at.type),
+    )
+    .returning(*_TABLE.c)
+)
+_FINISH_QUERY = select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status).where(
+    _TABLE.c.id == bindparam("oid")
+)
+_FINISH_READ = {
+    "postgresql": FastStatement(_FINISH_QUERY.with_for_update()),
+    "sqlite": FastStatement(_FINISH_QUERY),  # the caller's BEGIN IMMEDIATE holds the lock
+}
+_FINISH_WRITE: dict[tuple[frozenset[str], bool], FastStatement] = {}
+_GET = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")))
+_GET_LOCKED = FastStatement(select(_TABLE).where(_TABLE.c.id == bindparam("oid")).with_for_update())
+# IN (…) expands at execution time, which a compiled-once statement cannot do.
+_IN_FLIGHT_NOW = or_(*(_TABLE.c.status == state.value for state in _IN_FLIGHT))
 
 
 def insert(executor: Executor, **fields: Any) -> int:
@@ -146,6 +186,10 @@ def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -
 
 def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | None:
     """Claimed → sending for exactly one worker; see the module docstring."""
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        params = {"oid": outbox_id, "now": now}
+        found = _TAKE.first(executor, params)
+        return _as_dict_fast(found) if found is not None else None
     taken = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status == OutboxStatus.CLAIMED)
@@ -156,6 +200,9 @@ def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | 
 
 
 def get(executor: Executor, outbox_id: int, lock: bool = False) -> dict[str, Any] | None:
+    if isinstance(executor, Connection):  # the worker's hot path: see store/fast.py
+        found = (_GET_LOCKED if lock else _GET).first(executor, {"oid": outbox_id})
+        return _as_dict_fast(found) if found is not None else None
     query = select(_TABLE).where(_TABLE.c.id == outbox_id)
     if lock:
         query = query.with_for_update()
@@ -216,31 +263,82 @@ def _finish(
     results: dict[str, Any],
     log_entry: dict[str, Any],
     values: dict[str, Any],
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     """Read-modify-write of one row's JSON columns, under its row lock (PostgreSQL) or the
-    write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight."""
-    row = executor.execute(
-        select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
-        .where(_TABLE.c.id == outbox_id)
-        .with_for_update()
-    ).first()
-    if row is None or row.status not in _IN_FLIGHT:
+    write lock the caller's BEGIN IMMEDIATE holds (SQLite); only a row still in flight.
+
+    With ``taken`` (the row as `take` returned it, to the worker that took it) there is
+    nothing to read: the row cannot have changed since, unless the dispatcher claimed it
+    again after stuck_seconds, which the fence on ``claimed_at`` detects (False).
+    """
+    if taken is not None and isinstance(executor, Connection):
+        row: dict[str, Any] | None = {
+            "attempts": taken["attempts"],
+            "results": taken["results"],
+            "log": taken["log"],
+            "status": OutboxStatus.SENDING.value,
+        }
+        fence: dict[str, Any] | None = {"claimed": datetime.fromisoformat(taken["claimed_at"])}
+    elif isinstance(executor, Connection):
+        found = _FINISH_READ[executor.dialect.name].first(executor, {"oid": outbox_id})
+        names = ("attempts", "results", "log", "status")
+        row = None if found is None else dict(zip(names, found, strict=True))
+        fence = None
+    else:
+        read = executor.execute(
+            select(_TABLE.c.attempts, _TABLE.c.results, _TABLE.c.log, _TABLE.c.status)
+            .where(_TABLE.c.id == outbox_id)
+            .with_for_update()
+        ).first()
+        row = None if read is None else dict(read._mapping)
+        fence = None
+    if row is None or row["status"] not in _IN_FLIGHT:
         return False
-    attempt = row.attempts + 1
-    entry = {"at": utcnow().isoformat(), "attempt": attempt, **log_entry}
+    attempt = row["attempts"] + 1
+    now = utcnow()
+    entry = {"at": now.isoformat(), "attempt": attempt, **log_entry}
+    changes = {
+        "attempts": attempt,
+        "results": {**(row["results"] or {}), **results},
+        "log": [*(row["log"] or []), entry],
+        "updated_at": now,
+        **values,
+    }
+    if isinstance(executor, Connection):
+        statement = _finish_statement(frozenset(changes), fenced=fence is not None)
+        params = {"oid": outbox_id, **{f"v_{k}": v for k, v in changes.items()}, **(fence or {})}
+        return statement.first(executor, params) is not None
     done = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == outbox_id, _TABLE.c.status.in_(_IN_FLIGHT))
-        .values(
-            attempts=attempt,
-            results={**(row.results or {}), **results},
-            log=[*(row.log or []), entry],
-            updated_at=utcnow(),
-            **values,
-        )
+        .values(**changes)
         .returning(_TABLE.c.id)
     ).first()
     return done is not None
+
+
+def _finish_statement(columns: frozenset[str], *, fenced: bool) -> FastStatement:
+    """The UPDATE of `_finish` for these columns, compiled once; ``fenced``: only the row
+    still ``sending`` since the very take (same ``claimed_at``)."""
+    key = (columns, fenced)
+    statement = _FINISH_WRITE.get(key)
+    if statement is None:
+        where = (
+            and_(
+                _TABLE.c.status == OutboxStatus.SENDING.value,
+                _TABLE.c.claimed_at == bindparam("claimed", type_=_TABLE.c.claimed_at.type),
+            )
+            if fenced
+            else _IN_FLIGHT_NOW
+        )
+        statement = _FINISH_WRITE[key] = FastStatement(
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("oid"), where)
+            .values({name: bindparam(f"v_{name}", type_=_TABLE.c[name].type) for name in columns})
+            .returning(_TABLE.c.id)
+        )
+    return statement
 
 
 def mark_sent(
@@ -249,6 +347,8 @@ def mark_sent(
     results: dict[str, Any],
     log_entry: dict[str, Any],
     sent_at: datetime,
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -256,6 +356,7 @@ def mark_sent(
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.SENT, "sent_at": sent_at, "last_error": None},
+        taken=taken,
     )
 
 
@@ -265,6 +366,8 @@ def mark_failed(
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -272,6 +375,7 @@ def mark_failed(
         results=results,
         log_entry=log_entry,
         values={"status": OutboxStatus.FAILED, "last_error": error},
+        taken=taken,
     )
 
 
@@ -282,6 +386,8 @@ def mark_retry(
     error: str,
     results: dict[str, Any],
     log_entry: dict[str, Any],
+    *,
+    taken: Mapping[str, Any] | None = None,
 ) -> bool:
     return _finish(
         executor,
@@ -294,6 +400,7 @@ def mark_retry(
             "claimed_at": None,
             "last_error": error,
         },
+        taken=taken,
     )
 
 
@@ -325,6 +432,20 @@ def requeue(executor: Executor, outbox_id: int, now: datetime) -> bool:
         (OutboxStatus.FAILED,),
         {"status": OutboxStatus.PENDING, "due_at": now, "claimed_at": None, "updated_at": now},
     )
+
+
+def release(executor: Executor, outbox_ids: Sequence[int], now: datetime) -> int:
+    """Claimed rows back to ``pending``, due now: a worker stopping cleanly hands back what it
+    claimed and never started (a ``sending`` row is not touched). How many moved."""
+    if not outbox_ids:
+        return 0
+    moved = executor.execute(
+        update(_TABLE)
+        .where(_TABLE.c.id.in_(list(outbox_ids)), _TABLE.c.status == OutboxStatus.CLAIMED)
+        .values(status=OutboxStatus.PENDING, due_at=now, claimed_at=None, updated_at=now)
+        .returning(_TABLE.c.id)
+    ).all()
+    return len(moved)
 
 
 def mark_bounced(
@@ -361,16 +482,42 @@ _CONVERSATION = ("created", "threaded", "outbound")
 def lead_for_mail(executor: Executor, lead_id: int) -> dict[str, Any] | None:
     """What a mail to the lead needs of it; the row stays locked (PostgreSQL) until the end
     of the transaction, so a status change made meanwhile cannot slip past the refusals."""
-    row = executor.execute(
-        select(*(_leads.c[name] for name in _LEAD_FIELDS))
-        .where(_leads.c.id == lead_id)
-        .with_for_update()
-    ).first()
-    if row is None:
-        return None
-    found = dict(row._mapping)
+    if isinstance(executor, Connection):  # also on the worker's hot path (delivered)
+        values = _LEAD_FOR_MAIL.first(executor, {"lead_id": lead_id})
+        if values is None:
+            return None
+        found = dict(zip(_LEAD_FIELDS, values, strict=True))
+    else:
+        row = executor.execute(_LEAD_FOR_MAIL_QUERY, {"lead_id": lead_id}).first()
+        if row is None:
+            return None
+        found = dict(row._mapping)
     found["custom_fields"] = dict(found["custom_fields"] or {})
     return found
+
+
+_LEAD_FOR_MAIL_QUERY = (
+    select(*(_leads.c[name] for name in _LEAD_FIELDS))
+    .where(_leads.c.id == bindparam("lead_id"))
+    .with_for_update()
+)
+_LEAD_FOR_MAIL = FastStatement(_LEAD_FOR_MAIL_QUERY)
+
+
+def lead_status(executor: Executor, lead_id: int) -> str | None:
+    """The lead's status, its row locked (PostgreSQL) for a status change in this
+    transaction: the worker's check after each send, cheaper than `lead_for_mail`."""
+    if isinstance(executor, Connection):
+        found = _LEAD_STATUS.first(executor, {"lead_id": lead_id})
+    else:
+        found = executor.execute(_LEAD_STATUS_QUERY, {"lead_id": lead_id}).first()
+    return None if found is None else str(found[0])
+
+
+_LEAD_STATUS_QUERY = (
+    select(_leads.c.status).where(_leads.c.id == bindparam("lead_id")).with_for_update()
+)
+_LEAD_STATUS = FastStatement(_LEAD_STATUS_QUERY)
 
 
 def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | None:
@@ -384,9 +531,3 @@ def thread_parent(executor: Executor, lead_id: int) -> tuple[str, list[str]] | N
     if row is None:
         return None
     return str(row.message_id), [str(r) for r in row.references or []]
-
-
-def set_lead_bouncing(executor: Executor, lead_id: int, now: datetime) -> None:
-    executor.execute(
-        update(_leads).where(_leads.c.id == lead_id).values(email_bouncing=True, updated_at=now)
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.integration.test_cli import Leadmail
@@ -44,3 +45,22 @@ def test_the_tour_shows_the_lead_commands_once(leadmail: Leadmail, tmp_path: Pat
     assert "already shows it" in again
     detail_again = leadmail.json("leads", "show", str(lead["id"]), "--format", "json")
     assert detail_again["timeline"] == detail["timeline"]
+
+
+def test_the_tour_sets_a_reminder_a_minute_ahead(leadmail: Leadmail, tmp_path: Path) -> None:
+    """With the demo team's rule file the tour lead has an executive, who gets a reminder."""
+    root = Path(__file__).resolve().parents[2]
+    leadmail.rules_file.write_text((root / "rules" / "assignment.yaml").read_text())
+    with leadmail.config.open("a", encoding="utf-8") as config:
+        config.write('[smtp]\nfrom_address = "sales@northwind.example"\n')
+    write_demo_inbox(tmp_path / "demo-inbox")
+    leadmail.ok("ingest", "--no-progress", str(tmp_path / "demo-inbox"))
+    before = datetime.now(UTC)
+    shown = leadmail.ok("demo", "tour").stdout
+    assert "--next-contact-date +1m" in shown and "leadmail reminders list" in shown
+    (reminder,) = leadmail.json("reminders", "list", "--format", "json")
+    due = datetime.fromisoformat(reminder["due_at"])
+    assert timedelta(seconds=50) < due - before < timedelta(seconds=70)
+    lead = leadmail.json("leads", "show", str(reminder["lead_id"]), "--format", "json")
+    assert lead["email"] == TOUR_LEAD_EMAIL
+    assert reminder["executive"] == lead["assigned_to"] == lead["next_contact_by"]

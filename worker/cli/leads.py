@@ -22,6 +22,7 @@ from worker.services.leads import (
     list_leads,
     set_lead,
 )
+from worker.services.reminders import NextContact
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
 CSV_COLUMNS = [
@@ -196,6 +197,12 @@ def show_command(ctx: Context, lead_id: int, fmt: str) -> None:
             what = f"{f['content_type']}, {f['size']} bytes, {_origin(f)}"
             out.print(text(f"  {f['id']}: {f['filename']} ({what})"))
     _print_records(detail.get("records") or {})
+    if detail.get("reminders"):
+        out.print(text("reminders", "bold"))
+        for r in detail["reminders"]:
+            what = f"  {r['id']}: {r['kind']} for {r['executive'] or r['recipient']} at "
+            what += f"{_local(ctx, r['due_at'])} ({r['status']})"
+            out.print(text(what + (f": {r['note']}" if r.get("note") else "")))
     # "at" is when leadmail recorded it (the order); "date" the message's own Date header.
     timeline = Table(title="timeline")
     for column in ("at", "type", "what", "date"):
@@ -322,6 +329,26 @@ def add_command(
     is_flag=True,
     help="With --email: allow an address another lead already has.",
 )
+@click.option(
+    "--next-contact-date",
+    "next_when",
+    metavar="WHEN",
+    help="Remind --next-contact-by then, by mail with a calendar invitation: "
+    "2026-12-01T10:00, '2026-12-01 10:00+07:00', 'tomorrow 10:00', 'monday 9:00', +3d, +2h "
+    "(no offset: [leads] timezone). Setting it again moves the reminder.",
+)
+@click.option(
+    "--next-contact-by",
+    "next_by",
+    metavar="EXEC",
+    help="The executive (rule file id) to remind; default: the lead's owner.",
+)
+@click.option("--note", "next_note", metavar="TEXT", help="A note for the reminder.")
+@click.option(
+    "--clear-next-contact",
+    is_flag=True,
+    help="Cancel the reminder (a calendar entry already sent gets a cancellation).",
+)
 @by_option
 @click.option("--json", "as_json", is_flag=True, help="Print the lead as one JSON object.")
 @pass_ctx
@@ -331,6 +358,10 @@ def set_command(
     lead_id: int,
     status: str | None,
     allow_duplicate: bool,
+    next_when: str | None,
+    next_by: str | None,
+    next_note: str | None,
+    clear_next_contact: bool,
     actor: str | None,
     as_json: bool,
     **given: Any,
@@ -339,8 +370,15 @@ def set_command(
 
     Every change goes into the lead's timeline with who made it (--by) and when.
     """
+    next_contact = NextContact(next_when, next_by, next_note, clear_next_contact)
     lead = set_lead(
-        ready_app(ctx), lead_id, _edit(given), status, actor_name(actor), allow_duplicate
+        ready_app(ctx),
+        lead_id,
+        _edit(given),
+        status,
+        actor_name(actor),
+        allow_duplicate,
+        next_contact,
     )
     if as_json:
         click.echo(to_json(lead))
@@ -350,6 +388,12 @@ def set_command(
         echo(f"lead {lead_id}: nothing changed (it has these values already)")
         return
     echo(f"lead {lead_id}: changed {', '.join(changes)}")
+    for reminder in lead.get("reminders") or []:
+        if reminder["kind"] == "manual" and "next_contact_date" in changes:
+            echo(
+                f"reminder {reminder['id']}: {reminder['executive']} at "
+                f"{_local(ctx, reminder['due_at'])}"
+            )
 
 
 def _custom_rows(ctx: Context, values: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -367,6 +411,15 @@ def _text(value: Any) -> str:
     if isinstance(value, dict | list):
         return to_json(value)
     return str(value)
+
+
+def _local(ctx: Context, iso: str) -> str:
+    """A stored UTC time as wall-clock time in [leads] timezone, with the zone's name."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(ctx.settings.leads.zone_name)
+    return datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _when(iso: str | None) -> str:

@@ -42,6 +42,7 @@ COMMANDS = {
     "outbox": "worker.cli.outbox:outbox",
     "dispatch": "worker.cli.jobs:dispatch",
     "worker": "worker.cli.jobs:worker",
+    "reminders": "worker.cli.reminders:reminders",
 }
 
 

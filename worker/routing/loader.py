@@ -76,7 +76,7 @@ from worker.routing.schema import (
 )
 
 TOP_KEYS = ("timezone", "reassign_unavailable", "executives", "rules")
-EXECUTIVE_KEYS = ("id", "name", "email", "active", "away", "capacity", "weight")
+EXECUTIVE_KEYS = ("id", "name", "email", "active", "away", "capacity", "weight", "timezone")
 AWAY_KEYS = ("from", "to")
 RULE_KEYS = ("name", "priority", "when", "assign", "schedule")
 ASSIGN_KEYS = ("strategy", "to", "field", "map")
@@ -535,7 +535,12 @@ class _Reader:
         weight = 1
         if "weight" in entries:
             weight = self.integer(entries["weight"][1], "weight", minimum=1) or 1
-        return Executive(executive_id, name, email, active, tuple(away), capacity, weight)
+        zone_name: str | None = None
+        if "timezone" in entries:
+            zone_name = self.timezone(entries["timezone"][1], "timezone")
+        return Executive(
+            executive_id, name, email, active, tuple(away), capacity, weight, zone_name
+        )
 
     def away(self, node: Node) -> DateRange | None:
         entries = self.mapping(node, "an away period", AWAY_KEYS)

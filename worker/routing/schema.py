@@ -85,6 +85,9 @@ class Executive:
     away: tuple[DateRange, ...] = ()
     capacity: int | None = None
     weight: int = 1
+    # Where the executive works: the zone of their reminders' calendar entries (default:
+    # [leads] timezone). Routing schedules keep their own timezone.
+    timezone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -558,6 +558,11 @@ class _Decision:
             self._add_contact(lead.id, key)
         if from_lead_side and lead.status in (LeadStatus.LEAD, LeadStatus.REPLIED):
             self._set_status(lead.id, lead.status, LeadStatus.OPEN, f"reply from {key}", row_id)
+        if from_lead_side and self.app.settings.followups.cancel_on_reply:
+            # [followups] cancel_on_reply: the lead wrote, so the call planned is moot.
+            from worker.services.reminders import cancel_for
+
+            cancel_for(self.conn, lead.id, "manual", f"reply from {key}", now=self.now)
         return result
 
     def _created(self, match: ThreadMatch, reasons: list[str]) -> IntakeResult:

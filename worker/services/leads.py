@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from worker.errors import LeadmailError, NotFoundError, ValidationError
 from worker.mail.addresses import email_key, organization_domain
 from worker.routing.schema import RuleSet
+from worker.services import reminders
 from worker.services.context import App
 from worker.services.lead_fields import (
     COLUMNS,
@@ -22,6 +23,7 @@ from worker.services.lead_fields import (
     status_by_hand,
 )
 from worker.services.notes import live_lead
+from worker.services.reminders import NextContact
 from worker.store import attachments as attachment_store
 from worker.store import inbound
 from worker.store import leads as store
@@ -208,6 +210,7 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
         # The lead's own files (leads attach) and its messages', in the order they came.
         detail["attachments"] = attachment_store.for_lead(session, lead_id)
         detail["records"] = records_store.records_of(session, lead_id)
+        detail["reminders"] = reminders.pending_for_lead(session, lead_id)
         if asked != lead_id:
             detail["merged_from"] = asked
         return detail
@@ -362,6 +365,7 @@ def set_lead(
     status: str | None,
     actor: str,
     allow_duplicate: bool = False,
+    next_contact: NextContact | None = None,
 ) -> dict[str, Any]:
     """``leads set``: change only the given fields; each change logged with who and when.
 
@@ -369,6 +373,10 @@ def set_lead(
     status change is a status_changes row ("set by hand by NAME"). Derived statuses are
     refused with the command that makes them. Returns the lead (``lead_detail`` without
     the timeline) with ``changes``: what this edit changed, status included.
+
+    ``next_contact`` sets, moves or clears the lead's manual reminder in the same
+    transaction (services/reminders.py); the reminder's own timeline entry says so. A lead
+    this edit makes Do Not Contact loses its reminders.
     """
     settings = app.settings.leads
     values = checked_fields(edit, settings)
@@ -378,11 +386,26 @@ def set_lead(
         if value is None and declared is not None and declared.required:
             raise ValidationError(f"custom field {name!r} is required: it cannot be cleared", name)
     wanted = status_by_hand(status, lead_id) if status is not None else None
-    if not values and not custom and edit.is_organization is None and wanted is None:
+    contact = next_contact if next_contact is not None and next_contact.given else None
+    if (
+        not values
+        and not custom
+        and edit.is_organization is None
+        and wanted is None
+        and contact is None
+    ):
         raise ValidationError(
-            "nothing to change: give a field option, --field NAME=VALUE or --status", lead_id
+            "nothing to change: give a field option, --field NAME=VALUE, --status or "
+            "--next-contact-date",
+            lead_id,
         )
     now = utcnow()
+    parsed = reminders.check_next_contact(app, contact, now) if contact is not None else None
+    rules = None
+    if contact is not None and not contact.clear:
+        from worker.services.assignment import rule_book  # the rule engine: only here
+
+        rules = rule_book(app).load()  # the executives; a broken rule file is refused here
     with app.db.begin() as conn:
         lead_id = live_lead(conn, lead_id)
         lead = store.editable(conn, lead_id)
@@ -442,6 +465,16 @@ def set_lead(
                 now=now,
             )
             changes["status"] = [lead["status"], wanted]
+            reminders.cancel_on_status(
+                conn, lead_id, wanted, f"lead set {wanted} by {actor}", now=now
+            )
+        if contact is not None:
+            status_after = wanted or str(lead["status"])
+            changes.update(
+                reminders.apply_next_contact(
+                    conn, lead, contact, parsed, rules, actor, now, status_after
+                )
+            )
     return {**_record(app, lead_id), "changes": changes}
 
 

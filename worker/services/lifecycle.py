@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
+from worker.services import reminders
 from worker.services.context import App
 from worker.services.notes import check_actor
 from worker.services.records import derived_status
@@ -49,6 +50,8 @@ def merge_leads(app: App, keep: int, other: int, actor: str) -> dict[str, Any]:
             raise ValidationError(
                 f"lead {other} was already merged into lead {gone.merged_into_id}", other
             )
+        # One reminder per lead and kind: OTHER's go to KEEP unless KEEP has its own.
+        reminders.move_for_merge(conn, keep, other, who, now)
         moved = store.merge(conn, keep, other)
         added_contact = False
         if (
@@ -68,6 +71,7 @@ def merge_leads(app: App, keep: int, other: int, actor: str) -> dict[str, Any]:
             added_contact = True
         executive = store.mark_merged(conn, other, keep, now)
         status = _derive_status(session, keep, f"records of lead {other} merged by {who}", now)
+        reminders.cancel_on_status(conn, keep, status, f"lead is {status} after a merge", now=now)
         details: dict[str, Any] = {"merged_lead_id": other, "moved": moved}
         if executive:
             details["merged_lead_assigned_to"] = executive

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
+from worker.services import reminders
 from worker.services.context import App
 from worker.services.notes import check_actor, live_lead, optional_text
 from worker.store import contacts as people
@@ -286,4 +287,6 @@ def _derive(
     store.set_lead_status(
         session, lead["id"], before=lead["status"], to=status, cause=cause, now=now
     )
+    # Converted: nobody is to be reminded to contact a customer about the lead.
+    reminders.cancel_on_status(session, lead["id"], status, cause, now=now)
     return status

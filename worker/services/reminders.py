@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +34,10 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from worker.config import Settings
-from worker.errors import ValidationError
+from worker.errors import NotFoundError, ValidationError
+from worker.routing.schema import Executive, RuleSet
+from worker.services.context import App
+from worker.services.when import Parsed, parse_when
 from worker.store import leads as lead_store
 from worker.store import reminders as store
 from worker.store.models import LeadStatus, ReminderKind, utcnow
@@ -212,3 +216,239 @@ def pending_for_lead(executor: Executor, lead_id: int) -> list[dict[str, Any]]:
         _connection(executor), status=("pending", "claimed", "sending", "failed"), lead_id=lead_id
     )
     return [r for r in rows if r["method"] == "REQUEST"]
+
+
+# -- Next Contact Date (leads set) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NextContact:
+    """``leads set --next-contact-date WHEN --next-contact-by EXEC --note TEXT`` or
+    ``--clear-next-contact``, as typed."""
+
+    when: str | None = None
+    by: str | None = None
+    note: str | None = None
+    clear: bool = False
+
+    @property
+    def given(self) -> bool:
+        return self.clear or any(v is not None for v in (self.when, self.by, self.note))
+
+
+def check_next_contact(app: App, request: NextContact, now: datetime) -> Parsed | None:
+    """The checks that need no lead: the time (refused when past) and the options' mix."""
+    if request.clear and any(v is not None for v in (request.when, request.by, request.note)):
+        raise ValidationError(
+            "--clear-next-contact cannot go with --next-contact-date/-by or --note", None
+        )
+    if request.when is None:
+        return None
+    parsed = parse_when(request.when, app.settings.leads.zone_name, now)
+    if parsed.utc <= now:
+        raise ValidationError(
+            f"--next-contact-date {request.when!r} is in the past "
+            f"({parsed.local:%Y-%m-%d %H:%M %Z}); give a time still ahead",
+            request.when,
+        )
+    return parsed
+
+
+def _executive(rules: RuleSet | None, executive_id: str) -> Executive:
+    if rules is None:
+        raise ValidationError(
+            f"unknown executive {executive_id!r}: there is no rule file to name executives "
+            "([rules] path)",
+            executive_id,
+        )
+    found = rules.executive(executive_id)
+    if found is None:
+        known = ", ".join(sorted(rules.executives)) or "none"
+        raise ValidationError(
+            f"unknown executive {executive_id!r} (the rule file has: {known})", executive_id
+        )
+    if not found.active:
+        raise ValidationError(
+            f"executive {executive_id!r} is inactive in the rule file", executive_id
+        )
+    return found
+
+
+def apply_next_contact(
+    conn: Connection,
+    lead: dict[str, Any],
+    request: NextContact,
+    parsed: Parsed | None,
+    rules: RuleSet | None,
+    actor: str,
+    now: datetime,
+    status_after: str,
+) -> dict[str, list[Any]]:
+    """``leads set``'s next-contact part, in its transaction; the lead's column changes.
+
+    Refused (one line): a Do Not Contact or Converted lead (as it is, or as this same
+    command leaves it), an unknown or inactive executive, nothing to move (``--note`` or
+    ``--next-contact-by`` alone on a lead without a reminder).
+    """
+    lead_id = int(lead["id"])
+    current = next(
+        (r for r in pending_for_lead(conn, lead_id) if r["kind"] == ReminderKind.MANUAL), None
+    )
+    columns: dict[str, Any] = {}
+    if request.clear:
+        if current is not None:
+            cancel_one(conn, current["id"], f"cleared by {actor}", actor=actor, now=now)
+        columns = {"next_contact_date": None, "next_contact_by": None}
+    else:
+        if status_after in NO_REMINDERS:
+            raise ValidationError(
+                f"lead {lead_id} is {status_after}: it gets no reminders", lead_id
+            )
+        if parsed is None and current is None:
+            raise ValidationError(
+                f"lead {lead_id} has no next contact to change: give --next-contact-date",
+                lead_id,
+            )
+        if parsed is not None:
+            due = parsed.utc
+        else:
+            assert current is not None  # refused above
+            due = _from_iso(current["due_at"])
+        executive_id = request.by or (current["executive"] if current else None)
+        executive_id = executive_id or lead.get("assigned_to")
+        if not executive_id:
+            raise ValidationError(
+                f"lead {lead_id} is unassigned: say who makes the contact (--next-contact-by)",
+                lead_id,
+            )
+        executive_id = executive_id.strip()
+        _executive(rules, executive_id)
+        note = request.note if request.note is not None else (current or {}).get("note")
+        schedule(
+            conn,
+            lead_id,
+            ReminderKind.MANUAL.value,
+            due,
+            executive_id,
+            f"next contact set by {actor}",
+            note,
+            created_by=actor,
+            now=now,
+        )
+        columns = {"next_contact_date": due, "next_contact_by": executive_id}
+    changes: dict[str, list[Any]] = {}
+    for name, value in columns.items():
+        old = lead.get(name)
+        if _comparable(old) != _comparable(value):
+            changes[name] = [_shown(old), _shown(value)]
+    if changes:
+        lead_store.update_lead(conn, lead_id, columns, now)
+    return changes
+
+
+def _from_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _comparable(value: Any) -> Any:
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+def _shown(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+# -- for people: list, show, cancel ---------------------------------------------------------
+
+
+def list_reminders(
+    app: App,
+    *,
+    due: bool = False,
+    executive: str | None = None,
+    status: str | None = None,
+    lead_id: int | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Reminders soonest first: by default the ones still to go (pending, claimed, sending,
+    failed); ``due``: only those whose time has come; ``status``: exactly that status
+    ("all" for every row)."""
+    if status is None:
+        wanted: str | tuple[str, ...] | None = LIVE_STATUSES
+    elif status == "all":
+        wanted = None
+    else:
+        wanted = check_status(status)
+    with app.db.transaction(write=False) as session:
+        rows = store.rows(
+            session,
+            status=wanted,
+            executive=executive,
+            due_before=(now or utcnow()) if due else None,
+            lead_id=lead_id,
+            limit=limit,
+        )
+    return rows
+
+
+LIVE_STATUSES = ("pending", "claimed", "sending", "failed")
+STATUSES = ("pending", "claimed", "sending", "sent", "failed", "cancelled")
+
+
+def check_status(status: str) -> str:
+    folded = status.strip().lower()
+    if folded not in STATUSES:
+        raise ValidationError(
+            f"unknown reminder status {status!r}; one of: {', '.join(STATUSES)}, all", status
+        )
+    return folded
+
+
+def show_reminder(app: App, reminder_id: int) -> dict[str, Any]:
+    with app.db.transaction(write=False) as session:
+        row = store.get(session, reminder_id)
+    if row is None:
+        raise NotFoundError(f"no reminder {reminder_id}", reminder_id)
+    return row
+
+
+def cancel_reminder(app: App, reminder_id: int, actor: str) -> dict[str, Any]:
+    """``reminders cancel``: stops it, or sends METHOD:CANCEL when it reached a calendar.
+    A manual reminder's lead loses its Next Contact Date with it."""
+    now = utcnow()
+    with app.db.begin() as conn:
+        row = store.get(conn, reminder_id, lock=True)
+        if row is None:
+            raise NotFoundError(f"no reminder {reminder_id}", reminder_id)
+        changed = cancel_one(conn, reminder_id, f"cancelled by {actor}", actor=actor, now=now)
+        if not changed:
+            raise ValidationError(
+                f"reminder {reminder_id} is {row['status']}"
+                + (" (its cancellation is on its way)" if row["method"] == "CANCEL" else "")
+                + ": nothing to cancel",
+                reminder_id,
+            )
+        if row["kind"] == ReminderKind.MANUAL:
+            lead_store.update_lead(
+                conn, row["lead_id"], {"next_contact_date": None, "next_contact_by": None}, now
+            )
+        after = store.get(conn, reminder_id)
+    assert after is not None
+    return after
+
+
+def move_for_merge(conn: Connection, keep: int, other: int, actor: str, now: datetime) -> list[int]:
+    """``leads merge``: OTHER's reminders go to KEEP, one per kind; a kind KEEP has already
+    keeps KEEP's, and OTHER's is cancelled. The ids cancelled."""
+    left = store.move_to_lead(conn, other, keep, now)
+    cancelled: list[int] = []
+    for reminder_id in left:
+        cancelled += cancel_one(
+            conn,
+            reminder_id,
+            f"lead {other} merged into lead {keep}, which has its own",
+            actor=actor,
+            now=now,
+        )
+    return cancelled

@@ -2,8 +2,10 @@
 
 `make run` polls the demo inbox once, runs this, then starts `leadmail run`: a newcomer sees a
 note, a logged call, a contact, an opportunity and a quotation (and the statuses they derive)
-on a lead that came from mail, and one mail queued to it (which `leadmail run` then sends:
-the demo config's file transport writes it to leadmail-outbox/), without typing anything.
+on a lead that came from mail, one mail queued to it (which `leadmail run` then sends:
+the demo config's file transport writes it to leadmail-outbox/), and a Next Contact Date a
+minute ahead (its reminder, with a calendar invitation, lands there too), without typing
+anything.
 It runs once per database: a lead that already carries the tour's note is left as it is.
 """
 
@@ -14,7 +16,9 @@ from datetime import UTC, datetime
 from worker.errors import ValidationError
 from worker.services import contacts, notes, outbound, records
 from worker.services.context import App
-from worker.services.leads import lead_detail, list_leads
+from worker.services.lead_fields import LeadEdit
+from worker.services.leads import lead_detail, list_leads, set_lead
+from worker.services.reminders import NextContact
 
 # The demo inbox's wholesale enquiry (worker/demo.py): a B2B lead with a reply thread.
 TOUR_LEAD_EMAIL = "priya.nair@greenleafmarkets.example"
@@ -57,6 +61,7 @@ def run_tour(app: App) -> list[str]:
         app, lead_id, actor=TOUR_ACTOR, amount="12500.00", currency="EUR"
     )
     mail = _queue_mail(app, lead_id)
+    reminder = _set_reminder(app, lead_id)
     status = lead_detail(app, lead_id)["status"]
     return [
         f'leadmail leads note {lead_id} "{TOUR_NOTE}"',
@@ -67,6 +72,7 @@ def run_tour(app: App) -> list[str]:
         f"leadmail leads make quotation {lead_id} --amount 12500.00 --currency EUR"
         f"  -> quotation {quotation['id']}",
         *mail,
+        *reminder,
         f"lead {lead_id} is now {status}: leadmail leads show {lead_id}",
     ]
 
@@ -81,6 +87,27 @@ thank you for your call. As promised, our quotation for the **autumn range**:
 
 Kind regards
 """
+
+
+TOUR_REMINDER = "+1m"
+TOUR_REMINDER_NOTE = "Call Priya: did the quotation arrive?"
+
+
+def _set_reminder(app: App, lead_id: int) -> list[str]:
+    """A Next Contact Date a minute ahead for the lead's executive: `leadmail run` mails
+    them the reminder with its calendar invitation (leadmail-outbox/, file transport)."""
+    request = NextContact(TOUR_REMINDER, note=TOUR_REMINDER_NOTE)
+    try:
+        lead = set_lead(app, lead_id, LeadEdit(), None, TOUR_ACTOR, next_contact=request)
+    except ValidationError as exc:  # unassigned lead, no rule file: the rest still shows
+        return [f"demo tour: no reminder: {exc}"]
+    ids = [r["id"] for r in lead.get("reminders") or []]
+    return [
+        f'leadmail leads set {lead_id} --next-contact-date {TOUR_REMINDER} --note "..."'
+        f"  -> reminder {ids[0] if ids else '?'} for {lead['next_contact_by']}",
+        "leadmail reminders list  (in a minute leadmail run mails it, with its .ics, to "
+        f"{app.settings.smtp.file_path}/)",
+    ]
 
 
 def _queue_mail(app: App, lead_id: int) -> list[str]:

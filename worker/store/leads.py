@@ -50,6 +50,9 @@ EDITABLE_COLUMNS = (
     "notes",
     "custom_fields",
     "status",
+    "assigned_to",
+    "next_contact_date",
+    "next_contact_by",
 )
 """What ``leads set`` reads of a lead before changing it."""
 

@@ -42,6 +42,8 @@ function takes an ORM ``Session`` or a Core ``Connection`` (the caller's transac
   lead turning Do Not Contact must cancel.
 - ``move_to_lead(conn, from_lead, to_lead, now) -> list[int]`` — a merge: rows of kinds the
   target has no row of are moved; the ids of the others (the caller cancels them).
+- ``lead_summary(conn, lead_id)``, ``latest_messages(conn, lead_id, limit)`` — what the
+  reminder mail shows of the lead, read when it is sent.
 
 Statuses: pending → claimed → sending → sent | failed | pending (retry, or a newer version);
 pending/claimed/failed → cancelled; a sent CANCEL ends ``cancelled``.
@@ -53,12 +55,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.store.models import (
+    Lead,
+    Message,
     Reminder,
     ReminderMethod,
     ReminderStatus,
@@ -523,3 +527,55 @@ def move_to_lead(executor: Executor, from_lead: int, to_lead: int, now: datetime
             update(_TABLE).where(_TABLE.c.id == row.id).values(lead_id=to_lead, updated_at=now)
         )
     return left
+
+
+# -- what a reminder mail shows ------------------------------------------------------------
+
+_leads = table_of(Lead)
+_messages = table_of(Message)
+# Messages of the conversation: never a bounce, a duplicate or an ignored one.
+_CONVERSATION = ("created", "threaded", "outbound")
+BODY_CHARS = 2000
+
+
+def lead_summary(executor: Executor, lead_id: int) -> dict[str, Any] | None:
+    """The lead's fields a reminder shows."""
+    row = executor.execute(
+        select(
+            _leads.c.id,
+            _leads.c.person_name,
+            _leads.c.company_name,
+            _leads.c.email,
+            _leads.c.status,
+            _leads.c.assigned_to,
+        ).where(_leads.c.id == lead_id)
+    ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def latest_messages(executor: Executor, lead_id: int, limit: int) -> list[dict[str, Any]]:
+    """The lead's newest conversation messages, oldest of them first; bodies cut short."""
+    rows = executor.execute(
+        select(
+            _messages.c.direction,
+            _messages.c.sent_at,
+            _messages.c.created_at,
+            _messages.c.sender,
+            _messages.c.subject,
+            func.substr(_messages.c.body_text, 1, BODY_CHARS).label("text"),
+        )
+        .where(_messages.c.lead_id == lead_id, _messages.c.outcome.in_(_CONVERSATION))
+        .order_by(_messages.c.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "direction": r.direction,
+            # Received mail sorts by when we stored it; its Date header can say anything.
+            "at": r.created_at if r.direction == "in" or r.sent_at is None else r.sent_at,
+            "sender": r.sender or "",
+            "subject": r.subject or "",
+            "text": r.text or "",
+        }
+        for r in reversed(rows)
+    ]

@@ -1,0 +1,140 @@
+"""mail/reminder.py: the reminder mail and its invitation, parsed back with icalendar and
+Python's own email parser."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from icalendar import Calendar
+
+from worker.mail.message import Address
+from worker.mail.reminder import MessageSummary, ReminderDraft, compose_reminder
+
+DUE = datetime(2026, 3, 29, 8, 0, tzinfo=UTC)  # 10:00 CEST, the day Berlin changes
+NOW = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+
+DRAFT = ReminderDraft(
+    reminder_id=7,
+    kind="manual",
+    method="REQUEST",
+    uid="5a1c0de0-0000-4000-8000-000000000001@leadmail",
+    sequence=0,
+    due_at=DUE,
+    zone="Europe/Berlin",
+    organizer=Address("Northwind Sales", "sales@northwind.example"),
+    attendee=Address("Alice Chan", "alice@northwind.example"),
+    id_domain="northwind.example",
+    lead_id=42,
+    lead_name="Jane Roe",
+    company="Acme Industrial",
+    status="Open",
+    owner="alice",
+    lead_email="jane@acme.example",
+    note="Ask about the second quote",
+    cause="next contact set by bob",
+    messages=(
+        MessageSummary("in", NOW - timedelta(days=3), "jane@acme.example", "Quote?", "one"),
+        MessageSummary("out", NOW - timedelta(days=2), "alice@northwind.example", "Re: Quote?",
+                       "Hello Jane,\n\n> old quoted text\nHere is the quote.\nBest,\nAlice\n"
+                       "more\nmore"),
+        MessageSummary("in", NOW - timedelta(days=1), "jane@acme.example", "Re: Re: Quote?",
+                       "Thanks!"),
+        MessageSummary("in", NOW - timedelta(hours=1), "jane@acme.example", "Also", "One more"),
+    ),
+    now=NOW,
+)  # fmt: skip
+
+
+def _parse(raw: bytes) -> tuple[EmailMessage, Calendar]:
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    parts = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]
+    assert len(parts) == 1
+    assert parts[0].get_param("method") in ("REQUEST", "CANCEL")
+    assert parts[0].get_filename() in ("invite.ics", "cancel.ics")
+    return msg, Calendar.from_ical(parts[0].get_content())
+
+
+def test_request_mail_headers_body_and_invitation() -> None:
+    composed = compose_reminder(DRAFT)
+    msg, cal = _parse(composed.raw)
+    assert msg["Message-ID"] == "<reminder-7-0@northwind.example>"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["To"] == "Alice Chan <alice@northwind.example>"
+    assert msg["From"] == "Northwind Sales <sales@northwind.example>"
+    assert msg["Subject"] == "Contact Jane Roe (Acme Industrial) — lead 42"
+    body = msg.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "2026-03-29 10:00 CEST (Europe/Berlin)" in text
+    assert "Ask about the second quote" in text and "Status:   Open" in text
+    assert "leadmail leads show 42" in text
+    # The last three messages, in and out, with dates; quoted lines left out, a few lines each.
+    assert "Quote?" in text and "Also" in text and "one\n" not in text
+    assert "→ sent 2026-03-26" in text and "old quoted text" not in text
+    assert "more\n    more" not in text
+    assert cal["method"] == "REQUEST"
+    (event,) = cal.walk("VEVENT")
+    assert str(event["uid"]) == DRAFT.uid
+    assert event.decoded("sequence") == 0
+    start = event.decoded("dtstart")
+    assert start.astimezone(UTC) == DUE
+    assert str(start.tzinfo) == "Europe/Berlin" or getattr(start.tzinfo, "key", "") == (
+        "Europe/Berlin"
+    )
+    assert event["dtstart"].params["TZID"] == "Europe/Berlin"
+    assert [tz["tzid"] for tz in cal.walk("VTIMEZONE")] == ["Europe/Berlin"]
+    assert str(event["attendee"]) == "mailto:alice@northwind.example"
+    assert str(event["organizer"]) == "mailto:sales@northwind.example"
+    (alarm,) = event.walk("VALARM")
+    assert alarm["action"] == "DISPLAY" and alarm.decoded("trigger") == timedelta(0)
+    # Composed again (a retry): the same Message-ID.
+    assert compose_reminder(DRAFT).message_id == composed.message_id
+
+
+def test_update_and_cancel_keep_the_uid() -> None:
+    update = compose_reminder(replace(DRAFT, sequence=1, due_at=DUE + timedelta(days=1)))
+    msg, cal = _parse(update.raw)
+    assert msg["Subject"].startswith("Updated: Contact Jane Roe")
+    assert msg["Message-ID"] == "<reminder-7-1@northwind.example>"
+    (event,) = cal.walk("VEVENT")
+    assert (str(event["uid"]), event.decoded("sequence")) == (DRAFT.uid, 1)
+    assert event.decoded("dtstart").astimezone(UTC) == DUE + timedelta(days=1)
+    cancel = compose_reminder(replace(DRAFT, sequence=2, method="CANCEL"))
+    msg, cal = _parse(cancel.raw)
+    assert cal["method"] == "CANCEL" and msg["Subject"].startswith("Cancelled: ")
+    (event,) = cal.walk("VEVENT")
+    assert (str(event["uid"]), event.decoded("sequence"), str(event["status"])) == (
+        DRAFT.uid,
+        2,
+        "CANCELLED",
+    )
+    assert event.walk("VALARM") == []
+
+
+def test_bangkok_zone_and_kinds() -> None:
+    composed = compose_reminder(replace(DRAFT, zone="Asia/Bangkok", kind="no_reply", messages=()))
+    msg, cal = _parse(composed.raw)
+    assert msg["Subject"] == "Follow up: Jane Roe (Acme Industrial) — lead 42"
+    (event,) = cal.walk("VEVENT")
+    start = event.decoded("dtstart")
+    assert (start.hour, start.astimezone(UTC)) == (15, DUE)
+    body = msg.get_body(("plain",))
+    assert body is not None and "No messages yet." in body.get_content()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Jane\r\nBcc: evil@x.example", "Jane\x00Roe", "J" * 5000, "Jane\u202eRoe", "ジェーン"],
+)
+def test_hostile_lead_text_never_breaks_a_header(name: str) -> None:
+    composed = compose_reminder(replace(DRAFT, lead_name=name, company=name, note=name))
+    msg, cal = _parse(composed.raw)
+    assert msg["Bcc"] is None
+    assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+    assert len(msg["Subject"]) <= 130
+    assert str(cal.walk("VEVENT")[0]["uid"]) == DRAFT.uid

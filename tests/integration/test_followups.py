@@ -18,6 +18,8 @@ from sqlalchemy import select, update
 
 from tests.integration.helpers import make_mail
 from worker.config import load_settings
+from worker.jobs.actors import JobKind
+from worker.jobs.dispatcher import Dispatcher
 from worker.mail.message import RawMessage
 from worker.services import followups
 from worker.services.context import App
@@ -203,10 +205,14 @@ def test_a_lead_that_got_our_reply_gets_none(app: App) -> None:
     assert not deliver_due(app, WEDNESDAY + 3 * H)
 
 
-def test_an_acknowledgement_is_no_answer(app: App) -> None:
-    lead = arrive(app, 1, WEDNESDAY)
-    we_write(app, lead, WEDNESDAY + M, actor=inbound.AUTOREPLY_ACTOR)
-    assert len(tick(app, WEDNESDAY + 2 * H + M).scheduled) == 2
+def test_an_acknowledgement_is_no_answer_and_old_leads_are_not_caught_up(app: App) -> None:
+    acknowledged = arrive(app, 1, WEDNESDAY)
+    we_write(app, acknowledged, WEDNESDAY + M, actor=inbound.AUTOREPLY_ACTOR)
+    old = arrive(app, 2, WEDNESDAY - timedelta(days=30))  # an ingested backlog, say
+    result = tick(app, WEDNESDAY + 2 * H + M)
+    assert {lead for lead, _, _ in result.scheduled} == {acknowledged}
+    assert len(result.scheduled) == 2
+    assert reminders(app, old) == []
 
 
 def test_friday_evening_lead_is_due_monday_and_a_weekend_answer_cancels_it(app: App) -> None:
@@ -240,9 +246,7 @@ def test_do_not_contact_and_converted_leads_get_none(app: App) -> None:
     tick(app, WEDNESDAY + 2 * H + M)
     with app.db.begin() as conn:
         conn.execute(update(_leads).where(_leads.c.id == pending).values(status="Converted"))
-        conn.execute(
-            update(_leads).where(_leads.c.id == quiet).values(status="Do Not Contact")
-        )
+        conn.execute(update(_leads).where(_leads.c.id == quiet).values(status="Do Not Contact"))
     result = tick(app, WEDNESDAY + 2 * H + 2 * M)
     assert {(lead, kind) for lead, kind, _ in result.cancelled} == {
         (lead, kind) for lead in (quiet, pending) for kind in ("first_response", "escalation")
@@ -254,65 +258,38 @@ def test_do_not_contact_and_converted_leads_get_none(app: App) -> None:
     assert reminders(app, late) == []
 
 
-def test_old_leads_are_not_caught_up(app: App) -> None:
-    lead = arrive(app, 1, WEDNESDAY - timedelta(days=30))
-    assert not tick(app, WEDNESDAY).scheduled
-    assert reminders(app, lead) == []
-
-
 def test_each_tick_does_bounded_work_and_the_cursor_gets_to_every_lead(app: App) -> None:
     leads = [arrive(app, n, WEDNESDAY) for n in range(1, 8)]
     now = WEDNESDAY + H + M
+    cursor = followups.Cursor()
     seen: list[int] = []
-    for _ in range(4):
-        result = tick(app, now, cursor=cursor, limit=3) if seen else None
-        if result is None:
-            cursor = followups.Cursor()
-            result = tick(app, now, cursor=cursor, limit=3)
+    for _ in range(3):
+        result = tick(app, now, cursor=cursor, limit=3)
         assert result.examined <= 3 * 4  # four scans of at most three leads
-        seen += [lead for lead, kind, _ in result.scheduled if kind == "first_response"]
+        seen += [lead for lead, kind, _ in result.scheduled]
         now += M
     assert sorted(seen) == leads
     assert not tick(app, now).scheduled
+    # A complete run (dispatch --once) goes through in one call.
+    more = [arrive(app, n, WEDNESDAY) for n in range(8, 15)]
+    result = tick(app, now, cursor=followups.Cursor(), limit=3, complete=True)
+    assert sorted(lead for lead, _, _ in result.scheduled) == more
 
 
-def test_nothing_to_do_when_every_rule_is_off(db_url: str, tmp_path: Path) -> None:
-    off = make_app(
-        db_url,
-        tmp_path,
-        LEADMAIL_FOLLOWUPS__FIRST_RESPONSE_HOURS="0",
-        LEADMAIL_FOLLOWUPS__ESCALATE_AFTER_HOURS="0",
-        LEADMAIL_FOLLOWUPS__NO_REPLY_DAYS="0",
-    )
+def test_escalation_to_an_address(db_url: str, tmp_path: Path) -> None:
+    director = '"director@northwind.example"'
+    app = make_app(db_url, tmp_path, LEADMAIL_FOLLOWUPS__ESCALATE_TO=director)
     try:
-        arrive(off, 1, WEDNESDAY)
-        result = tick(off, WEDNESDAY + 10 * H)
-        assert (result.examined, result.scheduled) == (0, [])
-    finally:
-        off.close()
-
-
-def test_escalation_to_an_address_and_an_unknown_executive(db_url: str, tmp_path: Path) -> None:
-    mail = make_app(db_url, tmp_path, LEADMAIL_FOLLOWUPS__ESCALATE_TO='"director@northwind.example"')
-    try:
-        lead = arrive(mail, 1, WEDNESDAY)
-        tick(mail, WEDNESDAY + 2 * H + M)
-        assert summary(mail, lead)[1][:4] == (
+        lead = arrive(app, 1, WEDNESDAY)
+        tick(app, WEDNESDAY + 2 * H + M)
+        assert summary(app, lead)[1][:4] == (
             "escalation",
             "pending",
             None,
             "director@northwind.example",
         )
     finally:
-        mail.close()
-    (tmp_path / "2").mkdir()
-    nobody = make_app(db_url, tmp_path / "2", LEADMAIL_FOLLOWUPS__ESCALATE_TO='"nobody"')
-    try:
-        lead = arrive(nobody, 2, WEDNESDAY)
-        tick(nobody, WEDNESDAY + 2 * H + M)
-        assert [row[0] for row in summary(nobody, lead)] == ["first_response"]
-    finally:
-        nobody.close()
+        app.close()
 
 
 # -- no reply ---------------------------------------------------------------------------------
@@ -357,3 +334,41 @@ def test_a_reply_already_there_means_no_no_reply(app: App) -> None:
     mail = we_write(app, lead, MONDAY)
     lead_replies(app, lead, 1, MONDAY + H, mail)
     assert not tick(app, MONDAY + timedelta(days=4)).scheduled
+
+
+# -- the dispatcher ---------------------------------------------------------------------------
+
+
+def test_the_dispatcher_applies_the_rules_before_each_claim(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [WEDNESDAY + 30 * M]
+    seen: list[int] = []
+
+    def claim(app_: App, at: datetime) -> list[int]:
+        """A job kind that only records how many reminders existed when it claimed."""
+        seen.append(len(reminders(app_)))
+        return []
+
+    probe = JobKind("probe", "probe_actor", "probe", claim, lambda *a: None, lambda *a: 0)
+    dispatcher = Dispatcher(app, [probe], {"probe": None}, clock=lambda: now[0])  # type: ignore[dict-item]
+    lead = arrive(app, 1, WEDNESDAY)
+    report = dispatcher.run_once()
+    assert report.followups is not None and not report.followups.scheduled and seen == [0]
+    now[0] = WEDNESDAY + H + M
+    report = dispatcher.run_once()
+    assert report.followups is not None and len(report.followups.scheduled) == 1
+    assert seen == [0, 1]  # made before the claim of the same round
+    for _ in range(30):
+        now[0] += 10 * M
+        dispatcher.run_once()
+    assert [kind for kind, *_ in summary(app, lead)] == ["first_response", "escalation"]
+
+    # A failing check is reported and the claims still run.
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database went away\nmore")
+
+    monkeypatch.setattr("worker.services.followups.run_once", broken)
+    report = dispatcher.run_once()
+    assert report.failed == {"followups": "RuntimeError: database went away"}
+    assert len(seen) == 33

@@ -6,9 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from worker.config import Settings, load_settings
 from worker.routing.followups import (
     ESCALATION,
     ESCALATION_CAUSE,
@@ -21,7 +24,8 @@ from worker.routing.followups import (
     plan,
     wanted,
 )
-from worker.routing.schema import schedule_from
+from worker.routing.schema import Executive, RuleSet, schedule_from
+from worker.services.followups import followup_rules
 from worker.store.models import LeadStatus, ReminderKind
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -235,7 +239,7 @@ def test_manual_reminders_are_never_touched() -> None:
     assert not plan(off, replace(NEW, status="Converted"), [manual], CAME)
 
 
-@settings(max_examples=200, deadline=None)
+@hypothesis_settings(max_examples=200, deadline=None)
 @given(
     status=st.sampled_from(["Lead", "Open", "Replied", "Interested", "Converted"]),
     executive=st.sampled_from([None, "anna"]),
@@ -274,3 +278,63 @@ def test_applying_a_plan_leaves_nothing_to_do(
         for cancel in result.cancel:
             rows[cancel.kind] = replace(rows[cancel.kind], status="cancelled")
     assert not plan(RULES, facts, rows.values(), now)
+
+
+# -- [followups] as the rules read it -------------------------------------------------------
+
+
+def settings(**followups: str) -> Settings:
+    env = {f"LEADMAIL_FOLLOWUPS__{k.upper()}": v for k, v in followups.items()}
+    return load_settings(environ={"LEADMAIL_LEADS__TIMEZONE": '"Asia/Bangkok"', **env})
+
+
+TEAM = RuleSet(
+    {"boss": Executive("boss", "Boss", "boss@example.com")}, (), "UTC", False, "rules.yaml"
+)
+
+
+def test_every_rule_off_by_default_means_nothing_to_do() -> None:
+    assert followup_rules(settings(), TEAM) is None
+
+
+def test_the_config_becomes_rules() -> None:
+    made = followup_rules(
+        settings(
+            first_response_hours="1.5",
+            escalate_after_hours="8",
+            escalate_to='"boss"',
+            no_reply_days="3",
+            working_days='["mon", "tue", "sat"]',
+            working_hours='"08:30-24:00"',
+            catch_up_days="2",
+        ),
+        TEAM,
+    )
+    assert made is not None
+    assert (made.first_response, made.escalate_after, made.no_reply) == (
+        timedelta(hours=1.5),
+        8 * H,
+        timedelta(days=3),
+    )
+    assert (made.escalate_executive, made.escalate_recipient) == ("boss", None)
+    assert made.working.text == "mon-tue,sat 08:30-23:59 Asia/Bangkok"  # [leads] timezone
+    assert made.catch_up == timedelta(days=2)
+
+
+def test_escalate_to_an_address_or_an_unknown_executive(caplog: pytest.LogCaptureFixture) -> None:
+    by_mail = followup_rules(
+        settings(escalate_after_hours="2", escalate_to='"director@example.com"'), TEAM
+    )
+    assert by_mail is not None
+    assert (by_mail.escalate_executive, by_mail.escalate_recipient) == (
+        None,
+        "director@example.com",
+    )
+    unknown = followup_rules(
+        settings(first_response_hours="1", escalate_after_hours="2", escalate_to='"nobody"'),
+        TEAM,
+    )
+    assert unknown is not None and unknown.escalate_after is None
+    assert "escalate_to 'nobody' is no executive of rules.yaml" in caplog.text
+    zone = followup_rules(settings(no_reply_days="1", working_timezone='"Europe/Berlin"'), TEAM)
+    assert zone is not None and zone.working.timezone == "Europe/Berlin"

@@ -45,6 +45,8 @@ ACTOR = "followups"
 """Who the timeline says made or cancelled a follow-up reminder."""
 LIMIT = 200
 """Leads per scan and tick."""
+MAX_ROUNDS = 1000
+"""Ticks of a ``complete`` run at most (200,000 leads per scan)."""
 SOON = timedelta(minutes=5)
 """Pending follow-ups due within this are checked on every tick, before the claim."""
 
@@ -57,6 +59,11 @@ class Cursor:
     pending: int = 0
     unanswered: int = 0
     unreplied: int = 0
+
+    @property
+    def through(self) -> bool:
+        """Every scan got to its end on the last tick."""
+        return not (self.pending or self.unanswered or self.unreplied)
 
 
 @dataclass
@@ -118,19 +125,31 @@ def run_once(
     *,
     cursor: Cursor | None = None,
     limit: int = LIMIT,
+    complete: bool = False,
 ) -> TickResult:
-    """One tick of the follow-up rules (see the module docstring)."""
+    """One tick of the follow-up rules (see the module docstring); with ``complete``, as
+    many as it takes for every scan to get through (``dispatch --once``, cron style)."""
     result = TickResult()
     rules = followup_rules(app.settings, rule_book(app).current())
     if rules is None:
         return result
     now = now or utcnow()
     cursor = cursor if cursor is not None else Cursor()
+    for _ in range(MAX_ROUNDS if complete else 1):
+        _round(app, rules, now, cursor, limit, result)
+        if cursor.through:
+            break
+    return result
+
+
+def _round(
+    app: App, rules: FollowupRules, now: datetime, cursor: Cursor, limit: int, result: TickResult
+) -> None:
     with app.db.transaction(write=False) as session:
         conn = session.connection()
         lead_ids = _candidates(conn, rules, now, cursor, limit)
         plans = _plans(conn, rules, lead_ids, now)
-    result.examined = len(lead_ids)
+    result.examined += len(lead_ids)
     for lead_id in plans:
         with app.db.begin() as conn:
             if not store.lock_lead(conn, lead_id):
@@ -140,7 +159,6 @@ def run_once(
             plan = _plans(conn, rules, [lead_id], now).get(lead_id)
             if plan is not None:
                 _apply(conn, lead_id, plan, now, result)
-    return result
 
 
 def _candidates(

@@ -527,6 +527,10 @@ class FollowupSettings(_Section):
     working_hours: str = "09:00-18:00"
     # The zone of working_days/working_hours (default: [leads] timezone).
     working_timezone: str | None = None
+    # A follow-up reminder that would have been due more than this many days ago is not
+    # made: after a long outage, when a rule is first turned on, or when an old mailbox is
+    # ingested, nobody is reminded of old leads. Also bounds what each tick looks at.
+    catch_up_days: float = Field(default=7.0, gt=0, le=365)
 
     @field_validator("working_days")
     @classmethod

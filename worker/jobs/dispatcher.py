@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import dramatiq
 
 from worker.jobs.actors import JobKind
+from worker.services import followups
 from worker.services.context import App
 
 log = logging.getLogger("leadmail.dispatcher")
@@ -46,6 +47,8 @@ class Round:
 
     enqueued: dict[str, list[int]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    # What the follow-up rules made and cancelled before the claim ([followups]).
+    followups: followups.TickResult | None = None
 
     @property
     def total(self) -> int:
@@ -69,6 +72,7 @@ class Dispatcher:
         self.actors = actors
         self.clock = clock
         self.on_enqueue = on_enqueue
+        self.followup_cursor = followups.Cursor()
         self._warn_about_settings()
 
     def _warn_about_settings(self) -> None:
@@ -84,9 +88,15 @@ class Dispatcher:
                 smtp.timeout,
             )
 
-    def run_once(self) -> Round:
-        """Claim everything due now, batch after batch, and enqueue each batch after its commit."""
+    def run_once(self, *, complete: bool = False) -> Round:
+        """Claim everything due now, batch after batch, and enqueue each batch after its commit.
+
+        First the follow-up rules make the reminders that became due and cancel those whose
+        cause went away, so a cancelled one is never claimed. Their scans resume where the
+        last tick stopped; ``complete`` (``dispatch --once``) runs them through to the end.
+        """
         report = Round()
+        self._followups(report, complete)
         for kind in self.kinds:
             ids: list[int] = []
             try:
@@ -110,6 +120,17 @@ class Dispatcher:
                 report.enqueued[kind.name] = ids
                 log.info("enqueued %d %s job(s)", len(ids), kind.name)
         return report
+
+    def _followups(self, report: Round, complete: bool) -> None:
+        try:
+            report.followups = followups.run_once(
+                self.app, self.clock(), cursor=self.followup_cursor, complete=complete
+            )
+        except Exception as exc:
+            # The claims go on: a broken follow-up check must not stop the mail.
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            report.failed["followups"] = f"{type(exc).__name__}: {first}"
+            log.error("follow-up rules failed: %s", report.failed["followups"])
 
     def run_forever(self, stop: threading.Event) -> None:
         """A round every ``[queue] dispatch_seconds`` until `stop` is set."""

@@ -114,7 +114,7 @@ class Jobs:
         """Claim and enqueue everything due; with the memory broker, send it all now."""
         if self.memory:
             self.start_worker()
-        result = self.dispatcher.run_once()
+        result = self.dispatcher.run_once(complete=True)
         self.join_queues()
         outcomes = self.declared.outcomes
         return DispatchReport(

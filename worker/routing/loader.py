@@ -31,7 +31,6 @@ from __future__ import annotations
 import difflib
 import functools
 import pathlib
-import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +71,8 @@ from worker.routing.schema import (
     Rule,
     RuleSet,
     Schedule,
+    day_number,
+    parse_hours,
 )
 
 TOP_KEYS = ("timezone", "reassign_unavailable", "executives", "rules")
@@ -84,17 +85,6 @@ COMBINATORS = ("all", "any", "not")
 CONDITION_KEYS = (*COMBINATORS, *KINDS, *OPS)
 NEEDS_TO = frozenset({"round_robin", "load_balancing", "weighted"})
 
-_HOURS = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
-_DAYS = {
-    **{name: i for i, name in enumerate(DAY_NAMES)},
-    **{
-        full: i
-        for i, full in enumerate(
-            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-        )
-    },
-}
-_END_OF_DAY = time(23, 59, 59, 999999)
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
@@ -766,7 +756,7 @@ class _Reader:
             name = self.string(item, "a day")
             if name is None:
                 continue
-            day = _DAYS.get(name.lower())
+            day = day_number(name)
             if day is None:
                 self.report(item, f"unknown day {name!r}; use {', '.join(DAY_NAMES)}")
             else:
@@ -777,22 +767,11 @@ class _Reader:
         text = self.string(node, "hours")
         if text is None:
             return None, None
-        match = _HOURS.fullmatch(text)
-        bounds: list[time] = []
-        if match:
-            for hour, minute in ((match[1], match[2]), (match[3], match[4])):
-                h, m = int(hour), int(minute)
-                if (h, m) == (24, 0) and bounds:
-                    bounds.append(_END_OF_DAY)
-                elif h < 24 and m < 60:
-                    bounds.append(time(h, m))
-        if len(bounds) != 2:
-            self.report(node, f'hours must look like "09:00-18:00", not {text!r}')
+        try:
+            return parse_hours(text)
+        except ValueError as error:
+            self.report(node, str(error))
             return None, None
-        if bounds[0] == bounds[1]:
-            self.report(node, "hours start and end at the same time; leave hours out for all day")
-            return None, None
-        return bounds[0], bounds[1]
 
     def custom_problem(self, name: str) -> str | None:
         """Why ``custom.NAME`` is not a declared custom field (when the config declares any)."""

@@ -8,6 +8,8 @@ once, at load.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
@@ -16,6 +18,7 @@ from worker.routing.conditions import AllOf, AnyOf, Check, Condition, Not
 
 __all__ = [
     "DAY_NAMES",
+    "END_OF_DAY",
     "STRATEGIES",
     "AllOf",
     "AnyOf",
@@ -28,6 +31,9 @@ __all__ = [
     "Rule",
     "RuleSet",
     "Schedule",
+    "day_number",
+    "parse_hours",
+    "schedule_from",
     "zone",
 ]
 
@@ -35,6 +41,20 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Index = ``date.weekday()``, so ``Schedule.days`` holds 0 for Monday."""
 
 STRATEGIES = ("round_robin", "load_balancing", "by_field", "weighted")
+
+END_OF_DAY = time(23, 59, 59, 999999)
+"""How ``24:00`` is held as an end time (``end`` is exclusive, so the day is whole)."""
+
+_HOURS = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
+_DAYS = {
+    **{name: i for i, name in enumerate(DAY_NAMES)},
+    **{
+        full: i
+        for i, full in enumerate(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        )
+    },
+}
 
 
 @functools.lru_cache(maxsize=64)
@@ -109,6 +129,50 @@ class Schedule:
     def active_at(self, now: datetime) -> bool:
         """Whether the aware instant ``now`` falls inside the window."""
         return self.active(now.astimezone(zone(self.timezone)))
+
+
+def day_number(name: str) -> int | None:
+    """``mon``/``monday`` (any case) → 0 … ``sun`` → 6; None for anything else."""
+    return _DAYS.get(name.strip().lower())
+
+
+def parse_hours(text: str) -> tuple[time, time]:
+    """``"09:00-18:00"`` → (09:00, 18:00); ``24:00`` as an end is END_OF_DAY. An end before
+    the start is an overnight window. ValueError, with the sentence to show, otherwise."""
+    match = _HOURS.fullmatch(text)
+    bounds: list[time] = []
+    if match:
+        for hour, minute in ((match[1], match[2]), (match[3], match[4])):
+            h, m = int(hour), int(minute)
+            if (h, m) == (24, 0) and bounds:
+                bounds.append(END_OF_DAY)
+            elif h < 24 and m < 60:
+                bounds.append(time(h, m))
+    if len(bounds) != 2:
+        raise ValueError(f'hours must look like "09:00-18:00", not {text!r}')
+    if bounds[0] == bounds[1]:
+        raise ValueError("hours start and end at the same time; leave hours out for all day")
+    return bounds[0], bounds[1]
+
+
+def schedule_from(days: Iterable[str], hours: str | None, timezone: str) -> Schedule:
+    """A Schedule from the rule file's words outside a rule file (``[followups]`` working
+    hours in the config): day names, ``"HH:MM-HH:MM"`` or None for all day, a zone name.
+    ValueError naming the first bad word."""
+    numbers: set[int] = set()
+    for name in days:
+        number = day_number(name)
+        if number is None:
+            raise ValueError(f"unknown day {name!r}; use {', '.join(DAY_NAMES)}")
+        numbers.add(number)
+    if not numbers:
+        raise ValueError("days needs at least one day")
+    start, end = parse_hours(hours) if hours is not None else (None, None)
+    try:
+        zone(timezone)
+    except (KeyError, ValueError) as error:  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"unknown timezone {timezone!r}") from error
+    return Schedule(frozenset(numbers), start, end, timezone)
 
 
 def _describe(schedule: Schedule) -> str:

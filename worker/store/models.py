@@ -78,6 +78,8 @@ class Base(DeclarativeBase):
 
 class Lead(Base):
     __tablename__ = "leads"
+    # The follow-up rules look for recent leads nobody has answered (migration 0012).
+    __table_args__ = (Index("ix_leads_status_created_at", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     is_organization: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -174,6 +176,8 @@ class Message(Base):
         # backstop when two processes race on the same message).
         UniqueConstraint("account", "direction", "message_id", name="uq_messages_identity"),
         Index("ix_messages_message_id", "message_id"),
+        # The no_reply rule looks for our mail of a few days ago (migration 0012).
+        Index("ix_messages_direction_sent_at", "direction", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -346,7 +350,11 @@ class Outbox(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due_at", "status", "due_at"),
+        # From a messages row to its outbox row: is this mail an acknowledgement (0012)?
+        Index("ix_outbox_message_row_id", "message_row_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)

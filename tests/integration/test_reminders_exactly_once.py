@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 
 from tests.integration.outbound_helpers import make_app
-from tests.integration.test_exactly_once import Workers, dispatching, wait_until, write_config
+from tests.integration.test_exactly_once import (
+    STUCK_SECONDS,
+    Workers,
+    dispatching,
+    wait_until,
+    write_config,
+)
 from tests.servers.redis import RedisServer
 from tests.servers.smtp import SmtpServer
 from worker.config import load_settings
@@ -28,6 +34,7 @@ from worker.store import reminders as store
 from worker.store.models import Lead, table_of
 
 REMINDERS = 400
+STUCK = 10
 RULES = """
 executives:
   - {id: alice, name: Alice Chan, email: alice@northwind.example}
@@ -82,6 +89,13 @@ class ReminderRig:
         processes: int = 1,
     ) -> None:
         self.config = write_config(tmp_path, db_url, smtp, redis)
+        # A send that outlasts stuck_seconds is claimed again and sent twice, by design; the
+        # outbox rig's 3 s is too short for a loaded machine composing invitations.
+        text = self.config.read_text(encoding="utf-8")
+        self.config.write_text(
+            text.replace(f"stuck_seconds = {STUCK_SECONDS}", f"stuck_seconds = {STUCK}"),
+            encoding="utf-8",
+        )
         (tmp_path / "rules.yaml").write_text(RULES, encoding="utf-8")
         self.app = make_app(load_settings(self.config))
         self.smtp = smtp

@@ -147,3 +147,21 @@ def test_utc_needs_no_vtimezone() -> None:
     (event,) = cal.walk("VEVENT")
     assert event.decoded("dtstart") == DUE
     assert b"DTSTART:20260329T080000Z" in composed.ics
+
+
+def test_long_non_ascii_names_fold_with_crlf_only() -> None:
+    name = "ทดสอบ ลูกค้า " * 12
+    composed = compose_reminder(
+        replace(DRAFT, lead_name=name, attendee=Address(name, DRAFT.attendee.email))
+    )
+    assert b"\r\n" in composed.raw
+    assert b"\n" not in composed.raw.replace(b"\r\n", b"")
+    assert b"\r" not in composed.raw.replace(b"\r\n", b"")
+    assert max(len(line) for line in composed.raw.split(b"\r\n")) <= 998
+    msg, _cal = _parse(composed.raw)
+    assert msg["Subject"].startswith("Contact ทดสอบ ลูกค้า")
+    assert msg["To"].addresses[0].display_name == " ".join(name.split())[:119] + "…" or (
+        msg["To"].addresses[0].username == "alice"
+    )
+    body = msg.get_body(("plain",))
+    assert body is not None and "ทดสอบ" in body.get_content()

@@ -343,7 +343,8 @@ def main() -> int:
         }
         summary[db] = med
         ratios = all(med[k] >= TARGET for k in ("ratio_dispatch", "ratio_worker"))
-        fast = args.count < 10_000 or all(
+        # Scaled to 10,000 when --count is smaller (the rate is what counts).
+        fast = all(
             med[k] * 10_000 / args.count < WITHIN_SECONDS
             for k in ("dispatch_seconds", "worker_seconds")
         )

@@ -37,7 +37,7 @@ def _row(app: App, reminder_id: int) -> dict[str, object]:
 def _send(app: App, reminder_id: int, now: datetime, ok: bool = True) -> dict[str, object]:
     """What a worker does: take, then record the outcome."""
     with app.db.begin() as conn:
-        taken = store.take(conn, reminder_id, now, "reminder-{id}-{sequence}@northwind.example")
+        taken = store.take(conn, reminder_id, now, "northwind.example")
     assert taken is not None
     with app.db.begin() as conn:
         if ok:
@@ -219,3 +219,53 @@ def test_status_and_reply_cancellations(app: App) -> None:
         assert sorted(service.cancel_on_status(conn, lead, "Do Not Contact", "")) == sorted(
             [manual, follow]
         )
+
+
+def test_the_workers_fast_outcome_and_its_fallback(app: App) -> None:
+    lead = _lead(app)
+    rid = _schedule(app, lead, T0)
+    store.claim_due(app.db.engine, T0, 600, 10)
+    with app.db.autocommit() as conn:
+        taken = store.take(conn, rid, T0, "northwind.example")
+        assert taken is not None
+        assert taken["message_id"] == f"reminder-{rid}-0@northwind.example"
+        claimed = datetime.fromisoformat(taken["claimed_at"])
+        assert store.mark_sent(
+            conn, rid, 0, "REQUEST", "a@x.example", {}, T0, taken_at=claimed, taken=taken
+        )
+    row = _row(app, rid)
+    assert (row["status"], row["attempts"], row["recipient"]) == ("sent", 1, "a@x.example")
+    assert row["log"][-1]["method"] == "REQUEST"
+    # Moved while sending: the fast path finds nothing, the transaction decides.
+    _schedule(app, lead, T0 + timedelta(hours=1))
+    store.claim_due(app.db.engine, T0 + timedelta(hours=1), 600, 10)
+    with app.db.autocommit() as conn:
+        taken = store.take(conn, rid, T0 + timedelta(hours=1), "northwind.example")
+    assert taken is not None and taken["sequence"] == 1
+    _schedule(app, lead, T0 + timedelta(hours=2))
+    claimed = datetime.fromisoformat(taken["claimed_at"])
+    with app.db.autocommit() as conn:
+        assert not store.mark_retry(
+            conn, rid, 1, T0, "421", {"method": "REQUEST"}, taken_at=claimed, taken=taken
+        )
+    with app.db.begin() as conn:
+        assert store.mark_retry(conn, rid, 1, T0, "421", {"method": "REQUEST"}, taken_at=claimed)
+    row = _row(app, rid)
+    assert (row["status"], row["sequence"], row["attempts"]) == ("pending", 2, 0)
+    assert row["due_at"] == (T0 + timedelta(hours=2)).isoformat()
+    # A later take owns the outcome: the first worker's record is fenced out.
+    store.claim_due(app.db.engine, T0 + timedelta(hours=2), 600, 10)
+    with app.db.autocommit() as conn:
+        first = store.take(conn, rid, T0 + timedelta(hours=2), "northwind.example")
+    assert first is not None
+    store.claim_due(app.db.engine, T0 + timedelta(hours=3), 600, 10)  # stuck: claimed again
+    with app.db.autocommit() as conn:
+        second = store.take(conn, rid, T0 + timedelta(hours=3), "northwind.example")
+        assert second is not None
+        late = datetime.fromisoformat(first["claimed_at"])
+        assert not store.mark_sent(
+            conn, rid, 2, "REQUEST", None, {}, T0, taken_at=late, taken=first
+        )
+    with app.db.begin() as conn:
+        assert not store.mark_sent(conn, rid, 2, "REQUEST", None, {}, T0, taken_at=late)
+    assert _row(app, rid)["status"] == "sending"

@@ -19,16 +19,17 @@ few lines in the body.
 
 from __future__ import annotations
 
+import binascii
+import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email import policy
-from email.headerregistry import Address as HeaderAddress
-from email.message import EmailMessage
-from email.utils import format_datetime
+from datetime import UTC, date, datetime, timedelta
+from email.header import Header
+from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vText
+from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vText
 
 from worker.errors import ValidationError
 from worker.mail.addresses import normalize_email
@@ -87,7 +88,6 @@ class ReminderDraft:
 
 @dataclass(frozen=True, slots=True)
 class ComposedReminder:
-    message: EmailMessage
     raw: bytes
     message_id: str  # bare
     subject: str
@@ -120,12 +120,20 @@ def _excerpt(text: str) -> list[str]:
     return lines
 
 
-def _header_address(header: str, value: Address) -> HeaderAddress:
+def _header_address(header: str, value: Address) -> str:
+    """``Name <addr>`` with the name RFC 2047-encoded when it is not ASCII; the domain in
+    IDNA. ValidationError for anything that is not one plain address."""
     plain = normalize_email(value.email)
-    if not plain or any(c in value.email.strip() for c in "<>,;: \t\r\n\0"):
+    if not plain or any(c in value.email.strip() for c in '<>,;: \t\r\n\0"()[]\\'):
         raise ValidationError(f"{header}: {value.email!r} is not an address", value.email)
     local, _, domain = plain.rpartition("@")
-    return HeaderAddress(display_name=one_line(value.name), username=local, domain=domain)
+    if not local.isascii():
+        raise ValidationError(f"{header}: {plain!r} has a non-ASCII local part", plain)
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValidationError(f"{header}: {plain!r} has an invalid domain", plain) from None
+    return formataddr((one_line(value.name), f"{local}@{ascii_domain}"), charset="utf-8")
 
 
 def subject_of(draft: ReminderDraft) -> str:
@@ -134,7 +142,7 @@ def subject_of(draft: ReminderDraft) -> str:
         who = f"{who} ({one_line(draft.company, 60)})"
     base = _SUBJECTS.get(draft.kind, "Reminder: {lead}").format(lead=who)
     prefix = {"CANCEL": "Cancelled: ", "REQUEST": "Updated: " if draft.sequence else ""}
-    return one_line(f"{prefix.get(draft.method, '')}{base} — lead {draft.lead_id}")
+    return one_line(f"{prefix.get(draft.method, '')}{base}, lead {draft.lead_id}")
 
 
 def body_of(draft: ReminderDraft) -> str:
@@ -182,6 +190,29 @@ def body_of(draft: ReminderDraft) -> str:
     return "\n".join(lines) + "\n"
 
 
+def description_of(draft: ReminderDraft) -> str:
+    """The calendar entry's text: short (clients show it in a small box, and long text is
+    slow to fold), the mail carries the rest."""
+    lines = [f"Lead {draft.lead_id}: {one_line(draft.lead_name)}"]
+    if draft.company:
+        lines[0] += f" ({one_line(draft.company, 60)})"
+    if draft.note:
+        lines.append(one_line(draft.note, 300))
+    lines.append(f"leadmail leads show {draft.lead_id}")
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=256)
+def _vtimezone(zone: str, year: int) -> bytes:
+    """The zone's VTIMEZONE (icalendar, from zoneinfo's rules) for the years around
+    ``year``, serialised once: folding its lines is most of a calendar's cost."""
+    component = Timezone.from_tzinfo(
+        ZoneInfo(zone), zone, date(year - 1, 1, 1), date(year + 2, 1, 1)
+    )
+    vtimezone: bytes = component.to_ical()
+    return vtimezone
+
+
 def calendar_of(draft: ReminderDraft, now: datetime) -> bytes:
     zone = ZoneInfo(draft.zone)
     start = draft.due_at.astimezone(zone)
@@ -196,8 +227,8 @@ def calendar_of(draft: ReminderDraft, now: datetime) -> bytes:
     event.add("dtstamp", now.astimezone(UTC))
     event.add("dtstart", start)
     event.add("dtend", start + DURATION)
-    event.add("summary", subject_of(draft).split(" — ")[0].removeprefix("Cancelled: "))
-    event.add("description", body_of(draft))
+    event.add("summary", subject_of(draft).rsplit(", lead ", 1)[0].removeprefix("Cancelled: "))
+    event.add("description", description_of(draft))
     event.add("status", "CANCELLED" if draft.method == "CANCEL" else "CONFIRMED")
     event.add("transp", "TRANSPARENT")  # a reminder, not a meeting: the time stays free
     organizer = vCalAddress(f"mailto:{normalize_email(draft.organizer.email)}")
@@ -216,10 +247,53 @@ def calendar_of(draft: ReminderDraft, now: datetime) -> bytes:
         alarm.add("trigger", timedelta(0))
         event.add_component(alarm)
     cal.add_component(event)
-    day = start.date()
-    cal.add_missing_timezones(day - timedelta(days=400), day + timedelta(days=400))
     ics: bytes = cal.to_ical()
+    if event["dtstart"].params.get("TZID"):
+        # RFC 5545: a TZID needs its VTIMEZONE, before the components that use it.
+        begin = b"BEGIN:VEVENT\r\n"
+        ics = ics.replace(begin, _vtimezone(draft.zone, start.year) + begin, 1)
     return ics
+
+
+def _mime(
+    headers: Sequence[tuple[str, str]],
+    text: str,
+    ics: bytes,
+    method: str,
+    filename: str,
+    message_id: str,
+) -> bytes:
+    """The message's bytes, written out directly: its shape never changes (multipart/mixed:
+    the text as quoted-printable UTF-8, the invitation as base64, which keeps its CRLFs),
+    every header value is ours and one line (checked above), and the email package's
+    generator cost more than composing the calendar. Tests parse it back with the stdlib.
+    """
+    boundary = f"=_leadmail_{hashlib.sha256(message_id.encode()).hexdigest()[:24]}"
+    # Header.encode folds long encoded words with "\n ": the only line breaks a value holds
+    # (one_line took every control character out of what came from the database).
+    lines = [f"{name}: {value}".replace("\n", "\r\n") for name, value in headers]
+    lines += [
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/mixed; boundary="{boundary}"',
+        "",
+        f"--{boundary}",
+        'Content-Type: text/plain; charset="utf-8"',
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        binascii.b2a_qp(text.encode("utf-8")).decode("ascii").replace("\n", "\r\n").rstrip(),
+        f"--{boundary}",
+        f'Content-Type: text/calendar; charset="utf-8"; method={method}; name="{filename}"',
+        "Content-Transfer-Encoding: base64",
+        f'Content-Disposition: attachment; filename="{filename}"',
+        "",
+        *(
+            binascii.b2a_base64(ics[i : i + 57], newline=False).decode("ascii")
+            for i in range(0, len(ics), 57)
+        ),
+        f"--{boundary}--",
+        "",
+    ]
+    return "\r\n".join(lines).encode("ascii")
 
 
 def compose_reminder(draft: ReminderDraft) -> ComposedReminder:
@@ -232,30 +306,19 @@ def compose_reminder(draft: ReminderDraft) -> ComposedReminder:
     message_id = reminder_message_id(draft.reminder_id, draft.sequence, draft.id_domain)
     subject = subject_of(draft)
     ics = calendar_of(draft, now)
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["Message-ID"] = f"<{message_id}>"
-    msg["Date"] = format_datetime(now.astimezone(UTC))
-    msg["From"] = _header_address("From", draft.organizer)
-    msg["To"] = _header_address("To", draft.attendee)
-    msg["Subject"] = subject
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Leadmail-Reminder"] = f"{draft.reminder_id}; lead={draft.lead_id}"
-    msg.set_content(body_of(draft), charset="utf-8")
-    msg.add_attachment(
-        ics,
-        maintype="text",
-        subtype="calendar",
-        filename="invite.ics" if draft.method != "CANCEL" else "cancel.ics",
-        params={"method": draft.method, "charset": "utf-8"},
+    subject_header = (
+        subject if subject.isascii() else Header(subject, "utf-8", header_name="Subject").encode()
     )
-    for part in msg.walk():
-        if part is not msg:
-            del part["MIME-Version"]
-    return ComposedReminder(
-        message=msg,
-        raw=msg.as_bytes(policy=policy.SMTP),
-        message_id=message_id,
-        subject=subject,
-        ics=ics,
-    )
+    headers = [
+        ("Message-ID", f"<{message_id}>"),
+        ("Date", format_datetime(now.astimezone(UTC))),
+        ("From", _header_address("From", draft.organizer)),
+        ("To", _header_address("To", draft.attendee)),
+        ("Subject", subject_header),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "All"),
+        ("X-Leadmail-Reminder", f"{draft.reminder_id}; lead={draft.lead_id}"),
+    ]
+    filename = "invite.ics" if draft.method != "CANCEL" else "cancel.ics"
+    raw = _mime(headers, body_of(draft), ics, draft.method, filename, message_id)
+    return ComposedReminder(raw=raw, message_id=message_id, subject=subject, ics=ics)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from worker.mail.message import Address
 from worker.mail.reminder import ComposedReminder, MessageSummary, ReminderDraft, compose_reminder
 from worker.routing.schema import RuleSet
@@ -31,7 +33,6 @@ log = logging.getLogger("leadmail.reminders")
 
 KIND = "reminders"
 """The job kind's name (jobs/actors.py), as `dispatch --json` reports it."""
-MESSAGE_ID = "reminder-{id}-{sequence}@"
 
 
 class CannotCompose(Exception):
@@ -69,7 +70,9 @@ def _rules(app: App) -> RuleSet | None:
     return rule_book(app).current()
 
 
-def _draft(app: App, row: dict[str, Any], now: datetime) -> tuple[ReminderDraft, str]:
+def _draft(
+    app: App, row: dict[str, Any], now: datetime, conn: Connection | None
+) -> tuple[ReminderDraft, str]:
     """The draft of the mail for the row, and the address it goes to."""
     smtp = app.settings.smtp
     if not smtp.from_address:
@@ -87,9 +90,13 @@ def _draft(app: App, row: dict[str, Any], now: datetime) -> tuple[ReminderDraft,
         raise CannotCompose(f"executive {who!r} has no email in the rule file")
     name = executive.name if executive is not None else ""
     zone = (executive.timezone if executive is not None else None) or (app.settings.leads.zone_name)
-    with app.db.transaction(write=False) as session:
-        lead = store.lead_summary(session, row["lead_id"])
-        messages = store.latest_messages(session, row["lead_id"], 3)
+    if conn is not None:
+        lead = store.lead_summary(conn, row["lead_id"])
+        messages = store.latest_messages(conn, row["lead_id"], 3)
+    else:
+        with app.db.autocommit() as own:
+            lead = store.lead_summary(own, row["lead_id"])
+            messages = store.latest_messages(own, row["lead_id"], 3)
     if lead is None:
         raise CannotCompose(f"lead {row['lead_id']} is gone")
     draft = ReminderDraft(
@@ -120,50 +127,58 @@ def _draft(app: App, row: dict[str, Any], now: datetime) -> tuple[ReminderDraft,
     return draft, address
 
 
-def compose_for(app: App, row: dict[str, Any], now: datetime) -> tuple[ComposedReminder, str]:
-    """The mail a row stands for now (tests and `reminders show` look at it too)."""
-    draft, address = _draft(app, row, now)
+def compose_for(
+    app: App, row: dict[str, Any], now: datetime, conn: Connection | None = None
+) -> tuple[ComposedReminder, str]:
+    """The mail a row stands for now; reads the lead on ``conn`` (no transaction needed)."""
+    draft, address = _draft(app, row, now, conn)
     return compose_reminder(draft), address
 
 
 def send_reminder(app: App, reminder_id: int, sender: Sender) -> Attempt | None:
     """Send the reminder if it is ours to send; None when another worker has it or it is done."""
     now = _now()
-    template = MESSAGE_ID + id_domain(app)
-    with app.db.begin() as conn:
-        row = store.take(conn, reminder_id, now, template)
-    if row is None:
-        return None
-    attempt = row["attempts"] + 1
-    address: str | None = None
-    try:
-        composed, address = compose_for(app, row, now)
-    except CannotCompose as exc:
-        result = SendResult(Outcome.PERMANENT, None, str(exc))
-    except Exception as exc:  # a bug or bad data: one line, never a stuck row
-        log.debug("composing reminder #%d failed", reminder_id, exc_info=True)
-        result = SendResult(Outcome.PERMANENT, None, f"cannot compose: {one_line(exc)}")
-    else:
-        envelope_from = app.settings.smtp.from_address or address
+    with app.db.autocommit() as conn:
+        # One conditional UPDATE … RETURNING, atomic alone, committed before any SMTP.
+        row = store.take(conn, reminder_id, now, id_domain(app))
+        if row is None:
+            return None
+        attempt = row["attempts"] + 1
+        address: str | None = None
         try:
-            result = sender.send(envelope_from, [address], composed.raw, composed.message_id)
-        except Exception as exc:
-            log.debug("sending reminder #%d failed", reminder_id, exc_info=True)
-            reason = f"internal error: {type(exc).__name__}: {one_line(exc)}"
-            result = SendResult(Outcome.TEMPORARY, None, reason)
-    return _record(app, row, attempt, address, result)
+            composed, address = compose_for(app, row, now, conn)
+        except CannotCompose as exc:
+            result = SendResult(Outcome.PERMANENT, None, str(exc))
+        except Exception as exc:  # a bug or bad data: one line, never a stuck row
+            log.debug("composing reminder #%d failed", reminder_id, exc_info=True)
+            result = SendResult(Outcome.PERMANENT, None, f"cannot compose: {one_line(exc)}")
+        else:
+            envelope_from = app.settings.smtp.from_address or address
+            try:
+                result = sender.send(envelope_from, [address], composed.raw, composed.message_id)
+            except Exception as exc:
+                log.debug("sending reminder #%d failed", reminder_id, exc_info=True)
+                reason = f"internal error: {type(exc).__name__}: {one_line(exc)}"
+                result = SendResult(Outcome.TEMPORARY, None, reason)
+        return _record(app, conn, row, attempt, address, result)
 
 
 def _record(
-    app: App, row: dict[str, Any], attempt: int, address: str | None, result: SendResult
+    app: App,
+    conn: Connection,
+    row: dict[str, Any],
+    attempt: int,
+    address: str | None,
+    result: SendResult,
 ) -> Attempt:
+    """The row's new status from the attempt's outcome: one fenced UPDATE on ``conn`` in the
+    usual case, a short transaction of its own when the row changed while it was sent."""
     settings = app.settings.smtp
     reminder_id = row["id"]
     entry = {
         "code": result.code,
         "reply": one_line(result.reply),
         "outcome": result.outcome.value,
-        "method": row["method"],
         "to": address,
         "message_id": row["message_id"],
     }
@@ -172,39 +187,48 @@ def _record(
     delivered = result.outcome is Outcome.DELIVERED or (
         result.outcome is Outcome.PARTIAL and not result.retry_recipients
     )
-    with app.db.begin() as conn:
-        if delivered:
-            status = "sent"
-            done = store.mark_sent(
-                conn,
-                reminder_id,
-                row["sequence"],
-                row["method"],
-                address,
-                entry,
-                _now(),
-                taken_at=taken_at,
-            )
-        elif (result.outcome.retry or result.outcome is Outcome.PARTIAL) and (
-            attempt < settings.max_attempts
-        ):
-            status = "pending"
-            due_at = _now() + timedelta(seconds=backoff(settings, attempt))
-            done = store.mark_retry(conn, reminder_id, row["sequence"], due_at, result.reply, entry)
-        else:
-            status = "failed"
-            error = result.reply
-            if result.outcome.retry or result.outcome is Outcome.PARTIAL:
-                error = f"{error} (gave up after {attempt} attempts)"
-            done = store.mark_failed(
-                conn, reminder_id, row["sequence"], error, entry, taken_at=taken_at
-            )
-        after = store.get(conn, reminder_id)
+    if delivered:
+        status = "sent"
+    elif (result.outcome.retry or result.outcome is Outcome.PARTIAL) and (
+        attempt < settings.max_attempts
+    ):
+        status = "pending"
+        due_at = _now() + timedelta(seconds=backoff(settings, attempt))
+    else:
+        status = "failed"
+    error = result.reply
+    if status == "failed" and (result.outcome.retry or result.outcome is Outcome.PARTIAL):
+        error = f"{error} (gave up after {attempt} attempts)"
+
+    def finish(target: Connection, taken: dict[str, Any] | None) -> bool:
+        seq = row["sequence"]
+        if status == "sent":
+            return store.mark_sent(
+                target, reminder_id, seq, row["method"], address, entry, _now(),
+                taken_at=taken_at, taken=taken,
+            )  # fmt: skip
+        if status == "pending":
+            assert due_at is not None
+            return store.mark_retry(
+                target, reminder_id, seq, due_at, result.reply, {**entry, "method": row["method"]},
+                taken_at=taken_at, taken=taken,
+            )  # fmt: skip
+        return store.mark_failed(
+            target, reminder_id, seq, error, {**entry, "method": row["method"]},
+            taken_at=taken_at, taken=taken,
+        )  # fmt: skip
+
+    done = finish(conn, row)
+    final = status
+    if not done:  # moved, cancelled or claimed again while it was being sent
+        with app.db.begin() as tx:
+            done = finish(tx, None)
+            after = store.get(tx, reminder_id)
+        final = after["status"] if after is not None else status
     if not done:
         log.warning(
             "reminder #%d changed while it was being sent; outcome not recorded", reminder_id
         )
-    final = after["status"] if after is not None else status
     level = logging.INFO if status == "sent" else logging.WARNING
     log.log(
         level,

@@ -33,7 +33,10 @@ function takes an ORM ``Session`` or a Core ``Connection`` (the caller's transac
 - ``mark_failed(conn, reminder_id, sequence, error, log_entry, taken_at=None) -> bool``
 - ``mark_retry(conn, reminder_id, sequence, due_at, error, log_entry, taken_at=None) -> bool``
   Only a ``sending`` row (and, given ``taken_at``, one still held by that take: a row
-  claimed and taken again after ``stuck_seconds`` belongs to the later take);
+  claimed and taken again after ``stuck_seconds`` belongs to the later take). Given
+  ``taken`` too (``take``'s row, on a Connection), only the common case runs, as one
+  compiled UPDATE: False when the row changed meanwhile, and the caller asks again
+  without ``taken`` in a transaction;
   ``sequence``/``method`` are what the worker sent (from ``take``'s row). When the row was
   moved or cancelled while it was being sent, its newer version stays due (``pending``)
   instead of being marked done. False when the row was not sending.
@@ -56,13 +59,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, String, and_, bindparam, cast, func, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker.store.fast import FastStatement
 from worker.store.models import (
     Lead,
     Message,
@@ -97,6 +102,60 @@ def as_dict(row: Any) -> dict[str, Any]:
         out[name] = out[name].isoformat() if out[name] is not None else None
     out["log"] = list(out["log"] or [])
     return out
+
+
+_ALL_COLUMNS = tuple(column.name for column in _TABLE.c)
+
+
+def _as_dict_fast(values: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_ALL_COLUMNS, values, strict=True))
+    for name in _TIMES:
+        out[name] = out[name].isoformat() if out[name] is not None else None
+    out["log"] = list(out["log"] or [])
+    return {name: out[name] for name in _COLUMNS}
+
+
+# The worker's per-reminder statements, compiled once (store/fast.py), as the outbox's.
+_MESSAGE_ID = (
+    "reminder-"
+    + cast(_TABLE.c.id, String)
+    + "-"
+    + cast(_TABLE.c.sequence, String)
+    + bindparam("mid_suffix", type_=String)
+)
+_TAKE = FastStatement(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("rid"), _TABLE.c.status == ReminderStatus.CLAIMED.value)
+    .values(
+        status=ReminderStatus.SENDING.value,
+        claimed_at=bindparam("now", type_=_TABLE.c.claimed_at.type),
+        updated_at=bindparam("now", type_=_TABLE.c.updated_at.type),
+        message_id=_MESSAGE_ID,
+    )
+    .returning(*_TABLE.c)
+)
+_FINISH_FAST: dict[frozenset[str], FastStatement] = {}
+
+
+def _finish_statement(columns: frozenset[str]) -> FastStatement:
+    """The fenced UPDATE of a worker's outcome for these columns: only the row still
+    ``sending`` since the very take (``claimed_at``) and unchanged since (``sequence`` and
+    ``method``); compiled once per set of columns."""
+    statement = _FINISH_FAST.get(columns)
+    if statement is None:
+        statement = _FINISH_FAST[columns] = FastStatement(
+            update(_TABLE)
+            .where(
+                _TABLE.c.id == bindparam("rid"),
+                _TABLE.c.status == ReminderStatus.SENDING.value,
+                _TABLE.c.claimed_at == bindparam("claimed", type_=_TABLE.c.claimed_at.type),
+                _TABLE.c.sequence == bindparam("seq"),
+                _TABLE.c.method == bindparam("meth"),
+            )
+            .values({n: bindparam(f"v_{n}", type_=_TABLE.c[n].type) for n in columns})
+            .returning(_TABLE.c.id)
+        )
+    return statement
 
 
 def _entry(now: datetime, event: str, **details: Any) -> dict[str, Any]:
@@ -300,31 +359,31 @@ def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -
 
 
 def take(
-    executor: Executor, reminder_id: int, now: datetime, message_id: str | None = None
+    executor: Executor, reminder_id: int, now: datetime, id_domain: str | None = None
 ) -> dict[str, Any] | None:
-    """Claimed → sending for exactly one worker; see the module docstring.
-
-    ``message_id`` may hold ``{id}`` and ``{sequence}``, filled in from the row.
-    """
+    """Claimed → sending for exactly one worker; see the module docstring. With
+    ``id_domain`` the row's ``message_id`` becomes ``reminder-{id}-{sequence}@{id_domain}``
+    in the same statement (atomic alone: run it on an autocommit connection)."""
+    if isinstance(executor, Connection) and id_domain is not None:
+        found = _TAKE.first(
+            executor, {"rid": reminder_id, "now": now, "mid_suffix": f"@{id_domain}"}
+        )
+        return _as_dict_fast(found) if found is not None else None
     values: dict[str, Any] = {
         "status": ReminderStatus.SENDING.value,
         "claimed_at": now,
         "updated_at": now,
     }
+    if id_domain is not None:
+        values["message_id"] = _MESSAGE_ID
     taken = executor.execute(
         update(_TABLE)
         .where(_TABLE.c.id == reminder_id, _TABLE.c.status == ReminderStatus.CLAIMED.value)
         .values(**values)
-        .returning(*_TABLE.c)
+        .returning(*_TABLE.c),
+        {"mid_suffix": f"@{id_domain}"} if id_domain is not None else {},
     ).first()
-    if taken is None:
-        return None
-    row = as_dict(taken)
-    if message_id is not None:
-        filled = message_id.format(id=row["id"], sequence=row["sequence"])
-        executor.execute(update(_TABLE).where(_TABLE.c.id == reminder_id).values(message_id=filled))
-        row["message_id"] = filled
-    return row
+    return as_dict(taken) if taken is not None else None
 
 
 def release(executor: Executor, reminder_ids: Sequence[int], now: datetime) -> int:
@@ -349,11 +408,39 @@ def _finish(
     log_entry: dict[str, Any],
     decide: Any,
     taken_at: datetime | None,
+    taken: dict[str, Any] | None = None,
 ) -> bool:
     """Read-modify-write of one sending row under its lock: ``decide(row, changed)`` gives
     the values; ``changed`` when the row was moved or cancelled while it was being sent.
     ``taken_at`` (the take's ``claimed_at``) fences out a worker whose row was claimed and
-    taken again by another after ``stuck_seconds``: the later take owns the outcome."""
+    taken again by another after ``stuck_seconds``: the later take owns the outcome.
+
+    With ``taken`` (the row as ``take`` returned it) on a Connection, only the usual case
+    is tried (nobody touched the row meanwhile): one compiled UPDATE fenced on
+    ``claimed_at``, SEQUENCE and method, atomic alone (an autocommit connection will do).
+    False when it finds nothing; the caller then calls again without ``taken``, in a
+    transaction, and the read-modify-write below decides."""
+    if taken is not None:
+        if taken_at is None or not isinstance(executor, Connection):
+            raise ValueError("the fast path needs taken_at and a Connection")
+        now = utcnow()
+        attempt = taken["attempts"] + 1
+        entry = {"at": now.isoformat(), "attempt": attempt, "sequence": sequence, **log_entry}
+        fast_row = SimpleNamespace(**{**taken, "due_at": datetime.fromisoformat(taken["due_at"])})
+        values = {
+            **decide(fast_row, False),
+            "attempts": attempt,
+            "log": _appended(taken["log"], entry),
+            "updated_at": now,
+        }
+        params = {
+            "rid": reminder_id,
+            "claimed": taken_at,
+            "seq": sequence,
+            "meth": taken["method"],
+            **{f"v_{k}": v for k, v in values.items()},
+        }
+        return _finish_statement(frozenset(values)).first(executor, params) is not None
     row = executor.execute(
         select(_TABLE).where(_TABLE.c.id == reminder_id).with_for_update()
     ).first()
@@ -385,6 +472,7 @@ def mark_sent(
     log_entry: dict[str, Any],
     sent_at: datetime,
     taken_at: datetime | None = None,
+    taken: dict[str, Any] | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -404,7 +492,7 @@ def mark_sent(
         return values
 
     entry = {"method": method, **log_entry}
-    return _finish(executor, reminder_id, sequence, entry, decide, taken_at)
+    return _finish(executor, reminder_id, sequence, entry, decide, taken_at, taken)
 
 
 def mark_failed(
@@ -414,6 +502,7 @@ def mark_failed(
     error: str,
     log_entry: dict[str, Any],
     taken_at: datetime | None = None,
+    taken: dict[str, Any] | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         if not changed:
@@ -423,7 +512,7 @@ def mark_failed(
             return {"status": ReminderStatus.CANCELLED.value, "last_error": error}
         return {"status": ReminderStatus.PENDING.value, "last_error": error, "claimed_at": None}
 
-    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at)
+    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at, taken)
 
 
 def mark_retry(
@@ -434,6 +523,7 @@ def mark_retry(
     error: str,
     log_entry: dict[str, Any],
     taken_at: datetime | None = None,
+    taken: dict[str, Any] | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         if changed and row.method == ReminderMethod.CANCEL and row.method_sent is None:
@@ -451,7 +541,7 @@ def mark_retry(
             "claimed_at": None,
         }
 
-    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at)
+    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at, taken)
 
 
 def get(executor: Executor, reminder_id: int, lock: bool = False) -> dict[str, Any] | None:
@@ -551,44 +641,71 @@ _CONVERSATION = ("created", "threaded", "outbound")
 BODY_CHARS = 2000
 
 
+_SUMMARY_COLUMNS = ("id", "person_name", "company_name", "email", "status", "assigned_to")
+_SUMMARY = FastStatement(
+    select(*(_leads.c[n] for n in _SUMMARY_COLUMNS)).where(_leads.c.id == bindparam("lid"))
+)
+_LATEST = FastStatement(
+    select(
+        _messages.c.direction,
+        _messages.c.sent_at,
+        _messages.c.created_at,
+        _messages.c.sender,
+        _messages.c.subject,
+        func.substr(_messages.c.body_text, 1, BODY_CHARS).label("text"),
+    )
+    .where(
+        _messages.c.lead_id == bindparam("lid"),
+        # IN (…) expands at execution time, which a compiled-once statement cannot do.
+        or_(*(_messages.c.outcome == outcome for outcome in _CONVERSATION)),
+    )
+    .order_by(_messages.c.id.desc())
+    .limit(bindparam("n"))
+)
+
+
 def lead_summary(executor: Executor, lead_id: int) -> dict[str, Any] | None:
     """The lead's fields a reminder shows."""
+    if isinstance(executor, Connection):
+        found = _SUMMARY.first(executor, {"lid": lead_id})
+        return dict(zip(_SUMMARY_COLUMNS, found, strict=True)) if found is not None else None
     row = executor.execute(
-        select(
-            _leads.c.id,
-            _leads.c.person_name,
-            _leads.c.company_name,
-            _leads.c.email,
-            _leads.c.status,
-            _leads.c.assigned_to,
-        ).where(_leads.c.id == lead_id)
+        select(*(_leads.c[n] for n in _SUMMARY_COLUMNS)).where(_leads.c.id == lead_id)
     ).first()
     return dict(row._mapping) if row is not None else None
 
 
 def latest_messages(executor: Executor, lead_id: int, limit: int) -> list[dict[str, Any]]:
     """The lead's newest conversation messages, oldest of them first; bodies cut short."""
-    rows = executor.execute(
-        select(
-            _messages.c.direction,
-            _messages.c.sent_at,
-            _messages.c.created_at,
-            _messages.c.sender,
-            _messages.c.subject,
-            func.substr(_messages.c.body_text, 1, BODY_CHARS).label("text"),
+    if isinstance(executor, Connection):
+        rows: list[Any] = _LATEST.rows(executor, {"lid": lead_id, "n": limit})
+    else:
+        rows = [
+            tuple(r)
+            for r in executor.execute(
+                select(
+                    _messages.c.direction,
+                    _messages.c.sent_at,
+                    _messages.c.created_at,
+                    _messages.c.sender,
+                    _messages.c.subject,
+                    func.substr(_messages.c.body_text, 1, BODY_CHARS).label("text"),
+                )
+                .where(_messages.c.lead_id == lead_id, _messages.c.outcome.in_(_CONVERSATION))
+                .order_by(_messages.c.id.desc())
+                .limit(limit)
+            )
+        ]
+    out = []
+    for direction, sent_at, created_at, sender, subject, text in reversed(rows):
+        out.append(
+            {
+                "direction": direction,
+                # Received mail is placed by when we stored it; its Date can say anything.
+                "at": created_at if direction == "in" or sent_at is None else sent_at,
+                "sender": sender or "",
+                "subject": subject or "",
+                "text": text or "",
+            }
         )
-        .where(_messages.c.lead_id == lead_id, _messages.c.outcome.in_(_CONVERSATION))
-        .order_by(_messages.c.id.desc())
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "direction": r.direction,
-            # Received mail sorts by when we stored it; its Date header can say anything.
-            "at": r.created_at if r.direction == "in" or r.sent_at is None else r.sent_at,
-            "sender": r.sender or "",
-            "subject": r.subject or "",
-            "text": r.text or "",
-        }
-        for r in reversed(rows)
-    ]
+    return out

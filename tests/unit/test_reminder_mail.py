@@ -66,7 +66,7 @@ def test_request_mail_headers_body_and_invitation() -> None:
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["To"] == "Alice Chan <alice@northwind.example>"
     assert msg["From"] == "Northwind Sales <sales@northwind.example>"
-    assert msg["Subject"] == "Contact Jane Roe (Acme Industrial) — lead 42"
+    assert msg["Subject"] == "Contact Jane Roe (Acme Industrial), lead 42"
     body = msg.get_body(("plain",))
     assert body is not None
     text = body.get_content()
@@ -119,7 +119,7 @@ def test_update_and_cancel_keep_the_uid() -> None:
 def test_bangkok_zone_and_kinds() -> None:
     composed = compose_reminder(replace(DRAFT, zone="Asia/Bangkok", kind="no_reply", messages=()))
     msg, cal = _parse(composed.raw)
-    assert msg["Subject"] == "Follow up: Jane Roe (Acme Industrial) — lead 42"
+    assert msg["Subject"] == "Follow up: Jane Roe (Acme Industrial), lead 42"
     (event,) = cal.walk("VEVENT")
     start = event.decoded("dtstart")
     assert (start.hour, start.astimezone(UTC)) == (15, DUE)
@@ -138,3 +138,12 @@ def test_hostile_lead_text_never_breaks_a_header(name: str) -> None:
     assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
     assert len(msg["Subject"]) <= 130
     assert str(cal.walk("VEVENT")[0]["uid"]) == DRAFT.uid
+
+
+def test_utc_needs_no_vtimezone() -> None:
+    composed = compose_reminder(replace(DRAFT, zone="UTC"))
+    _msg, cal = _parse(composed.raw)
+    assert cal.walk("VTIMEZONE") == []
+    (event,) = cal.walk("VEVENT")
+    assert event.decoded("dtstart") == DUE
+    assert b"DTSTART:20260329T080000Z" in composed.ics

@@ -1,4 +1,4 @@
-"""``leadmail dispatch`` and ``leadmail worker``: the outbox (and later reminders) on their way.
+"""``leadmail dispatch`` and ``leadmail worker``: the outbox and reminders on their way.
 
 `dispatch --once` is the cron-style one-shot: claim everything due, enqueue it, and with the
 memory broker send it in this process before exiting. `worker` runs dramatiq worker processes
@@ -29,7 +29,7 @@ def _job_lines(report: Any) -> list[dict[str, Any]]:
     """One JSON object per job: what it came to (in process) or that it was enqueued."""
     lines: list[dict[str, Any]] = []
     if report.in_process:
-        lines += [{"kind": "outbox", **a.to_json()} for a in report.attempts]
+        lines += [{"kind": a.kind, **a.to_json()} for a in report.attempts]
         lines += [
             {"kind": kind, "id": row_id, "status": "error", "reply": text}
             for kind, row_id, text in report.errors
@@ -71,7 +71,7 @@ def _summary(report: Any) -> str:
 )
 @pass_ctx
 def dispatch(ctx: Context, once: bool, as_json: bool, threads: int | None) -> None:
-    """Send what is due: outbound mail waiting in the outbox (cron style with --once)."""
+    """Send what is due: outbound mail and reminders (cron style with --once)."""
     from worker.jobs.runtime import Jobs
 
     app = ready_app(ctx)

@@ -40,9 +40,9 @@ COMMANDS = {
     "quotations": "worker.cli.records:quotations",
     "send": "worker.cli.send:send",
     "outbox": "worker.cli.outbox:outbox",
+    "reminders": "worker.cli.reminders:reminders",
     "dispatch": "worker.cli.jobs:dispatch",
     "worker": "worker.cli.jobs:worker",
-    "reminders": "worker.cli.reminders:reminders",
 }
 
 

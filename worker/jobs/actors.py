@@ -1,6 +1,6 @@
 """The actors, and the registry of job kinds the dispatcher and the workers share.
 
-A job kind is a table of rows with due times (the outbox now; reminders in issue 12): a
+A job kind is a table of rows with due times (the outbox, reminders): a
 function that claims the due rows and commits, and a function that does the work for one row
 id. `KINDS` lists them; `declare` makes one dramatiq actor per kind on a given broker. Actors
 carry ids only and re-check the row themselves (services/delivery.py), so a message delivered
@@ -25,7 +25,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from worker.services import delivery
+from worker.services import delivery, reminder_delivery
 from worker.services.context import App
 from worker.services.delivery import Attempt, Sender
 
@@ -53,6 +53,10 @@ def _claim_outbox(app: App, now: datetime) -> list[int]:
     return delivery.claim_outbox(app, now)
 
 
+def _claim_reminders(app: App, now: datetime) -> list[int]:
+    return reminder_delivery.claim_reminders(app, now)
+
+
 KINDS: list[JobKind] = [
     JobKind(
         name="outbox",
@@ -62,8 +66,16 @@ KINDS: list[JobKind] = [
         work=delivery.send_outbound,
         release=delivery.release_outbox,
     ),
+    JobKind(
+        name=reminder_delivery.KIND,
+        actor_name="send_reminder",
+        queue_name="reminders",
+        claim=_claim_reminders,
+        work=reminder_delivery.send_reminder,
+        release=reminder_delivery.release_reminders,
+    ),
 ]
-"""Every kind the dispatcher claims and the workers run; issue 12 appends reminders."""
+"""Every kind the dispatcher claims and the workers run."""
 
 
 def register(kind: JobKind) -> None:

@@ -61,10 +61,13 @@ class Attempt:
     reply: str
     attempt: int
     due_at: str | None = None
+    # The job kind (jobs/actors.py): "outbox", or "reminders" (services/reminder_delivery.py,
+    # whose row id is in ``outbox_id`` too and is reported as ``reminder_id``).
+    kind: str = "outbox"
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "outbox_id": self.outbox_id,
+            "reminder_id" if self.kind == "reminders" else "outbox_id": self.outbox_id,
             "message_id": self.message_id,
             "status": self.status,
             "outcome": self.outcome,

@@ -296,8 +296,10 @@ def apply_next_contact(
     )
     columns: dict[str, Any] = {}
     if request.clear:
-        if current is not None:
-            cancel_one(conn, current["id"], f"cleared by {actor}", actor=actor, now=now)
+        # Pending, or in the executive's calendar already (then a CANCEL goes out).
+        cancel_for(
+            conn, lead_id, ReminderKind.MANUAL.value, f"cleared by {actor}", actor=actor, now=now
+        )
         columns = {"next_contact_date": None, "next_contact_by": None}
     else:
         if status_after in NO_REMINDERS:

@@ -28,12 +28,15 @@ function takes an ORM ``Session`` or a Core ``Connection`` (the caller's transac
   one worker; records the Message-ID the send will carry. None when the row is anything else.
 - ``release(conn, ids, now) -> int`` — claimed rows an in-process worker never started go
   back to ``pending`` (due as they were).
-- ``mark_sent(conn, reminder_id, sequence, method, recipient, log_entry, sent_at) -> bool``
-- ``mark_failed(conn, reminder_id, sequence, error, log_entry) -> bool``
-- ``mark_retry(conn, reminder_id, sequence, due_at, error, log_entry) -> bool``
-  Only a ``sending`` row; ``sequence``/``method`` are what the worker sent (from ``take``'s
-  row). When the row was moved or cancelled while it was being sent, its newer version stays
-  due (``pending``) instead of being marked done. False when the row was not sending.
+- ``mark_sent(conn, reminder_id, sequence, method, recipient, log_entry, sent_at,
+  taken_at=None) -> bool``
+- ``mark_failed(conn, reminder_id, sequence, error, log_entry, taken_at=None) -> bool``
+- ``mark_retry(conn, reminder_id, sequence, due_at, error, log_entry, taken_at=None) -> bool``
+  Only a ``sending`` row (and, given ``taken_at``, one still held by that take: a row
+  claimed and taken again after ``stuck_seconds`` belongs to the later take);
+  ``sequence``/``method`` are what the worker sent (from ``take``'s row). When the row was
+  moved or cancelled while it was being sent, its newer version stays due (``pending``)
+  instead of being marked done. False when the row was not sending.
 - ``get(conn, reminder_id, lock=False)``, ``for_lead(conn, lead_id, kind=None)``,
   ``by_message_id(conn, message_id)``,
   ``rows(conn, status=None, executive=None, due_before=None, lead_id=None, limit=None)``.
@@ -345,13 +348,18 @@ def _finish(
     sequence: int,
     log_entry: dict[str, Any],
     decide: Any,
+    taken_at: datetime | None,
 ) -> bool:
     """Read-modify-write of one sending row under its lock: ``decide(row, changed)`` gives
-    the values; ``changed`` when the row was moved or cancelled while it was being sent."""
+    the values; ``changed`` when the row was moved or cancelled while it was being sent.
+    ``taken_at`` (the take's ``claimed_at``) fences out a worker whose row was claimed and
+    taken again by another after ``stuck_seconds``: the later take owns the outcome."""
     row = executor.execute(
         select(_TABLE).where(_TABLE.c.id == reminder_id).with_for_update()
     ).first()
     if row is None or row.status != ReminderStatus.SENDING:
+        return False
+    if taken_at is not None and row.claimed_at != taken_at:
         return False
     now = utcnow()
     attempt = row.attempts + 1
@@ -376,6 +384,7 @@ def mark_sent(
     recipient: str | None,
     log_entry: dict[str, Any],
     sent_at: datetime,
+    taken_at: datetime | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -394,7 +403,8 @@ def mark_sent(
             values["status"] = ReminderStatus.SENT.value
         return values
 
-    return _finish(executor, reminder_id, sequence, {"method": method, **log_entry}, decide)
+    entry = {"method": method, **log_entry}
+    return _finish(executor, reminder_id, sequence, entry, decide, taken_at)
 
 
 def mark_failed(
@@ -403,6 +413,7 @@ def mark_failed(
     sequence: int,
     error: str,
     log_entry: dict[str, Any],
+    taken_at: datetime | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         if not changed:
@@ -412,7 +423,7 @@ def mark_failed(
             return {"status": ReminderStatus.CANCELLED.value, "last_error": error}
         return {"status": ReminderStatus.PENDING.value, "last_error": error, "claimed_at": None}
 
-    return _finish(executor, reminder_id, sequence, log_entry, decide)
+    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at)
 
 
 def mark_retry(
@@ -422,6 +433,7 @@ def mark_retry(
     due_at: datetime,
     error: str,
     log_entry: dict[str, Any],
+    taken_at: datetime | None = None,
 ) -> bool:
     def decide(row: Any, changed: bool) -> dict[str, Any]:
         if changed and row.method == ReminderMethod.CANCEL and row.method_sent is None:
@@ -439,7 +451,7 @@ def mark_retry(
             "claimed_at": None,
         }
 
-    return _finish(executor, reminder_id, sequence, log_entry, decide)
+    return _finish(executor, reminder_id, sequence, log_entry, decide, taken_at)
 
 
 def get(executor: Executor, reminder_id: int, lock: bool = False) -> dict[str, Any] | None:
@@ -497,12 +509,13 @@ def live_ids(executor: Executor, lead_id: int, kinds: Sequence[str] | None = Non
         _TABLE.c.lead_id == lead_id,
         _TABLE.c.method == ReminderMethod.REQUEST.value,
         or_(
-            _TABLE.c.status.in_((*_WAITING, ReminderStatus.SENDING.value)),
+            _TABLE.c.status.in_(
+                (*_WAITING, ReminderStatus.SENDING.value, ReminderStatus.FAILED.value)
+            ),
             and_(
-                _TABLE.c.status.in_((ReminderStatus.SENT.value, ReminderStatus.FAILED.value)),
+                _TABLE.c.status == ReminderStatus.SENT.value,
                 _TABLE.c.method_sent == ReminderMethod.REQUEST.value,
             ),
-            _TABLE.c.status == ReminderStatus.FAILED.value,
         ),
     )
     if kinds is not None:

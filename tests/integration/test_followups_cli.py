@@ -54,11 +54,12 @@ def test_an_unanswered_lead_reminds_its_executive_and_the_manager_once(
 
     age_everything(mail, 3)
     first = mail.ok("dispatch", "--once", "--json")
+    assert "follow-up rules: 2 reminder(s) made or moved, 0 cancelled" in first.stderr
     jobs = [json.loads(line) for line in first.stdout.splitlines()]
     assert sorted(job["kind"] for job in jobs) == ["reminders", "reminders"]
     for _ in range(3):
         again = mail.ok("dispatch", "--once", "--json")
-        assert again.stdout == ""
+        assert again.stdout == "" and "follow-up" not in again.stderr
     counts = smtp_server.sink.by_message_id()
     assert len(counts) == 2 and set(counts.values()) == {1}
     to = sorted(d.rcpt_tos[0] for d in smtp_server.sink.deliveries)

@@ -55,6 +55,17 @@ def _summary(report: Any) -> str:
     return f"dispatched {total} job(s){detail}".replace("pending", "to retry later")
 
 
+def _followups_line(report: Any) -> str | None:
+    """What [followups] did before the claim, when it did anything."""
+    done = report.round.followups
+    if done is None or not (done.scheduled or done.cancelled):
+        return None
+    return (
+        f"follow-up rules: {len(done.scheduled)} reminder(s) made or moved, "
+        f"{len(done.cancelled)} cancelled"
+    )
+
+
 @click.command()
 @click.option(
     "--once",
@@ -84,6 +95,9 @@ def dispatch(ctx: Context, once: bool, as_json: bool, threads: int | None) -> No
     if as_json:
         for line in _job_lines(report):
             click.echo(to_json(line))
+    followups = _followups_line(report)
+    if followups is not None:
+        echo(followups, err=as_json)
     echo(_summary(report), err=as_json)
     if report.round.failed:
         for kind, error in report.round.failed.items():

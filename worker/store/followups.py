@@ -120,8 +120,6 @@ def _unanswered(first_response: bool, escalation: bool) -> Select[Any]:
             _LEADS.c.status.in_(bindparam("statuses", expanding=True)),
             _LEADS.c.created_at >= bindparam("created_from"),
             _LEADS.c.created_at <= bindparam("created_to"),
-            _LEADS.c.merged_into_id.is_(None),
-            _LEADS.c.email_key.is_not(None),
             _LEADS.c.id > bindparam("after_id"),
             or_(*missing),
             ~answered,

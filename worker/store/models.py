@@ -178,6 +178,8 @@ class Message(Base):
         Index("ix_messages_message_id", "message_id"),
         # The no_reply rule looks for our mail of a few days ago (migration 0012).
         Index("ix_messages_direction_sent_at", "direction", "sent_at"),
+        # A lead's messages, and its mail in one direction (0012: was lead_id alone).
+        Index("ix_messages_lead_id_direction", "lead_id", "direction"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -205,9 +207,9 @@ class Message(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     defects: Mapped[list[str]] = mapped_column(default=list)
     bounced: Mapped[bool] = mapped_column(Boolean, default=False)
-    lead_id: Mapped[int | None] = mapped_column(
-        ForeignKey("leads.id", ondelete="SET NULL"), index=True
-    )
+    # Indexed with direction (migration 0012): "has the lead any mail of ours" must not
+    # read every outbound message.
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     lead: Mapped[Lead | None] = relationship(back_populates="messages")

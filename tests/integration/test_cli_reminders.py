@@ -7,12 +7,14 @@ test_reminder_delivery.py.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.test_cli import Leadmail, assert_user_error
+from tests.integration.test_cli import ENQUIRY, REPLY, Leadmail, assert_user_error, write_files
 
 RULES = """
 timezone: UTC
@@ -49,7 +51,7 @@ def _lead(team: Leadmail, email: str = "jane@acme.example") -> int:
 def _set(team: Leadmail, lead: int, *args: str) -> dict[str, Any]:
     result = team.run("leads", "set", str(lead), *args, "--by", "bob", "--json", env=BANGKOK)
     assert result.exit_code == 0, result.stderr
-    out: dict[str, Any] = __import__("json").loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
     return out
 
 
@@ -177,3 +179,29 @@ def test_reminders_cancel_and_merge(team: Leadmail) -> None:
     assert_user_error(team.run("reminders", "cancel", str(ra["id"])), "nothing to cancel")
     assert_user_error(team.run("reminders", "show", "999"), "no reminder 999")
     assert rb["id"] != ra["id"]
+
+
+@pytest.mark.parametrize("cancel_on_reply", [False, True])
+def test_a_reply_from_the_lead_cancels_only_with_cancel_on_reply(
+    team: Leadmail, tmp_path: Path, cancel_on_reply: bool
+) -> None:
+    env = {**BANGKOK, "LEADMAIL_FOLLOWUPS__CANCEL_ON_REPLY": str(cancel_on_reply).lower()}
+    (enquiry,) = write_files(tmp_path / "a", {"enquiry.eml": ENQUIRY})
+    assert team.run("ingest", str(enquiry), env=env).exit_code == 0
+    (lead,) = team.json("leads", "list", "--format", "json")
+    result = team.run(
+        "leads", "set", str(lead["id"]), "--next-contact-date", "+2d", "--by", "bob", env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    (reply,) = write_files(tmp_path / "b", {"reply.eml": REPLY})
+    assert team.run("ingest", str(reply), env=env).exit_code == 0
+    detail = team.json("leads", "show", str(lead["id"]), "--format", "json")
+    assert detail["status"] == "Open"  # the reply threaded onto the lead
+    left = _reminders(team)
+    if cancel_on_reply:
+        assert left == []
+        (row,) = _reminders(team, "--status", "cancelled")
+        shown = team.json("reminders", "show", str(row["id"]), "--json")
+        assert "reply from jane@acme-industrial.example" in json.dumps(shown["log"])
+    else:
+        assert [r["kind"] for r in left] == ["manual"]

@@ -31,9 +31,9 @@ def _lead(mail: Leadmail, email: str = "jane@acme.example") -> int:
     return int(lead["id"])
 
 
-def _soon(seconds: float = 8) -> datetime:
-    """A due time far enough ahead that the `not due yet` dispatch runs before it, even when
-    a loaded machine takes seconds per command."""
+def _soon(seconds: float = 3.0) -> datetime:
+    """A due time a few seconds ahead (whole seconds): enough for `leads set` to accept it
+    as future on a loaded machine, short enough to wait for."""
     return (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0) + timedelta(
         seconds=1
     )
@@ -144,8 +144,7 @@ def test_do_not_contact_cancels_pending_and_delivered_reminders(
     pending = _lead(mail)
     delivered = _lead(mail, "joe@acme.example")
     due = _soon()
-    # Far enough after the other that a slow machine never sends both in one dispatch.
-    _set(mail, pending, due + timedelta(seconds=120), "--next-contact-by", "bob")
+    _set(mail, pending, due + timedelta(seconds=1), "--next-contact-by", "bob")
     _set(mail, delivered, due, "--next-contact-by", "bob")
     _wait_until(due)
     assert [j["status"] for j in _dispatch(mail)] == ["sent"]
@@ -234,7 +233,7 @@ path = "{maildir}"
         text=True,
     )
     try:
-        due = _soon(1)
+        due = _soon()
         result = invoke([*base, "leads", "set", str(lead), "--next-contact-date", due.isoformat()])
         assert result.exit_code == 0, result.stderr
         deadline = time.monotonic() + 30
@@ -246,7 +245,7 @@ path = "{maildir}"
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     (eml,) = outbox.glob("*.eml")
-    assert due <= arrived  # never early; how soon after depends on the tick and the machine
+    assert arrived >= due  # never before its time (how soon after is for bench/)
     msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
     assert isinstance(msg, EmailMessage)
     (part,) = [p for p in msg.walk() if p.get_content_type() == "text/calendar"]

@@ -74,7 +74,7 @@ def test_a_job_kind_is_registered_once() -> None:
     outbox = actors.KINDS[0]
     with pytest.raises(ValueError, match="registered twice"):
         actors.register(outbox)
-    assert [k.name for k in actors.KINDS] == ["outbox"]
+    assert [k.name for k in actors.KINDS] == ["outbox", "reminders"]
 
 
 def test_chunks_spread_small_rounds_and_cap_big_ones() -> None:

@@ -219,6 +219,43 @@ def dispatch_rate(run_dir: Path, db_url: str, sink: SmtpProcess, count: int, tag
     return count / elapsed
 
 
+def workers_deliver(
+    run_dir: Path, config: Path, sink: SmtpProcess, ids: set[str], processes: int, threads: int
+) -> float:
+    """Seconds from `dispatch --once` until `leadmail worker` processes, started and ready
+    beforehand (untimed), have delivered every id; each id must arrive exactly once."""
+    log_path = run_dir / "worker.log"
+    options = ("--processes", str(processes), "--threads", str(threads))
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--config", str(config), "worker", *options],
+            env=cli_env(),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while log_path.read_text(errors="replace").count(" thread(s) on ") < processes:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"workers did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+        start = time.perf_counter()
+        run_cli(config, "dispatch", "--once")
+        counts = wait_for(sink, ids, DELIVERY_TIMEOUT)
+        elapsed = time.perf_counter() - start
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    check_once(counts, ids, "leadmail worker")
+    return elapsed
+
+
 def worker_rate(
     run_dir: Path,
     db_url: str,
@@ -232,35 +269,7 @@ def worker_rate(
     with RedisServer(run_dir / "redis") as redis:
         config = write_config(run_dir, db_url, sink, redis.url)
         ids = queue(config, count, tag)
-        log_path = run_dir / "worker.log"
-        options = ("--processes", str(processes), "--threads", str(threads))
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--config", str(config), "worker", *options],
-                env=cli_env(),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while log_path.read_text(errors="replace").count(" thread(s) on ") < processes:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"workers did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.05)
-            start = time.perf_counter()
-            run_cli(config, "dispatch", "--once")
-            counts = wait_for(sink, ids, DELIVERY_TIMEOUT)
-            elapsed = time.perf_counter() - start
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        check_once(counts, ids, "leadmail worker")
+        elapsed = workers_deliver(run_dir, config, sink, ids, processes, threads)
     return count / elapsed
 
 

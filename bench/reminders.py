@@ -33,9 +33,7 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +49,7 @@ if str(REPO) not in sys.path:
 import aiosmtplib  # noqa: E402
 
 from bench.ingest import machine  # noqa: E402
-from bench.outbound import check_once, cli_env, pg_url, run_cli, wait_for  # noqa: E402
+from bench.outbound import check_once, pg_url, run_cli, wait_for, workers_deliver  # noqa: E402
 from tests.servers.redis import RedisServer  # noqa: E402
 from tests.servers.smtp import SmtpProcess  # noqa: E402
 from worker.config import load_settings  # noqa: E402
@@ -66,8 +64,6 @@ SENDER = "sales@northwind.example"
 DOMAIN = "northwind.example"
 TARGET = 0.5
 WITHIN_SECONDS = 60.0
-READY_TIMEOUT = 120.0
-DELIVERY_TIMEOUT = 900.0
 RULES = """\
 timezone: Asia/Bangkok
 executives:
@@ -231,35 +227,7 @@ def worker_rate(
     with RedisServer(run_dir / "redis") as redis:
         config = write_config(run_dir, db_url, sink, redis.url, domain)
         ids = schedule(config, count, domain)
-        log_path = run_dir / "worker.log"
-        options = ("--processes", str(processes), "--threads", str(threads))
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "worker", "--config", str(config), "worker", *options],
-                env=cli_env(),
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while log_path.read_text(errors="replace").count(" thread(s) on ") < processes:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"workers did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.05)
-            start = time.perf_counter()
-            run_cli(config, "dispatch", "--once")
-            counts = wait_for(sink, ids, DELIVERY_TIMEOUT)
-            elapsed = time.perf_counter() - start
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        check_once(counts, ids, "leadmail worker")
+        elapsed = workers_deliver(run_dir, config, sink, ids, processes, threads)
     return count / elapsed, elapsed
 
 

@@ -54,13 +54,14 @@ pending/claimed → cancelled; sent → bounced; failed → pending (``outbox re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.orm import Session
 
+from worker.store import claims
 from worker.store.fast import FastStatement
 from worker.store.models import Lead, Message, Outbox, OutboxStatus, table_of, utcnow
 
@@ -158,30 +159,7 @@ def insert(executor: Executor, **fields: Any) -> int:
 
 def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -> list[int]:
     """Claim what is due and commit; see the module docstring."""
-    stuck_before = now - timedelta(seconds=stuck_seconds)
-    due = select(_TABLE.c.id).where(
-        or_(
-            and_(_TABLE.c.status == OutboxStatus.PENDING, _TABLE.c.due_at <= now),
-            and_(_TABLE.c.status.in_(_IN_FLIGHT), _TABLE.c.claimed_at < stuck_before),
-        )
-    )
-    due = due.order_by(_TABLE.c.due_at, _TABLE.c.id).limit(limit)
-    if engine.dialect.name == "postgresql":
-        # Two dispatchers never wait on each other: each takes the rows the other has not
-        # locked. SQLite has no row locks; BEGIN IMMEDIATE serialises the whole statement.
-        due = due.with_for_update(skip_locked=True)
-    statement = (
-        update(_TABLE)
-        .where(_TABLE.c.id.in_(due.scalar_subquery()))
-        .values(status=OutboxStatus.CLAIMED, claimed_at=now, updated_at=now)
-        .returning(_TABLE.c.id, _TABLE.c.due_at)
-    )
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            claimed = conn.execute(statement).all()
-    return [row.id for row in sorted(claimed, key=lambda r: (r.due_at, r.id))]
+    return claims.claim_due(engine, _TABLE, now, stuck_seconds, limit)
 
 
 def take(executor: Executor, outbox_id: int, now: datetime) -> dict[str, Any] | None:

@@ -58,7 +58,7 @@ pending/claimed/failed → cancelled; a sent CANCEL ends ``cancelled``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -67,6 +67,7 @@ from sqlalchemy import insert as insert_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from worker.store import claims
 from worker.store.fast import FastStatement
 from worker.store.models import (
     Lead,
@@ -334,28 +335,7 @@ def cancel(executor: Executor, reminder_id: int, now: datetime, reason: str) -> 
 
 def claim_due(engine: Engine, now: datetime, stuck_seconds: float, limit: int) -> list[int]:
     """Claim what is due and commit; see the module docstring."""
-    stuck_before = now - timedelta(seconds=stuck_seconds)
-    due = select(_TABLE.c.id).where(
-        or_(
-            and_(_TABLE.c.status == ReminderStatus.PENDING.value, _TABLE.c.due_at <= now),
-            and_(_TABLE.c.status.in_(_IN_FLIGHT), _TABLE.c.claimed_at < stuck_before),
-        )
-    )
-    due = due.order_by(_TABLE.c.due_at, _TABLE.c.id).limit(limit)
-    if engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    statement = (
-        update(_TABLE)
-        .where(_TABLE.c.id.in_(due.scalar_subquery()))
-        .values(status=ReminderStatus.CLAIMED.value, claimed_at=now, updated_at=now)
-        .returning(_TABLE.c.id, _TABLE.c.due_at)
-    )
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        with conn.begin():
-            claimed = conn.execute(statement).all()
-    return [row.id for row in sorted(claimed, key=lambda r: (r.due_at, r.id))]
+    return claims.claim_due(engine, _TABLE, now, stuck_seconds, limit)
 
 
 def take(

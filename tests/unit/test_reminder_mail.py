@@ -7,8 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from icalendar import Calendar
 
 from worker.mail.message import Address
@@ -165,3 +168,102 @@ def test_long_non_ascii_names_fold_with_crlf_only() -> None:
     )
     body = msg.get_body(("plain",))
     assert body is not None and "ทดสอบ" in body.get_content()
+
+
+# -- the invitation is what icalendar itself would write ------------------------------------
+
+
+def _reference(draft: ReminderDraft, now: datetime) -> Calendar:
+    """The same invitation built the slow, obvious way with icalendar's objects."""
+    from icalendar import Alarm, Event, vCalAddress, vText
+
+    from worker.mail.reminder import PRODID, description_of, one_line, subject_of
+
+    start = draft.due_at.astimezone(ZoneInfo(draft.zone))
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", draft.method)
+    event = Event()
+    event.add("uid", draft.uid)
+    event.add("sequence", draft.sequence)
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", start)
+    event.add("dtend", start + timedelta(minutes=15))
+    event.add("summary", subject_of(draft).rsplit(", lead ", 1)[0].removeprefix("Cancelled: "))
+    event.add("description", description_of(draft))
+    event.add("status", "CANCELLED" if draft.method == "CANCEL" else "CONFIRMED")
+    event.add("transp", "TRANSPARENT")
+    for name, who, extra in (
+        ("organizer", draft.organizer, {}),
+        ("attendee", draft.attendee, {"role": "REQ-PARTICIPANT", "partstat": "ACCEPTED"}),
+    ):
+        address = vCalAddress(f"mailto:{who.email}")
+        address.params["cn"] = vText(one_line(who.name) or who.email)
+        for key, value in extra.items():
+            address.params[key] = vText(value)
+        if name == "attendee":
+            address.params["rsvp"] = vText("FALSE")
+        event.add(name, address)
+    if draft.method != "CANCEL":
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", one_line(subject_of(draft)))
+        alarm.add("trigger", timedelta(0))
+        event.add_component(alarm)
+    cal.add_component(event)
+    return Calendar.from_ical(cal.to_ical())
+
+
+def _shape(cal: Calendar) -> list[tuple[str, list[tuple[str, str, dict[str, str]]]]]:
+    """Every component with its properties, values as icalendar reads them back."""
+    return [
+        (
+            component.name,
+            sorted(
+                (key, str(value.to_ical() if hasattr(value, "to_ical") else value),
+                 {k: str(v) for k, v in getattr(value, "params", {}).items()})
+                for key, value in component.property_items(recursive=False)
+                if key not in ("BEGIN", "END")
+            ),
+        )
+        for component in cal.walk()
+        if component.name != "VTIMEZONE" and component.name not in ("STANDARD", "DAYLIGHT")
+    ]  # fmt: skip
+
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=120
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=_TEXT,
+    note=_TEXT,
+    company=st.one_of(st.none(), _TEXT),
+    method=st.sampled_from(["REQUEST", "CANCEL"]),
+    zone=st.sampled_from(["Europe/Berlin", "Asia/Bangkok", "UTC", "America/St_Johns"]),
+    sequence=st.integers(0, 40),
+)
+def test_the_invitation_reads_back_as_icalendars_own(
+    name: str, note: str, company: str | None, method: str, zone: str, sequence: int
+) -> None:
+    draft = replace(
+        DRAFT,
+        lead_name=name,
+        note=note,
+        company=company,
+        method=method,
+        zone=zone,
+        sequence=sequence,
+        attendee=Address(f'Ålice "Al" Chan; {name[:20]}', "alice@northwind.example"),
+    )
+    ics = compose_reminder(draft).ics
+    assert all(len(line) <= 75 for line in ics.split(b"\r\n"))
+    ics.decode("utf-8")  # folding never cut a character in two
+    ours = Calendar.from_ical(ics)
+    assert _shape(ours) == _shape(_reference(draft, NOW))
+    if zone != "UTC":
+        assert [c["tzid"] for c in ours.walk("VTIMEZONE")] == [zone]

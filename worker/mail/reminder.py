@@ -29,7 +29,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
-from icalendar import Alarm, Calendar, Event, Timezone, vCalAddress, vText
+from icalendar import Timezone, vText
 
 from worker.errors import ValidationError
 from worker.mail.addresses import normalize_email
@@ -103,7 +103,9 @@ def reminder_message_id(reminder_id: int, sequence: int, domain: str) -> str:
 
 def one_line(value: str | None, limit: int = SUBJECT_CHARS) -> str:
     """Any text as one plain line: controls become spaces, runs of space collapse."""
-    text = "".join(c if c.isprintable() else " " for c in (value or ""))
+    text = value or ""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else " " for c in text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -213,46 +215,99 @@ def _vtimezone(zone: str, year: int) -> bytes:
     return vtimezone
 
 
+_UTC_NAMES = frozenset({"UTC", "ETC/UTC", "UNIVERSAL", "ETC/UNIVERSAL", "ZULU", "ETC/ZULU"})
+FOLD_OCTETS = 75
+
+
 def calendar_of(draft: ReminderDraft, now: datetime) -> bytes:
+    """The invitation's bytes. Its shape is fixed, so its content lines are written here
+    directly, each value escaped by icalendar's own property types, and folded at 75
+    octets; building Calendar/Event objects and letting icalendar serialise them cost 2.7 ms
+    a reminder, two thirds of a whole send. The VTIMEZONE comes from icalendar (cached).
+    Tests parse every shape back with icalendar and compare it with the library's output."""
     zone = ZoneInfo(draft.zone)
     start = draft.due_at.astimezone(zone)
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", draft.method)
-    event = Event()
-    event.add("uid", draft.uid)
-    event.add("sequence", draft.sequence)
-    event.add("dtstamp", now.astimezone(UTC))
-    event.add("dtstart", start)
-    event.add("dtend", start + DURATION)
-    event.add("summary", subject_of(draft).rsplit(", lead ", 1)[0].removeprefix("Cancelled: "))
-    event.add("description", description_of(draft))
-    event.add("status", "CANCELLED" if draft.method == "CANCEL" else "CONFIRMED")
-    event.add("transp", "TRANSPARENT")  # a reminder, not a meeting: the time stays free
-    organizer = vCalAddress(f"mailto:{normalize_email(draft.organizer.email)}")
-    organizer.params["cn"] = vText(one_line(draft.organizer.name) or draft.organizer.email)
-    event["organizer"] = organizer
-    attendee = vCalAddress(f"mailto:{normalize_email(draft.attendee.email)}")
-    attendee.params["cn"] = vText(one_line(draft.attendee.name) or draft.attendee.email)
-    attendee.params["role"] = vText("REQ-PARTICIPANT")
-    attendee.params["partstat"] = vText("ACCEPTED")
-    attendee.params["rsvp"] = vText("FALSE")
-    event.add("attendee", attendee)
-    if draft.method != "CANCEL":
-        alarm = Alarm()
-        alarm.add("action", "DISPLAY")
-        alarm.add("description", one_line(subject_of(draft)))
-        alarm.add("trigger", timedelta(0))
-        event.add_component(alarm)
-    cal.add_component(event)
-    ics: bytes = cal.to_ical()
-    if event["dtstart"].params.get("TZID"):
-        # RFC 5545: a TZID needs its VTIMEZONE, before the components that use it.
-        begin = b"BEGIN:VEVENT\r\n"
-        ics = ics.replace(begin, _vtimezone(draft.zone, start.year) + begin, 1)
-    return ics
+    end = start + DURATION
+    utc = draft.zone.upper() in _UTC_NAMES
+    if utc:
+        dtstart = f"DTSTART:{start.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        dtend = f"DTEND:{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    else:
+        tzid = draft.zone  # an IANA name: nothing in it needs quoting
+        dtstart = f"DTSTART;TZID={tzid}:{start:%Y%m%dT%H%M%S}"
+        dtend = f"DTEND;TZID={tzid}:{end:%Y%m%dT%H%M%S}"
+    subject = subject_of(draft)
+    summary = subject.rsplit(", lead ", 1)[0].removeprefix("Cancelled: ")
+    cancel = draft.method == "CANCEL"
+    lines = [
+        f"UID:{_text(draft.uid)}",
+        f"SEQUENCE:{int(draft.sequence)}",
+        f"DTSTAMP:{now.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        dtstart,
+        dtend,
+        f"SUMMARY:{_text(summary)}",
+        f"DESCRIPTION:{_text(description_of(draft))}",
+        f"STATUS:{'CANCELLED' if cancel else 'CONFIRMED'}",
+        "TRANSP:TRANSPARENT",  # a reminder, not a meeting: the time stays free
+        f"ORGANIZER;CN={_param(one_line(draft.organizer.name) or draft.organizer.email)}"
+        f":mailto:{normalize_email(draft.organizer.email)}",
+        f"ATTENDEE;CN={_param(one_line(draft.attendee.name) or draft.attendee.email)}"
+        ";PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT;RSVP=FALSE"
+        f":mailto:{normalize_email(draft.attendee.email)}",
+    ]
+    if not cancel:
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            f"DESCRIPTION:{_text(one_line(subject))}",
+            "TRIGGER:PT0S",
+            "END:VALARM",
+        ]
+    head = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        f"METHOD:{draft.method}",
+    ]
+    # RFC 5545: a TZID needs its VTIMEZONE, before the components that use it.
+    vtimezone = b"" if utc else _vtimezone(draft.zone, start.year)
+    event = ["BEGIN:VEVENT", *lines, "END:VEVENT", "END:VCALENDAR", ""]
+    return b"".join(
+        (
+            "\r\n".join(head).encode("ascii"),
+            b"\r\n",
+            vtimezone,
+            b"\r\n".join(_fold(line) for line in event),
+        )
+    )
+
+
+def _text(value: str) -> str:
+    """A TEXT value escaped as RFC 5545 says (backslash, ``;``, ``,``, newline)."""
+    return vText(value).to_ical().decode("utf-8")
+
+
+def _param(value: str) -> str:
+    """A parameter value, always quoted; a double quote in it as RFC 6868's ``^'``."""
+    return '"' + value.replace("^", "^^").replace('"', "^'") + '"'
+
+
+def _fold(line: str) -> bytes:
+    """RFC 5545 folding: at most 75 octets a line, never inside a UTF-8 sequence."""
+    data = line.encode("utf-8")
+    if len(data) <= FOLD_OCTETS:
+        return data
+    parts: list[bytes] = []
+    begin, limit = 0, FOLD_OCTETS
+    while len(data) - begin > limit:
+        cut = begin + limit
+        while data[cut] & 0xC0 == 0x80:  # a continuation byte: cut before its sequence
+            cut -= 1
+        parts.append(data[begin:cut])
+        begin, limit = cut, FOLD_OCTETS - 1  # the folded line starts with a space
+    parts.append(data[begin:])
+    return b"\r\n ".join(parts)
 
 
 def _mime(

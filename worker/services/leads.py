@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from worker.errors import LeadmailError, NotFoundError, ValidationError
-from worker.mail.addresses import email_key, organization_domain
-from worker.routing.schema import RuleSet
 from worker.services import reminders
-from worker.services.context import App
 from worker.services.lead_fields import (
     COLUMNS,
     LeadEdit,
@@ -25,12 +22,18 @@ from worker.services.lead_fields import (
 from worker.services.notes import live_lead
 from worker.services.reminders import NextContact
 from worker.store import attachments as attachment_store
-from worker.store import inbound
 from worker.store import leads as store
 from worker.store import outbox as outbox_store
 from worker.store import records as records_store
-from worker.store.lookups import StoreLookups
 from worker.store.models import LeadStatus, utcnow
+
+if TYPE_CHECKING:
+    from worker.routing.schema import RuleSet
+    from worker.services.context import App
+
+# `leads list` and `leads show` import this module: what only making and editing leads
+# needs (address rules, the intake statements, the rule engine) is imported inside those
+# functions, to keep the listings' start-up short (bench/startup.py).
 
 STATUSES = [s.value for s in LeadStatus]
 
@@ -276,8 +279,12 @@ def add_lead(app: App, edit: LeadEdit, actor: str, allow_duplicate: bool = False
     check_company(is_organization, values.get("company"))
     custom = {k: v for k, v in custom_values(settings, edit.custom).items() if v is not None}
     missing_required(settings, custom)
-    key = email_key(email)
+    from worker.mail.addresses import email_key
     from worker.services.assignment import rule_book  # the rule engine: only here
+    from worker.store import inbound
+    from worker.store.lookups import StoreLookups
+
+    key = email_key(email)
 
     rules = rule_book(app).load()  # a broken rule file is refused here, before anything
     now = utcnow()
@@ -328,7 +335,9 @@ def insert_new_lead(
     transaction: inserted as intake inserts one, its first status logged with ``cause``,
     routed by the rules. The caller holds ``inbound.lock_sender`` on the address and has
     checked that no lead has it."""
+    from worker.mail.addresses import email_key, organization_domain
     from worker.services.assignment import route  # the rule engine: only here
+    from worker.store import inbound
 
     row = inbound.new_lead_columns(
         person_name=person_name,
@@ -399,6 +408,8 @@ def set_lead(
             "--next-contact-date",
             lead_id,
         )
+    from worker.store import inbound
+
     now = utcnow()
     parsed = reminders.check_next_contact(app, contact, now) if contact is not None else None
     rules = None
@@ -482,6 +493,10 @@ def _new_address(
     app: App, conn: Connection, lead_id: int, columns: dict[str, Any], allow_duplicate: bool
 ) -> None:
     """A changed email: its key and organisation domain follow; refused if another lead has it."""
+    from worker.mail.addresses import email_key, organization_domain
+    from worker.store import inbound
+    from worker.store.lookups import StoreLookups
+
     email = columns["email"]
     key = email_key(email)
     inbound.lock_sender(conn, key)

@@ -40,6 +40,11 @@ HEAVY = frozenset(
 )
 # What `--help` must not load either: no command module, no database or settings library.
 HELP_HEAVY = HEAVY | {"sqlalchemy", "pydantic", "rich", "yaml", "re2", "psycopg"}
+# The listings read through Core statements over worker/store/tables.py: no ORM, no models,
+# no PostgreSQL dialect on SQLite, no mail understanding or rule engine.
+LISTING_ABSENT = frozenset(
+    {"sqlalchemy.orm", "worker.store.models", "sqlalchemy.dialects.postgresql", "psycopg"}
+)
 
 _PROBE = """
 import json, sys
@@ -115,6 +120,8 @@ def test_lead_listings_import_no_heavy_library(
 ) -> None:
     modules = loaded_after(tmp_path, *args, env=demo_db)
     assert top_level(modules) & HEAVY == set()
+    assert modules & LISTING_ABSENT == set()
+    assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
 
 
 def _eager_listing(width: int) -> str:

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from worker.errors import ValidationError
-from worker.store.models import LeadStatus
+from worker.store.tables import LeadStatus
 
 if TYPE_CHECKING:
     from worker.config import CustomFieldSettings, LeadSettings

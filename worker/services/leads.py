@@ -25,7 +25,7 @@ from worker.store import attachments as attachment_store
 from worker.store import leads as store
 from worker.store import outbox as outbox_store
 from worker.store import records as records_store
-from worker.store.models import LeadStatus, utcnow
+from worker.store.tables import LeadStatus, utcnow
 
 if TYPE_CHECKING:
     from worker.routing.schema import RuleSet
@@ -105,8 +105,8 @@ def list_leads(
         limit=limit,
         fields=check_fields(fields, _declared_custom_fields(app)),
     )
-    with app.db.transaction(write=False) as session:
-        return store.summaries(session, wanted)
+    with app.db.read() as conn:
+        return store.summaries(conn, wanted)
 
 
 def _many(value: str | Sequence[str] | None) -> list[str]:
@@ -193,7 +193,7 @@ def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     """A lead with its timeline; a merged lead's id shows the lead it went into, with
     ``merged_from`` naming the id asked for."""
     asked = lead_id
-    with app.db.transaction(write=False) as session:
+    with app.db.read() as session:
         lead_id = live_lead(session, lead_id)
         messages = store.messages(session, lead_id)
         # Mail we sent carries what became of it: queued, sent, failed, bounced; to whom.

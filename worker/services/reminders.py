@@ -31,18 +31,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
 from worker.store import leads as lead_store
 from worker.store import reminders as store
-from worker.store.models import LeadStatus, ReminderKind, utcnow
+from worker.store.tables import LeadStatus, ReminderKind, utcnow
 
-if TYPE_CHECKING:  # type-only: `leads show` imports this module, and needs neither
+if TYPE_CHECKING:  # type-only: `leads show` imports this module, and needs none of them
+    from sqlalchemy.orm import Session
+
     from worker.config import Settings
     from worker.routing.schema import Executive, RuleSet
     from worker.services.context import App
     from worker.services.when import Parsed
+
+    Executor = Session | Connection
 
 KINDS = tuple(k.value for k in ReminderKind)
 # A lead in these statuses gets no reminders, and loses the ones it had.
@@ -50,11 +53,9 @@ NO_REMINDERS = (LeadStatus.DO_NOT_CONTACT.value, LeadStatus.CONVERTED.value)
 TIMELINE_KIND = "reminder"
 """The activities.kind of reminder changes in a lead's timeline."""
 
-Executor = Session | Connection
-
 
 def _connection(executor: Executor) -> Connection:
-    return executor.connection() if isinstance(executor, Session) else executor
+    return executor if isinstance(executor, Connection) else executor.connection()
 
 
 def check_kind(kind: str) -> str:

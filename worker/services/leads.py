@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection
 
 from worker.errors import LeadmailError, NotFoundError, ValidationError
-from worker.services import reminders
 from worker.services.lead_fields import (
     COLUMNS,
     LeadEdit,
@@ -20,20 +19,18 @@ from worker.services.lead_fields import (
     status_by_hand,
 )
 from worker.services.notes import live_lead
-from worker.services.reminders import NextContact
-from worker.store import attachments as attachment_store
 from worker.store import leads as store
-from worker.store import outbox as outbox_store
-from worker.store import records as records_store
 from worker.store.tables import LeadStatus, utcnow
 
 if TYPE_CHECKING:
     from worker.routing.schema import RuleSet
     from worker.services.context import App
+    from worker.services.reminders import NextContact
 
-# `leads list` and `leads show` import this module: what only making and editing leads
-# needs (address rules, the intake statements, the rule engine) is imported inside those
-# functions, to keep the listings' start-up short (bench/startup.py).
+# `leads list` imports this module: what only `leads show` reads (records, attachments,
+# the outbox, reminders) and what only making and editing leads needs (address rules, the
+# intake statements, the rule engine) is imported inside those functions, to keep the
+# listing's start-up short (bench/startup.py).
 
 STATUSES = [s.value for s in LeadStatus]
 
@@ -192,6 +189,11 @@ def _declared_custom_fields(app: App) -> set[str] | None:
 def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     """A lead with its timeline; a merged lead's id shows the lead it went into, with
     ``merged_from`` naming the id asked for."""
+    from worker.services import reminders
+    from worker.store import attachments as attachment_store
+    from worker.store import outbox as outbox_store
+    from worker.store import records as records_store
+
     asked = lead_id
     with app.db.read() as session:
         lead_id = live_lead(session, lead_id)
@@ -408,6 +410,7 @@ def set_lead(
             "--next-contact-date",
             lead_id,
         )
+    from worker.services import reminders
     from worker.store import inbound
 
     now = utcnow()

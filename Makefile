@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/imap.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/outbound.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) leadmail.db leadmail.db-* leadmail-data $(DEMO) .pytest_cache .mypy_cache .ruff_cache

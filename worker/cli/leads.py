@@ -22,7 +22,6 @@ from worker.services.leads import (
     list_leads,
     set_lead,
 )
-from worker.services.reminders import NextContact
 
 LIST_COLUMNS = ["id", "status", "name", "email", "company", "assigned_to", "messages", "created_at"]
 CSV_COLUMNS = [
@@ -370,6 +369,8 @@ def set_command(
 
     Every change goes into the lead's timeline with who made it (--by) and when.
     """
+    from worker.services.reminders import NextContact
+
     next_contact = NextContact(next_when, next_by, next_note, clear_next_contact)
     lead = set_lead(
         ready_app(ctx),

@@ -22,27 +22,71 @@ EXIT_BROKEN_PIPE = 141
 
 # Each sub-command is imported when it runs: `leadmail leads list` need not load the mail
 # parser, the rule engine or the IMAP client, and start-up is most of a short command's time.
-COMMANDS = {
-    "init": "worker.cli.init:init",
-    "ingest": "worker.cli.ingest:ingest",
-    "poll": "worker.cli.poll:poll",
-    "run": "worker.cli.poll:run",
-    "status": "worker.cli.poll:status",
-    "leads": "worker.cli.leads:leads",
-    "messages": "worker.cli.messages:messages",
-    "rules": "worker.cli.rules:rules",
-    "quarantine": "worker.cli.quarantine:quarantine",
-    "demo": "worker.cli.demo:demo",
-    "contacts": "worker.cli.contacts:contacts",
-    "addresses": "worker.cli.addresses:addresses",
-    "attachments": "worker.cli.attachments:attachments",
-    "opportunities": "worker.cli.records:opportunities",
-    "quotations": "worker.cli.records:quotations",
-    "send": "worker.cli.send:send",
-    "outbox": "worker.cli.outbox:outbox",
-    "reminders": "worker.cli.reminders:reminders",
-    "dispatch": "worker.cli.jobs:dispatch",
-    "worker": "worker.cli.jobs:worker",
+# Beside each one, the first paragraph of its help: `leadmail --help` lists every command
+# without importing any (a test keeps these equal to the commands' own docstrings).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("worker.cli.init:init", "Create the database, or upgrade it to the newest schema."),
+    "ingest": (
+        "worker.cli.ingest:ingest",
+        "Ingest local mail: .eml files, directories of them, mbox files, Maildir folders.",
+    ),
+    "poll": (
+        "worker.cli.poll:poll",
+        "Fetch new mail from the configured accounts: once, or until stopped (IDLE / polling).",
+    ),
+    "run": (
+        "worker.cli.poll:run",
+        "Run every configured account, and send queued mail, until SIGINT/SIGTERM (Ctrl-C).",
+    ),
+    "status": (
+        "worker.cli.poll:status",
+        "Each account and folder: UIDVALIDITY, last UID, messages waiting, last success/error.",
+    ),
+    "leads": ("worker.cli.leads:leads", "Leads made from mail."),
+    "messages": ("worker.cli.messages:messages", "Stored messages: read one, list a lead's."),
+    "rules": ("worker.cli.rules:rules", "Assignment rules: which executive gets each new lead."),
+    "quarantine": (
+        "worker.cli.quarantine:quarantine",
+        "Messages that could not be processed; nothing is ever dropped.",
+    ),
+    "demo": ("worker.cli.demo:demo", "Demo data for trying leadmail out."),
+    "contacts": (
+        "worker.cli.contacts:contacts",
+        "A lead's contacts: a contact's mail threads onto the lead.",
+    ),
+    "addresses": ("worker.cli.addresses:addresses", "A lead's postal addresses."),
+    "attachments": (
+        "worker.cli.attachments:attachments",
+        "Files of a lead and of its messages: list them, save one.",
+    ),
+    "opportunities": (
+        "worker.cli.records:opportunities",
+        "Opportunities made from leads ('leadmail leads make opportunity ID').",
+    ),
+    "quotations": (
+        "worker.cli.records:quotations",
+        "Quotations made from leads ('leadmail leads make quotation ID').",
+    ),
+    "send": (
+        "worker.cli.send:send",
+        "Queue a mail to a lead (--lead ID) or an address (--to ADDR).",
+    ),
+    "outbox": (
+        "worker.cli.outbox:outbox",
+        "Outbound mail: queued by 'leadmail send', sent by 'leadmail run' or 'dispatch'.",
+    ),
+    "reminders": (
+        "worker.cli.reminders:reminders",
+        "Reminders: set with 'leads set --next-contact-date', sent by 'run' or 'dispatch'.",
+    ),
+    "dispatch": (
+        "worker.cli.jobs:dispatch",
+        "Send what is due: outbound mail and reminders (cron style with --once).",
+    ),
+    "worker": (
+        "worker.cli.jobs:worker",
+        "Work the Redis queue: send outbound mail until SIGINT/SIGTERM (Ctrl-C).",
+    ),
 }
 
 
@@ -53,13 +97,29 @@ class LeadmailGroup(click.Group):
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        if cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
-        module, _, attribute = target.partition(":")
+        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their summaries, as click lists them, without importing one."""
+        commands: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                # A stand-in with the summary as its help: click shortens it as it would
+                # the command's own help (the first sentence, cut to fit the width).
+                commands.append((name, click.Command(name, help=COMMANDS[name][1])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                commands.append((name, command))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in commands])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

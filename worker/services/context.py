@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worker.config import Settings
 from worker.errors import ConfigError
-from worker.mail.addresses import DEFAULT_RELAY_PATTERNS, SenderPolicy, email_key
-from worker.mail.classify import OwnIdentity
-from worker.mail.threading import TokenSigner
 from worker.store.blobs import BlobStore
 from worker.store.db import Database
+
+if TYPE_CHECKING:
+    from worker.config import Settings
+    from worker.mail.addresses import SenderPolicy
+    from worker.mail.classify import OwnIdentity
+    from worker.mail.threading import TokenSigner
 
 SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 
@@ -26,30 +29,50 @@ class App:
     settings: Settings
     db: Database
     blobs: BlobStore
-    signer: TokenSigner
-    sender_policy: SenderPolicy
-    own: OwnIdentity
+    secret: bytes
+    """What signs lead tokens (``signer``)."""
     # The assignment rules in use (services.assignment.RuleBook), made on first use.
     rules: Any = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> App:
-        leads = settings.leads
         blobs = BlobStore(settings.storage.path / "blobs")
         blobs.sweep()  # temp files of killed runs
         return cls(
             settings=settings,
             db=Database(settings.database),
             blobs=blobs,
-            signer=TokenSigner(load_secret(settings.storage.path, leads.secret_env)),
-            sender_policy=SenderPolicy(
-                relay_patterns=(*DEFAULT_RELAY_PATTERNS, *leads.relay_patterns),
-                extra_free_mail=frozenset(d.lower() for d in leads.free_mail_domains),
-            ),
-            own=OwnIdentity(
-                addresses=frozenset(email_key(a) for a in leads.own_addresses),
-                message_id_domains=frozenset(d.lower() for d in leads.own_domains),
-            ),
+            secret=load_secret(settings.storage.path, settings.leads.secret_env),
+        )
+
+    # The mail policies are made on first use: the mail-understanding modules they come from
+    # are a good part of start-up, and listings (`leads list`, `leads show`) use none of them.
+
+    @cached_property
+    def signer(self) -> TokenSigner:
+        from worker.mail.threading import TokenSigner
+
+        return TokenSigner(self.secret)
+
+    @cached_property
+    def sender_policy(self) -> SenderPolicy:
+        from worker.mail.addresses import DEFAULT_RELAY_PATTERNS, SenderPolicy
+
+        leads = self.settings.leads
+        return SenderPolicy(
+            relay_patterns=(*DEFAULT_RELAY_PATTERNS, *leads.relay_patterns),
+            extra_free_mail=frozenset(d.lower() for d in leads.free_mail_domains),
+        )
+
+    @cached_property
+    def own(self) -> OwnIdentity:
+        from worker.mail.addresses import email_key
+        from worker.mail.classify import OwnIdentity
+
+        leads = self.settings.leads
+        return OwnIdentity(
+            addresses=frozenset(email_key(a) for a in leads.own_addresses),
+            message_id_domains=frozenset(d.lower() for d in leads.own_domains),
         )
 
     def close(self) -> None:

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worker.config import CustomFieldSettings, LeadSettings
 from worker.errors import ValidationError
-from worker.mail.addresses import normalize_email
-from worker.store.models import LeadStatus
+from worker.store.tables import LeadStatus
+
+if TYPE_CHECKING:
+    from worker.config import CustomFieldSettings, LeadSettings
 
 COLUMNS: Mapping[str, str] = {
     "name": "person_name",
@@ -127,6 +128,8 @@ def check_email(value: str) -> str:
         raise ValidationError(
             f"email {shown!r} is not an address: the domain needs a dot (name.example)", value
         )
+    from worker.mail.addresses import normalize_email  # only when an address is given
+
     normalized = normalize_email(text)
     if not normalized or normalized.rpartition("@")[0] != local or "?" in domain:
         raise ValidationError(f"email {shown!r} is not an address: bad domain", value)

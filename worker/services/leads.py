@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from worker.errors import LeadmailError, NotFoundError, ValidationError
-from worker.mail.addresses import email_key, organization_domain
-from worker.routing.schema import RuleSet
-from worker.services import reminders
-from worker.services.context import App
 from worker.services.lead_fields import (
     COLUMNS,
     LeadEdit,
@@ -23,14 +19,18 @@ from worker.services.lead_fields import (
     status_by_hand,
 )
 from worker.services.notes import live_lead
-from worker.services.reminders import NextContact
-from worker.store import attachments as attachment_store
-from worker.store import inbound
 from worker.store import leads as store
-from worker.store import outbox as outbox_store
-from worker.store import records as records_store
-from worker.store.lookups import StoreLookups
-from worker.store.models import LeadStatus, utcnow
+from worker.store.tables import LeadStatus, utcnow
+
+if TYPE_CHECKING:
+    from worker.routing.schema import RuleSet
+    from worker.services.context import App
+    from worker.services.reminders import NextContact
+
+# `leads list` imports this module: what only `leads show` reads (records, attachments,
+# the outbox, reminders) and what only making and editing leads needs (address rules, the
+# intake statements, the rule engine) is imported inside those functions, to keep the
+# listing's start-up short (bench/startup.py).
 
 STATUSES = [s.value for s in LeadStatus]
 
@@ -102,8 +102,8 @@ def list_leads(
         limit=limit,
         fields=check_fields(fields, _declared_custom_fields(app)),
     )
-    with app.db.transaction(write=False) as session:
-        return store.summaries(session, wanted)
+    with app.db.read() as conn:
+        return store.summaries(conn, wanted)
 
 
 def _many(value: str | Sequence[str] | None) -> list[str]:
@@ -189,8 +189,13 @@ def _declared_custom_fields(app: App) -> set[str] | None:
 def lead_detail(app: App, lead_id: int) -> dict[str, Any]:
     """A lead with its timeline; a merged lead's id shows the lead it went into, with
     ``merged_from`` naming the id asked for."""
+    from worker.services import reminders
+    from worker.store import attachments as attachment_store
+    from worker.store import outbox as outbox_store
+    from worker.store import records as records_store
+
     asked = lead_id
-    with app.db.transaction(write=False) as session:
+    with app.db.read() as session:
         lead_id = live_lead(session, lead_id)
         messages = store.messages(session, lead_id)
         # Mail we sent carries what became of it: queued, sent, failed, bounced; to whom.
@@ -276,8 +281,12 @@ def add_lead(app: App, edit: LeadEdit, actor: str, allow_duplicate: bool = False
     check_company(is_organization, values.get("company"))
     custom = {k: v for k, v in custom_values(settings, edit.custom).items() if v is not None}
     missing_required(settings, custom)
-    key = email_key(email)
+    from worker.mail.addresses import email_key
     from worker.services.assignment import rule_book  # the rule engine: only here
+    from worker.store import inbound
+    from worker.store.lookups import StoreLookups
+
+    key = email_key(email)
 
     rules = rule_book(app).load()  # a broken rule file is refused here, before anything
     now = utcnow()
@@ -328,7 +337,9 @@ def insert_new_lead(
     transaction: inserted as intake inserts one, its first status logged with ``cause``,
     routed by the rules. The caller holds ``inbound.lock_sender`` on the address and has
     checked that no lead has it."""
+    from worker.mail.addresses import email_key, organization_domain
     from worker.services.assignment import route  # the rule engine: only here
+    from worker.store import inbound
 
     row = inbound.new_lead_columns(
         person_name=person_name,
@@ -399,6 +410,9 @@ def set_lead(
             "--next-contact-date",
             lead_id,
         )
+    from worker.services import reminders
+    from worker.store import inbound
+
     now = utcnow()
     parsed = reminders.check_next_contact(app, contact, now) if contact is not None else None
     rules = None
@@ -482,6 +496,10 @@ def _new_address(
     app: App, conn: Connection, lead_id: int, columns: dict[str, Any], allow_duplicate: bool
 ) -> None:
     """A changed email: its key and organisation domain follow; refused if another lead has it."""
+    from worker.mail.addresses import email_key, organization_domain
+    from worker.store import inbound
+    from worker.store.lookups import StoreLookups
+
     email = columns["email"]
     key = email_key(email)
     inbound.lock_sender(conn, key)

@@ -7,15 +7,18 @@ A note's place in the timeline is when it was written; an activity's is when it 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from worker.errors import NotFoundError, ValidationError
-from worker.services.context import App
 from worker.store import leads as lead_store
 from worker.store import notes as store
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from worker.services.context import App
 
 ACTIVITY_KINDS = ("call", "meeting", "task")
 MAX_DURATION_MINUTES = 7 * 24 * 60  # a week: longer is a typo, not an activity

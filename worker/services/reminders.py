@@ -28,19 +28,24 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
-from worker.config import Settings
 from worker.errors import NotFoundError, ValidationError
-from worker.routing.schema import Executive, RuleSet
-from worker.services.context import App
-from worker.services.when import Parsed, parse_when
 from worker.store import leads as lead_store
 from worker.store import reminders as store
-from worker.store.models import LeadStatus, ReminderKind, utcnow
+from worker.store.tables import LeadStatus, ReminderKind, utcnow
+
+if TYPE_CHECKING:  # type-only: `leads show` imports this module, and needs none of them
+    from sqlalchemy.orm import Session
+
+    from worker.config import Settings
+    from worker.routing.schema import Executive, RuleSet
+    from worker.services.context import App
+    from worker.services.when import Parsed
+
+    Executor = Session | Connection
 
 KINDS = tuple(k.value for k in ReminderKind)
 # A lead in these statuses gets no reminders, and loses the ones it had.
@@ -48,11 +53,9 @@ NO_REMINDERS = (LeadStatus.DO_NOT_CONTACT.value, LeadStatus.CONVERTED.value)
 TIMELINE_KIND = "reminder"
 """The activities.kind of reminder changes in a lead's timeline."""
 
-Executor = Session | Connection
-
 
 def _connection(executor: Executor) -> Connection:
-    return executor.connection() if isinstance(executor, Session) else executor
+    return executor if isinstance(executor, Connection) else executor.connection()
 
 
 def check_kind(kind: str) -> str:
@@ -244,6 +247,8 @@ def check_next_contact(app: App, request: NextContact, now: datetime) -> Parsed 
         )
     if request.when is None:
         return None
+    from worker.services.when import parse_when
+
     parsed = parse_when(request.when, app.settings.leads.zone_name, now)
     if parsed.utc <= now:
         raise ValidationError(

@@ -6,17 +6,25 @@ the bytes live in the blob store under ``sha256``. Plain dicts out, like store/l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, or_, select
 
-from worker.store.models import Attachment, Message
+from worker.store import tables
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Reads are Core statements: `leads show` lists attachments without importing the ORM.
+_attachments = tables.attachments
+_messages = tables.messages
 
 
 def add_to_lead(
     session: Session, lead_id: int, *, filename: str, content_type: str, size: int, sha256: str
 ) -> dict[str, Any]:
+    from worker.store.models import Attachment
+
     attachment = Attachment(
         lead_id=lead_id,
         message_id=None,
@@ -40,17 +48,17 @@ def add_to_lead(
 
 
 _COLUMNS = (
-    Attachment.id,
-    Attachment.filename,
-    Attachment.content_type,
-    Attachment.size,
-    Attachment.sha256,
-    Attachment.inline,
-    Attachment.message_id.label("message_row"),
-    Message.message_id.label("message_id"),
-    Message.subject,
-    Attachment.lead_id.label("own_lead"),
-    Message.lead_id.label("message_lead"),
+    _attachments.c.id,
+    _attachments.c.filename,
+    _attachments.c.content_type,
+    _attachments.c.size,
+    _attachments.c.sha256,
+    _attachments.c.inline,
+    _attachments.c.message_id.label("message_row"),
+    _messages.c.message_id.label("message_id"),
+    _messages.c.subject,
+    _attachments.c.lead_id.label("own_lead"),
+    _messages.c.lead_id.label("message_lead"),
 )
 
 
@@ -70,21 +78,21 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-def get(session: Session, attachment_id: int) -> dict[str, Any] | None:
+def get(session: Session | Connection, attachment_id: int) -> dict[str, Any] | None:
     row = session.execute(
         select(*_COLUMNS)
-        .outerjoin(Message, Message.id == Attachment.message_id)
-        .where(Attachment.id == attachment_id)
+        .outerjoin(_messages, _messages.c.id == _attachments.c.message_id)
+        .where(_attachments.c.id == attachment_id)
     ).first()
     return None if row is None else _row(row)
 
 
-def for_lead(session: Session, lead_id: int) -> list[dict[str, Any]]:
+def for_lead(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     """The lead's own attachments and those of its messages, oldest first."""
     rows = session.execute(
         select(*_COLUMNS)
-        .outerjoin(Message, Message.id == Attachment.message_id)
-        .where(or_(Attachment.lead_id == lead_id, Message.lead_id == lead_id))
-        .order_by(Attachment.id)
+        .outerjoin(_messages, _messages.c.id == _attachments.c.message_id)
+        .where(or_(_attachments.c.lead_id == lead_id, _messages.c.lead_id == lead_id))
+        .order_by(_attachments.c.id)
     )
     return [_row(row) for row in rows]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import DatabaseSettings
 from worker.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def normalize_url(url: str) -> str:
@@ -74,7 +76,9 @@ class Database:
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.engine = make_engine(settings)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Made on first use: a command that reads through Core statements alone (`leads
+        # list`, `leads show`) never imports the ORM (bench/startup.py).
+        self._sessions: sessionmaker[Session] | None = None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
@@ -84,6 +88,10 @@ class Database:
         writing under BEGIN DEFERRED can fail with SQLITE_BUSY when another writer got in
         between, which the busy timeout cannot cure.
         """
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._sessions() as session:
             if is_sqlite(self.engine):
                 mode = "IMMEDIATE" if write else "DEFERRED"
@@ -94,6 +102,13 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One transaction that only reads, on a Core connection (BEGIN DEFERRED on SQLite):
+        what it reads is one snapshot, and no write lock is taken."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

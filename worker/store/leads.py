@@ -11,24 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, exists, func, insert, or_, select, update
-from sqlalchemy.orm import Session
 
-from worker.store.models import (
-    Activity,
-    Comment,
-    Contact,
-    Lead,
-    Message,
-    PostalAddress,
-    StatusChange,
-    table_of,
-)
+from worker.store import tables
 
-_leads = table_of(Lead)
-_activities = table_of(Activity)
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Core statements over the tables only: `leads list` and `leads show` read through here
+# without importing the ORM (bench/startup.py); a Session runs them as well as a Connection.
+_leads = tables.leads
+_messages = tables.messages
+_contacts = tables.contacts
+_addresses = tables.addresses
+_status_changes = tables.status_changes
+_comments = tables.comments
+_activities = tables.activities
 
 EDITABLE_COLUMNS = (
     "id",
@@ -61,7 +61,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _summary(lead: Lead, messages: int) -> dict[str, Any]:
+def _summary(lead: Any, messages: int) -> dict[str, Any]:
     return {
         "id": lead.id,
         "email": lead.email,
@@ -80,14 +80,14 @@ def _summary(lead: Lead, messages: int) -> dict[str, Any]:
 
 # `leads list --sort`: the public name of each column a list may be ordered by.
 SORT_COLUMNS: dict[str, Any] = {
-    "id": Lead.id,
-    "created_at": Lead.created_at,
-    "updated_at": Lead.updated_at,
-    "name": Lead.person_name,
-    "email": Lead.email,
-    "company": Lead.company_name,
-    "status": Lead.status,
-    "assigned_to": Lead.assigned_to,
+    "id": _leads.c.id,
+    "created_at": _leads.c.created_at,
+    "updated_at": _leads.c.updated_at,
+    "name": _leads.c.person_name,
+    "email": _leads.c.email,
+    "company": _leads.c.company_name,
+    "status": _leads.c.status,
+    "assigned_to": _leads.c.assigned_to,
 }
 _TEXT_SORTS = frozenset({"name", "email", "company", "status", "assigned_to"})
 
@@ -147,7 +147,9 @@ class LeadFilter:
     fields: tuple[str, ...] = ()
 
 
-def summaries(session: Session, wanted: LeadFilter | None = None) -> list[dict[str, Any]]:
+def summaries(
+    session: Session | Connection, wanted: LeadFilter | None = None
+) -> list[dict[str, Any]]:
     """One summary per lead that ``wanted`` selects, with its message count, in its order.
 
     One statement whatever the filter: the counts come from one grouped subquery and a
@@ -158,53 +160,53 @@ def summaries(session: Session, wanted: LeadFilter | None = None) -> list[dict[s
     """
     wanted = wanted or LeadFilter()
     counts = (
-        select(Message.lead_id, func.count(Message.id).label("n"))
-        .where(Message.lead_id.is_not(None))
-        .group_by(Message.lead_id)
+        select(_messages.c.lead_id, func.count(_messages.c.id).label("n"))
+        .where(_messages.c.lead_id.is_not(None))
+        .group_by(_messages.c.lead_id)
         .subquery()
     )
-    query = select(Lead, func.coalesce(counts.c.n, 0)).outerjoin(
-        counts, counts.c.lead_id == Lead.id
+    query = select(_leads, func.coalesce(counts.c.n, 0).label("message_count")).outerjoin(
+        counts, counts.c.lead_id == _leads.c.id
     )
     query = query.where(*_conditions(wanted)).order_by(*_order(wanted))
     if wanted.limit:
         query = query.limit(wanted.limit)
     return [
-        _summary(lead, int(n)) | _fields(lead, wanted.fields)
-        for lead, n in session.execute(query).all()
+        _summary(lead, int(lead.message_count)) | _fields(lead, wanted.fields)
+        for lead in session.execute(query).all()
     ]
 
 
 def _conditions(wanted: LeadFilter) -> list[ColumnElement[bool]]:
     # A merged lead is only a pointer to the lead it went into (leads merge).
-    where: list[ColumnElement[bool]] = [Lead.merged_into_id.is_(None)]
+    where: list[ColumnElement[bool]] = [_leads.c.merged_into_id.is_(None)]
     if wanted.statuses:
-        where.append(Lead.status.in_(wanted.statuses))
+        where.append(_leads.c.status.in_(wanted.statuses))
     executives: list[ColumnElement[bool]] = []
     if wanted.assigned_to:
-        executives.append(func.lower(Lead.assigned_to).in_(wanted.assigned_to))
+        executives.append(func.lower(_leads.c.assigned_to).in_(wanted.assigned_to))
     if wanted.unassigned:
-        executives.append(or_(Lead.assigned_to.is_(None), Lead.assigned_to == ""))
+        executives.append(or_(_leads.c.assigned_to.is_(None), _leads.c.assigned_to == ""))
     if executives:
         where.append(or_(*executives))
     if wanted.sources:
-        where.append(func.lower(Lead.source).in_(wanted.sources))
+        where.append(func.lower(_leads.c.source).in_(wanted.sources))
     if wanted.since is not None:
-        where.append(Lead.created_at >= wanted.since)
+        where.append(_leads.c.created_at >= wanted.since)
     if wanted.until is not None:
-        where.append(Lead.created_at <= wanted.until)
+        where.append(_leads.c.created_at <= wanted.until)
     if wanted.company:
-        where.append(Lead.company_name.icontains(wanted.company, autoescape=True))
+        where.append(_leads.c.company_name.icontains(wanted.company, autoescape=True))
     if wanted.search:
         text = wanted.search
         subjects = exists().where(
-            Message.lead_id == Lead.id, Message.subject.icontains(text, autoescape=True)
+            _messages.c.lead_id == _leads.c.id, _messages.c.subject.icontains(text, autoescape=True)
         )
         where.append(
             or_(
-                Lead.person_name.icontains(text, autoescape=True),
-                Lead.email.icontains(text, autoescape=True),
-                Lead.company_name.icontains(text, autoescape=True),
+                _leads.c.person_name.icontains(text, autoescape=True),
+                _leads.c.email.icontains(text, autoescape=True),
+                _leads.c.company_name.icontains(text, autoescape=True),
                 subjects,
             )
         )
@@ -215,15 +217,15 @@ def _order(wanted: LeadFilter) -> list[ColumnElement[Any]]:
     """The sort column with NULLs last either way (the backends differ there by default),
     text without regard to case, and the id to break ties the same way on both."""
     if wanted.sort == "id":
-        return [Lead.id.desc() if wanted.descending else Lead.id.asc()]
+        return [_leads.c.id.desc() if wanted.descending else _leads.c.id.asc()]
     column = SORT_COLUMNS[wanted.sort]
     key = func.lower(column) if wanted.sort in _TEXT_SORTS else column
     if wanted.descending:
-        return [column.is_(None).asc(), key.desc(), Lead.id.desc()]
-    return [column.is_(None).asc(), key.asc(), Lead.id.asc()]
+        return [column.is_(None).asc(), key.desc(), _leads.c.id.desc()]
+    return [column.is_(None).asc(), key.asc(), _leads.c.id.asc()]
 
 
-def _fields(lead: Lead, names: tuple[str, ...]) -> dict[str, Any]:
+def _fields(lead: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """The extra columns asked for: lead columns by public name, ``custom.KEY`` from the
     lead's custom fields (None where the lead has no such key)."""
     row: dict[str, Any] = {}
@@ -236,9 +238,9 @@ def _fields(lead: Lead, names: tuple[str, ...]) -> dict[str, Any]:
     return row
 
 
-def detail(session: Session, lead_id: int, messages: int) -> dict[str, Any] | None:
+def detail(session: Session | Connection, lead_id: int, messages: int) -> dict[str, Any] | None:
     """Every field of one lead, its contacts and postal addresses; None when there is none."""
-    lead = session.get(Lead, lead_id)
+    lead = session.execute(select(_leads).where(_leads.c.id == lead_id)).first()
     if lead is None:
         return None
     row = _summary(lead, messages)
@@ -266,8 +268,8 @@ def detail(session: Session, lead_id: int, messages: int) -> dict[str, Any] | No
                 "designation": c.designation,
                 "is_primary": c.is_primary,
             }
-            for c in session.scalars(
-                select(Contact).where(Contact.lead_id == lead_id).order_by(Contact.id)
+            for c in session.execute(
+                select(_contacts).where(_contacts.c.lead_id == lead_id).order_by(_contacts.c.id)
             )
         ],
         addresses=[
@@ -281,17 +283,15 @@ def detail(session: Session, lead_id: int, messages: int) -> dict[str, Any] | No
                 "postcode": a.postcode,
                 "country": a.country,
             }
-            for a in session.scalars(
-                select(PostalAddress)
-                .where(PostalAddress.lead_id == lead_id)
-                .order_by(PostalAddress.id)
+            for a in session.execute(
+                select(_addresses).where(_addresses.c.lead_id == lead_id).order_by(_addresses.c.id)
             )
         ],
     )
     return row
 
 
-def messages(session: Session, lead_id: int) -> list[dict[str, Any]]:
+def messages(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     """The lead's messages, each with ``id`` and ``at`` (when we stored it) for the timeline."""
     return [
         {
@@ -306,13 +306,13 @@ def messages(session: Session, lead_id: int) -> list[dict[str, Any]]:
             "outcome": m.outcome,
             "reasons": m.reasons,
         }
-        for m in session.scalars(
-            select(Message).where(Message.lead_id == lead_id).order_by(Message.id)
+        for m in session.execute(
+            select(_messages).where(_messages.c.lead_id == lead_id).order_by(_messages.c.id)
         )
     ]
 
 
-def status_changes(session: Session, lead_id: int) -> list[dict[str, Any]]:
+def status_changes(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     return [
         {
             "id": c.id,
@@ -321,18 +321,20 @@ def status_changes(session: Session, lead_id: int) -> list[dict[str, Any]]:
             "to_status": c.to_status,
             "cause": c.cause,
         }
-        for c in session.scalars(select(StatusChange).where(StatusChange.lead_id == lead_id))
+        for c in session.execute(
+            select(_status_changes).where(_status_changes.c.lead_id == lead_id)
+        )
     ]
 
 
-def comments(session: Session, lead_id: int) -> list[dict[str, Any]]:
+def comments(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     return [
         {"id": c.id, "at": c.at, "author": c.author, "text": c.text}
-        for c in session.scalars(select(Comment).where(Comment.lead_id == lead_id))
+        for c in session.execute(select(_comments).where(_comments.c.lead_id == lead_id))
     ]
 
 
-def activities(session: Session, lead_id: int) -> list[dict[str, Any]]:
+def activities(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     return [
         {
             "id": a.id,
@@ -342,7 +344,7 @@ def activities(session: Session, lead_id: int) -> list[dict[str, Any]]:
             "actor": a.actor,
             "details": a.details,
         }
-        for a in session.scalars(select(Activity).where(Activity.lead_id == lead_id))
+        for a in session.execute(select(_activities).where(_activities.c.lead_id == lead_id))
     ]
 
 
@@ -411,7 +413,7 @@ def current_id(session: Session | Connection, lead_id: int) -> int | None:
     while current not in seen:
         seen.add(current)
         row = session.execute(
-            select(Lead.id, Lead.merged_into_id).where(Lead.id == current)
+            select(_leads.c.id, _leads.c.merged_into_id).where(_leads.c.id == current)
         ).first()
         if row is None:
             return None

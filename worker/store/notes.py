@@ -7,17 +7,23 @@ Plain dicts out, like store/leads.py, so services never hold an ORM object.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from worker.store.models import Activity, Comment, Lead
+from worker.store import tables
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+_leads = tables.leads
 
 
 def lead_identity(session: Session, lead_id: int) -> dict[str, Any] | None:
     """The lead's own address (as typed and as a key); None when there is no such lead."""
-    row = session.execute(select(Lead.email, Lead.email_key).where(Lead.id == lead_id)).first()
+    row = session.execute(
+        select(_leads.c.email, _leads.c.email_key).where(_leads.c.id == lead_id)
+    ).first()
     if row is None:
         return None
     return {"email": row.email, "email_key": row.email_key}
@@ -26,6 +32,8 @@ def lead_identity(session: Session, lead_id: int) -> dict[str, Any] | None:
 def add_comment(
     session: Session, lead_id: int, *, author: str, text: str, at: datetime
 ) -> dict[str, Any]:
+    from worker.store.models import Comment  # the ORM: only where a row is added
+
     comment = Comment(lead_id=lead_id, author=author, text=text, at=at)
     session.add(comment)
     session.flush()
@@ -48,6 +56,8 @@ def add_activity(
     details: dict[str, Any],
     at: datetime,
 ) -> dict[str, Any]:
+    from worker.store.models import Activity  # the ORM: only where a row is added
+
     activity = Activity(
         lead_id=lead_id, kind=kind, summary=summary, actor=actor, details=details, at=at
     )

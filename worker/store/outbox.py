@@ -55,25 +55,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy import insert as insert_
-from sqlalchemy.orm import Session
 
-from worker.store import claims
+from worker.store import claims, tables
 from worker.store.fast import FastStatement
-from worker.store.models import Lead, Message, Outbox, OutboxStatus, table_of, utcnow
+from worker.store.tables import OutboxStatus, utcnow
 
-_TABLE = table_of(Outbox)
-_leads = table_of(Lead)
-_messages = table_of(Message)
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    # Only Core statements here, so services with a Session and ones with a Connection
+    # share them (and `leads show` reads the outbox without importing the ORM).
+    Executor = Session | Connection
+
+_TABLE = tables.outbox
+_leads = tables.leads
+_messages = tables.messages
 # A row can still change after these (bounced, requeued), but no worker may touch it.
 _IN_FLIGHT = (OutboxStatus.CLAIMED, OutboxStatus.SENDING)
-
-
-# Only Core statements here, so services with a Session and ones with a Connection share them.
-Executor = Session | Connection
 
 _COLUMNS = (
     "id", "lead_id", "message_row_id", "message_id", "executive", "envelope_from",

@@ -1,30 +1,34 @@
 """Opportunities, quotations and customers made from a lead, and the status they give it.
 
 Plain dicts out, like store/leads.py and store/notes.py, so services never hold an ORM object.
+Reads are Core statements over the tables: `leads show` lists a lead's records without
+importing the ORM; the writes that add rows import the models where they run.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, select, update
 
-from worker.store.models import Customer, Lead, Opportunity, Quotation, StatusChange
+from worker.store import tables
 
-Record = Opportunity | Quotation | Customer
-KINDS: dict[str, type[Record]] = {
-    "opportunity": Opportunity,
-    "quotation": Quotation,
-    "customer": Customer,
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+TABLES: dict[str, Table] = {
+    "opportunity": tables.opportunities,
+    "quotation": tables.quotations,
+    "customer": tables.customers,
 }
+_leads = tables.leads
 
 
-def lead_for_record(session: Session, lead_id: int) -> dict[str, Any] | None:
+def lead_for_record(session: Session | Connection, lead_id: int) -> dict[str, Any] | None:
     """The lead's fields a record copies, and its status; the row stays locked (PostgreSQL)
     until the transaction ends, so two records made at once derive the status one by one."""
-    lead = session.scalars(select(Lead).where(Lead.id == lead_id).with_for_update()).first()
+    lead = session.execute(select(_leads).where(_leads.c.id == lead_id).with_for_update()).first()
     if lead is None:
         return None
     return {
@@ -42,17 +46,18 @@ def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def as_dict(kind: str, row: Opportunity | Quotation | Customer) -> dict[str, Any]:
+def as_dict(kind: str, row: Any) -> dict[str, Any]:
+    """A record of ``kind`` (a row or a model object: the same attributes) as plain values."""
     out: dict[str, Any] = {"id": row.id, "kind": kind, "lead_id": row.lead_id}
-    if isinstance(row, Customer):
+    if kind == "customer":
         out["name"] = row.name
     else:
         out["status"] = row.status
-        if isinstance(row, Opportunity):
+        if kind == "opportunity":
             out["title"] = row.title
         out["amount"] = row.amount
         out["currency"] = row.currency
-        if isinstance(row, Opportunity):
+        if kind == "opportunity":
             out["expected_close"] = _iso(row.expected_close)
         else:
             out["valid_until"] = _iso(row.valid_until)
@@ -69,32 +74,35 @@ def as_dict(kind: str, row: Opportunity | Quotation | Customer) -> dict[str, Any
 
 
 def add_record(session: Session, kind: str, values: dict[str, Any]) -> dict[str, Any]:
-    row = KINDS[kind](**values)
+    from worker.store.models import Customer, Opportunity, Quotation
+
+    models = {"opportunity": Opportunity, "quotation": Quotation, "customer": Customer}
+    row = models[kind](**values)
     session.add(row)
     session.flush()
     return as_dict(kind, row)
 
 
 def record(
-    session: Session, kind: str, record_id: int, lock: bool = False
+    session: Session | Connection, kind: str, record_id: int, lock: bool = False
 ) -> dict[str, Any] | None:
-    model = KINDS[kind]
-    query = select(model).where(model.id == record_id)
-    row = session.scalars(query.with_for_update() if lock else query).first()
-    return None if row is None else as_dict(kind, cast(Record, row))
+    table = TABLES[kind]
+    query = select(table).where(table.c.id == record_id)
+    row = session.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else as_dict(kind, row)
 
 
 def set_record_status(
     session: Session, kind: str, record_id: int, status: str, now: datetime
 ) -> None:
-    model = KINDS[kind]
-    assert model is not Customer
+    assert kind != "customer"
+    table = TABLES[kind]
     session.execute(
-        update(model).where(model.id == record_id).values(status=status, updated_at=now)
+        update(table).where(table.c.id == record_id).values(status=status, updated_at=now)
     )
 
 
-def records_of(session: Session, lead_id: int) -> dict[str, list[dict[str, Any]]]:
+def records_of(session: Session | Connection, lead_id: int) -> dict[str, list[dict[str, Any]]]:
     """The lead's records by kind ("opportunities", "quotations", "customers"), oldest first."""
     out: dict[str, list[dict[str, Any]]] = {}
     for kind, key in (
@@ -102,9 +110,9 @@ def records_of(session: Session, lead_id: int) -> dict[str, list[dict[str, Any]]
         ("quotation", "quotations"),
         ("customer", "customers"),
     ):
-        model = KINDS[kind]
-        rows = session.scalars(select(model).where(model.lead_id == lead_id).order_by(model.id))
-        out[key] = [as_dict(kind, cast(Record, row)) for row in rows]
+        table = TABLES[kind]
+        rows = session.execute(select(table).where(table.c.lead_id == lead_id).order_by(table.c.id))
+        out[key] = [as_dict(kind, row) for row in rows]
     return out
 
 
@@ -112,6 +120,8 @@ def set_lead_status(
     session: Session, lead_id: int, *, before: str, to: str, cause: str, now: datetime
 ) -> None:
     """The lead's new status and its line in the status log, in one go."""
+    from worker.store.models import Lead, StatusChange
+
     session.execute(update(Lead).where(Lead.id == lead_id).values(status=to, updated_at=now))
     session.add(
         StatusChange(lead_id=lead_id, from_status=before, to_status=to, cause=cause, at=now)

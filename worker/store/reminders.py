@@ -60,30 +60,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, String, and_, bindparam, cast, func, or_, select, update
 from sqlalchemy import insert as insert_
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from worker.store import claims
+from worker.store import claims, tables
 from worker.store.fast import FastStatement
-from worker.store.models import (
-    Lead,
-    Message,
-    Reminder,
-    ReminderMethod,
-    ReminderStatus,
-    table_of,
-    utcnow,
-)
+from worker.store.tables import ReminderMethod, ReminderStatus, utcnow
 
-_TABLE = table_of(Reminder)
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    # Core statements only: `leads show` reads reminders without importing the ORM.
+    Executor = Session | Connection
+
+_TABLE = tables.reminders
 _IN_FLIGHT = (ReminderStatus.CLAIMED.value, ReminderStatus.SENDING.value)
 _WAITING = (ReminderStatus.PENDING.value, ReminderStatus.CLAIMED.value)
-
-Executor = Session | Connection
 
 _COLUMNS = (
     "id", "lead_id", "kind", "cause", "executive", "recipient", "due_at", "status",
@@ -614,8 +609,8 @@ def move_to_lead(executor: Executor, from_lead: int, to_lead: int, now: datetime
 
 # -- what a reminder mail shows ------------------------------------------------------------
 
-_leads = table_of(Lead)
-_messages = table_of(Message)
+_leads = tables.leads
+_messages = tables.messages
 # Messages of the conversation: never a bounce, a duplicate or an ignored one.
 _CONVERSATION = ("created", "threaded", "outbound")
 BODY_CHARS = 2000

@@ -1,0 +1,150 @@
+"""Start-up: ``leadmail --help`` imports no command, short commands import only what they use.
+
+Behaviour checks, not timings (bench/startup.py measures those): which modules a fresh
+process has loaded after a command, and that the help listing made without importing the
+commands reads exactly as click's own listing of the imported commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from tests.integration.helpers import make_mail
+from worker.cli.main import COMMANDS, cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Libraries that no listing needs: the mail parser and what mail understanding uses, the
+# queue, SMTP, calendars, templates, the migration tool, IMAP.
+HEAVY = frozenset(
+    {
+        "mailparser",
+        "nh3",
+        "dramatiq",
+        "redis",
+        "aiosmtplib",
+        "icalendar",
+        "jinja2",
+        "markdown_it",
+        "alembic",
+        "imapclient",
+    }
+)
+# What `--help` must not load either: no command module, no database or settings library.
+HELP_HEAVY = HEAVY | {"sqlalchemy", "pydantic", "rich", "yaml", "re2", "psycopg"}
+# The listings read through Core statements over worker/store/tables.py: no ORM, no models,
+# no PostgreSQL dialect on SQLite, no mail understanding or rule engine.
+LISTING_ABSENT = frozenset(
+    {"sqlalchemy.orm", "worker.store.models", "sqlalchemy.dialects.postgresql", "psycopg"}
+)
+
+_PROBE = """
+import json, sys
+from worker.cli.main import main
+report = sys.argv.pop(1)
+try:
+    main()
+except SystemExit as done:
+    code = done.code
+with open(report, "w") as out:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+"""
+
+
+def loaded_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules a fresh ``leadmail ARGS`` process has imported when it exits."""
+    report = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(report), *args],
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert data["code"] in (0, None), done.stderr
+    return set(data["modules"])
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_help_imports_no_command_and_no_heavy_library(tmp_path: Path) -> None:
+    modules = loaded_after(tmp_path, "--help")
+    assert top_level(modules) & HELP_HEAVY == set()
+    ours = {m for m in modules if m.startswith("worker.")}
+    assert ours <= {
+        "worker.cli",
+        "worker.cli.main",
+        "worker.cli.context",
+        "worker.cli.logs",
+        "worker.cli.sanitize",
+        "worker.errors",
+    }
+
+
+@pytest.fixture
+def demo_db(tmp_path: Path) -> dict[str, str]:
+    """A SQLite database with one lead from mail; the environment that points at it."""
+    env = {
+        "LEADMAIL_DATABASE__URL": f"sqlite:///{tmp_path / 'leadmail.db'}",
+        "LEADMAIL_STORAGE__PATH": str(tmp_path / "data"),
+    }
+    mail = tmp_path / "enquiry.eml"
+    mail.write_bytes(make_mail())
+    for args in (["init"], ["ingest", "--no-progress", str(mail)]):
+        subprocess.run(
+            [sys.executable, "-m", "worker", *args],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+    return env
+
+
+@pytest.mark.parametrize("args", [["leads", "list"], ["leads", "show", "1"]])
+def test_lead_listings_import_no_heavy_library(
+    tmp_path: Path, demo_db: dict[str, str], args: list[str]
+) -> None:
+    modules = loaded_after(tmp_path, *args, env=demo_db)
+    assert top_level(modules) & HEAVY == set()
+    assert modules & LISTING_ABSENT == set()
+    assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
+
+
+def _eager_listing(width: int) -> str:
+    """click's own command listing, every command imported."""
+    ctx = click.Context(cli, info_name="leadmail", terminal_width=width)
+    formatter = ctx.make_formatter()
+    click.Group.format_commands(cli, ctx, formatter)
+    return formatter.getvalue()
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 120, 200])
+def test_help_listing_reads_as_clicks_own(width: int) -> None:
+    ctx = click.Context(cli, info_name="leadmail", terminal_width=width)
+    formatter = ctx.make_formatter()
+    cli.format_commands(ctx, formatter)
+    assert formatter.getvalue() == _eager_listing(width)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_summary_is_the_commands_first_paragraph(name: str) -> None:
+    """A command whose docstring changed needs its summary in COMMANDS changed too."""
+    target, summary = COMMANDS[name]
+    module, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert command.short_help is None
+    assert summary == " ".join((command.help or "").partition("\n\n")[0].split())

@@ -41,6 +41,12 @@ class DatabaseSettings(_Section):
     # SQLite only: copy the WAL back into the database every this many pages. SQLite's own
     # 1,000 checkpoints (and fsyncs) every few dozen messages during a bulk ingest.
     sqlite_wal_autocheckpoint: int = Field(default=10_000, ge=0)
+    # PostgreSQL only, the intake's own commits (inbound mail; outbound, reminders and CLI
+    # edits always wait for the disk). "off" is SQLite's NORMAL: a crash of the server can
+    # undo the last fraction of a second of commits, mailbox cursor included, so that mail
+    # is fetched again; a crash of leadmail loses nothing. "on" waits for a WAL flush at
+    # every message's commit.
+    postgres_intake_synchronous_commit: Literal["on", "off"] = "off"
     echo: bool = False
 
     @field_validator("url")

@@ -417,3 +417,30 @@ def test_a_reason_quoting_nul_bytes_is_held_on_both_backends(
         reason, source = conn.execute(text("SELECT reason, source FROM quarantine")).one()
     assert reason == "bad header: a\ufffdb \ufffd"
     assert source == "n\ufffdul.eml"
+
+
+def test_a_bulk_intake_commits_without_waiting_for_the_wal_only_on_its_own_connection(
+    app: App,
+) -> None:
+    """PostgreSQL: the intake's own connection runs with synchronous_commit off (SQLite's
+    NORMAL); the connection goes back to the pool as it came, and ``sync()`` flushes."""
+    postgres = app.db.engine.dialect.name == "postgresql"
+    seen: list[str] = []
+
+    def inside(conn, _raw: RawMessage) -> None:  # type: ignore[no-untyped-def]
+        if postgres:
+            seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar_one())
+
+    mails = [
+        raw(make_mail(sender=f"buyer{n}@firm{n}.example", message_id=f"<m{n}@firm.example>"))
+        for n in range(3)
+    ]
+    results = list(Intake(app).process_many(mails, workers=0, in_transaction=inside))
+    assert [r.outcome.value for r in results] == ["created"] * 3
+    assert seen == (["off"] * 3 if postgres else [])
+    if postgres:
+        for _ in range(3):  # every pooled connection is back to the server's default
+            with app.db.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"
+    app.db.sync()
+    assert count(app, Lead) == 3

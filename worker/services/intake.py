@@ -147,7 +147,7 @@ class Intake:
             default_workers() if count < 0 else count,
             self._policy,
         )
-        with self.app.db.connect() as conn:
+        with self.app.db.intake_connection() as conn:
             self._conn = conn
             # A dry run keeps one outer transaction, each message a savepoint inside it, so a
             # reply or a copy later in the run sees the lead an earlier message would create;

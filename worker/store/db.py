@@ -119,6 +119,30 @@ class Database:
             yield conn
 
     @contextmanager
+    def intake_connection(self) -> Iterator[Connection]:
+        """``connect()`` for the intake's run of one-message transactions.
+
+        On PostgreSQL its commits do not wait for the WAL flush (``[database]
+        postgres_intake_synchronous_commit``): the same promise as SQLite's
+        synchronous=NORMAL, and ``sync()`` makes them durable before anything acts outside.
+        """
+        with self.connect() as conn:
+            relaxed = (
+                not is_sqlite(self.engine)
+                and self.settings.postgres_intake_synchronous_commit == "off"
+            )
+            if relaxed:
+                conn.exec_driver_sql("SET synchronous_commit TO off")
+                conn.commit()
+            try:
+                yield conn
+            finally:
+                if relaxed and not conn.closed and not conn.invalidated:
+                    conn.rollback()
+                    conn.exec_driver_sql("RESET synchronous_commit")
+                    conn.commit()
+
+    @contextmanager
     def autocommit(self) -> Iterator[Connection]:
         """A connection for one statement that is atomic alone (an ``UPDATE … RETURNING``),
         without the BEGIN and COMMIT round trips of a transaction around it (on PostgreSQL a
@@ -170,9 +194,14 @@ class Database:
         sits in the page cache until a checkpoint, which is fine while the mailbox still holds
         the message. Before a post-action moves or flags mail on the server, fsync the WAL
         (and the database file a checkpoint may have written to), as synchronous=FULL would
-        have at each commit. PostgreSQL commits are durable already.
+        have at each commit. On PostgreSQL the intake's asynchronous commits (see
+        ``intake_connection``) are flushed by one synchronous commit.
         """
-        if not is_sqlite(self.engine) or self.settings.sqlite_synchronous == "full":
+        if not is_sqlite(self.engine):
+            if self.settings.postgres_intake_synchronous_commit == "off":
+                self._flush_postgres_wal()
+            return
+        if self.settings.sqlite_synchronous == "full":
             return
         database = self.engine.url.database
         if not database or database == ":memory:":
@@ -186,6 +215,13 @@ class Database:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def _flush_postgres_wal(self) -> None:
+        """A synchronous commit that writes a commit record waits until the WAL is on disk up
+        to that record, and so every asynchronous commit before it too."""
+        with self.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO on")
+            conn.exec_driver_sql("SELECT pg_current_xact_id()")
 
     def check(self) -> None:
         try:

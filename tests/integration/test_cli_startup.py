@@ -124,6 +124,18 @@ def test_lead_listings_import_no_heavy_library(
     assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
 
 
+def test_ingest_on_sqlite_imports_no_orm_no_migrations_no_postgresql(
+    tmp_path: Path, demo_db: dict[str, str]
+) -> None:
+    """Intake runs on Core statements: every ingest, poll and run skips the ORM's mappers,
+    alembic (the schema check reads the version table) and the PostgreSQL dialect."""
+    mail = tmp_path / "reply.eml"
+    mail.write_bytes(make_mail(sender="Bob <bob@other.example>", message_id="<r@other.example>"))
+    modules = loaded_after(tmp_path, "ingest", "--no-progress", str(mail), env=demo_db)
+    assert "worker.services.intake" in modules and "mailparser" in modules
+    assert modules & (LISTING_ABSENT | {"alembic"}) == set()
+
+
 def _eager_listing(width: int) -> str:
     """click's own command listing, every command imported."""
     ctx = click.Context(cli, info_name="leadmail", terminal_width=width)

@@ -39,7 +39,7 @@ from worker.routing.loader import CustomFields, RuleFileError, load_rules_file
 from worker.routing.schema import RuleSet
 from worker.services.context import App
 from worker.store import routing_state as store
-from worker.store.models import utcnow
+from worker.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 

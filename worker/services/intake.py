@@ -33,7 +33,7 @@ from worker.services.preparation import (
 from worker.store import inbound, lifecycle, outbox
 from worker.store.blobs import sha256_hex
 from worker.store.lookups import StoreLookups
-from worker.store.models import LeadStatus, Outcome, utcnow
+from worker.store.tables import LeadStatus, Outcome, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from sqlalchemy import Connection, and_, bindparam, case, insert, or_, select, u
 from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeaseHeldError, LeaseLostError
-from worker.store.models import MailboxCursor, table_of, utcnow
+from worker.store import tables
+from worker.store.tables import utcnow
 
-_cursors = table_of(MailboxCursor)
+_cursors = tables.mailbox_cursors
 _this = and_(
     _cursors.c.account == bindparam("b_account"), _cursors.c.folder == bindparam("b_folder")
 )

@@ -9,6 +9,7 @@ cost more than the database does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,41 +17,28 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.mail.message import Attachment as MailAttachment
 from worker.mail.message import InboundMessage, RawMessage, storable
 from worker.mail.threading import normalize_subject
+from worker.store import tables
 from worker.store.blobs import safe_filename
 from worker.store.fast import FastStatement
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
-from worker.store.models import (
-    Activity,
-    Attachment,
-    Autoreply,
-    Contact,
-    ErasedKey,
-    Lead,
-    Message,
-    Participant,
-    QuarantineEntry,
-    StatusChange,
-    table_of,
-)
+from worker.store.upserts import dialect_insert
 
-_leads = table_of(Lead)
-_activities = table_of(Activity)
-_autoreplies = table_of(Autoreply)
+_leads = tables.leads
+_activities = tables.activities
+_autoreplies = tables.autoreplies
 
 AUTOREPLY_ACTOR = "autoreply"
 """``outbox.created_by`` of the acknowledgements intake queues ([autoreply])."""
-_messages = table_of(Message)
-_contacts = table_of(Contact)
-_participants = table_of(Participant)
-_attachments = table_of(Attachment)
-_status_changes = table_of(StatusChange)
-_quarantine = table_of(QuarantineEntry)
+_messages = tables.messages
+_contacts = tables.contacts
+_participants = tables.participants
+_attachments = tables.attachments
+_status_changes = tables.status_changes
+_quarantine = tables.quarantine
 
 # Column caps: what the schema holds (models.py), applied where values enter.
 _ADDRESS_MAX = 320
@@ -209,7 +197,7 @@ _DUPLICATE_ID = (
 )
 # Whether any privacy erasure happened at all: only then is the sender checked against them
 # (store/lifecycle.is_erased), so intake pays nothing extra for erasure in the usual case.
-_ANY_ERASED = select(table_of(ErasedKey).c.id).limit(1).scalar_subquery()
+_ANY_ERASED = select(tables.erased_keys.c.id).limit(1).scalar_subquery()
 _PRECHECK = FastStatement(select(_DUPLICATE_ID, KNOWN_SENDER.scalar_subquery(), _ANY_ERASED))
 # A message of ours recorded already: leadmail's own outbound row (account "outbox") or a
 # Sent-folder copy read before, by Message-ID in any account; or the same bytes anywhere.
@@ -246,10 +234,13 @@ _LEAD_STATE = FastStatement(
 _INSERT_LEAD = FastStatement(insert(_leads).returning(_leads.c.id))
 _INSERT_MESSAGE = FastStatement(insert(_messages).returning(_messages.c.id))
 _INSERT_ATTACHMENTS = FastStatement(insert(_attachments))
-_ADD_PARTICIPANTS = {
-    "sqlite": FastStatement(sqlite_insert(_participants).on_conflict_do_nothing()),
-    "postgresql": FastStatement(pg_insert(_participants).on_conflict_do_nothing()),
-}
+
+
+@functools.cache
+def _add_participants(dialect: str) -> FastStatement:
+    return FastStatement(dialect_insert(dialect)(_participants).on_conflict_do_nothing())
+
+
 _IS_CONTACT = FastStatement(IS_CONTACT)
 _INSERT_CONTACT = FastStatement(insert(_contacts))
 _SET_STATUS = FastStatement(
@@ -438,7 +429,7 @@ def add_participants(conn: Connection, lead_id: int, keys: Iterable[str]) -> Non
     """Remember addresses seen on a lead's mail; ones it has already are skipped."""
     rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
     if rows:
-        _ADD_PARTICIPANTS[conn.dialect.name].run_many(conn, rows)
+        _add_participants(conn.dialect.name).run_many(conn, rows)
 
 
 def is_contact(conn: Connection, lead_id: int, email_key: str) -> bool:

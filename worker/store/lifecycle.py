@@ -15,45 +15,27 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
-from worker.store.models import (
-    Activity,
-    Attachment,
-    Comment,
-    Contact,
-    Customer,
-    ErasedKey,
-    Lead,
-    Message,
-    Meta,
-    Opportunity,
-    Outbox,
-    Participant,
-    PostalAddress,
-    QuarantineEntry,
-    Quotation,
-    StatusChange,
-    table_of,
-)
+from worker.store import tables
 
 # The reason intake gives mail whose sender or Message-ID was erased.
 ERASED_REASON = "erased"
 
-_leads = table_of(Lead)
-_messages = table_of(Message)
-_contacts = table_of(Contact)
-_addresses = table_of(PostalAddress)
-_comments = table_of(Comment)
-_activities = table_of(Activity)
-_status_changes = table_of(StatusChange)
-_opportunities = table_of(Opportunity)
-_quotations = table_of(Quotation)
-_customers = table_of(Customer)
-_attachments = table_of(Attachment)
-_participants = table_of(Participant)
-_quarantine = table_of(QuarantineEntry)
-_erased = table_of(ErasedKey)
-_meta = table_of(Meta)
-_outbox = table_of(Outbox)
+_leads = tables.leads
+_messages = tables.messages
+_contacts = tables.contacts
+_addresses = tables.addresses
+_comments = tables.comments
+_activities = tables.activities
+_status_changes = tables.status_changes
+_opportunities = tables.opportunities
+_quotations = tables.quotations
+_customers = tables.customers
+_attachments = tables.attachments
+_participants = tables.participants
+_quarantine = tables.quarantine
+_erased = tables.erased_keys
+_meta = tables.meta
+_outbox = tables.outbox
 
 # What a merge moves, by the name it is reported under; participants are moved apart
 # (their (lead_id, email_key) is unique).

@@ -6,14 +6,15 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, bindparam, exists, or_, select
 
-from worker.store.models import Contact, Lead, LeadStatus, Message, Participant, table_of
+from worker.store import tables
+from worker.store.tables import LeadStatus
 
 CLOSED_STATUSES = (LeadStatus.CONVERTED.value, LeadStatus.DO_NOT_CONTACT.value)
 
-_leads = table_of(Lead)
-_messages = table_of(Message)
-_contacts = table_of(Contact)
-_participants = table_of(Participant)
+_leads = tables.leads
+_messages = tables.messages
+_contacts = tables.contacts
+_participants = tables.participants
 
 
 # Built once: constructing a statement costs more than running it on SQLite.

@@ -9,29 +9,23 @@ Every new lead runs the hot ones, so they are prebuilt and run on the driver's c
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.errors import NotFoundError
+from worker.store import tables
 from worker.store.fast import FastStatement
-from worker.store.models import (
-    Activity,
-    Lead,
-    LeadLoad,
-    LeadStatus,
-    RoutingCounter,
-    table_of,
-)
+from worker.store.tables import LeadStatus
+from worker.store.upserts import dialect_insert
 
-_leads = table_of(Lead)
-_activities = table_of(Activity)
-_counters = table_of(RoutingCounter)
-_load = table_of(LeadLoad)
+_leads = tables.leads
+_activities = tables.activities
+_counters = tables.routing_counters
+_load = tables.lead_load
 
 # Leads an executive still works on: what capacity and load balancing count. Migration
 # 0004's triggers count the same statuses into lead_load.
@@ -82,14 +76,9 @@ def _counter_upsert(dialect_insert: Any, increment: bool) -> FastStatement:
     )
 
 
-_SET_COUNTER = {
-    "sqlite": _counter_upsert(sqlite_insert, increment=False),
-    "postgresql": _counter_upsert(pg_insert, increment=False),
-}
-_BUMP_COUNTER = {
-    "sqlite": _counter_upsert(sqlite_insert, increment=True),
-    "postgresql": _counter_upsert(pg_insert, increment=True),
-}
+@functools.cache
+def _counter_statement(dialect: str, increment: bool) -> FastStatement:
+    return _counter_upsert(dialect_insert(dialect), increment)
 
 
 # -- reading the state -------------------------------------------------------------------------
@@ -107,7 +96,9 @@ def lock(conn: Connection) -> None:
         return
     # Migration 0003 creates the row; should it be gone, make it again (once) and lock it.
     conn.execute(
-        pg_insert(_counters).values(scope=_LOCK[0], key=_LOCK[1], value=0).on_conflict_do_nothing()
+        dialect_insert("postgresql")(_counters)
+        .values(scope=_LOCK[0], key=_LOCK[1], value=0)
+        .on_conflict_do_nothing()
     )
     _TAKE_LOCK.first(conn, {})
 
@@ -197,13 +188,13 @@ def set_executive(conn: Connection, lead_id: int, executive: str, now: datetime)
 def set_rotation(conn: Connection, rule: str, position: int) -> None:
     """Where round-robin rule ``rule`` continues for the next lead."""
     params = {"b_scope": rule[:255], "b_key": _NEXT, "b_value": position}
-    _SET_COUNTER[conn.dialect.name].run(conn, params)
+    _counter_statement(conn.dialect.name, False).run(conn, params)
 
 
 def count_assigned(conn: Connection, rule: str, executive: str) -> None:
     """One more lead given to ``executive`` by weighted rule ``rule``."""
     params = {"b_scope": rule[:255], "b_key": executive[:255], "b_value": 1}
-    _BUMP_COUNTER[conn.dialect.name].run(conn, params)
+    _counter_statement(conn.dialect.name, True).run(conn, params)
 
 
 def record_assignment(

@@ -154,7 +154,9 @@ def _relative(
         wall = local_now.replace(tzinfo=None) + timedelta(days=days)
         local, note = resolve_local(wall.date(), wall.time(), zone)
         base = local
-    instant = (base + elapsed).astimezone(UTC)
+    # "+3d" means that minute, as a calendar shows it: seconds would only make the reminder
+    # look odd, and a whole minute or more ahead stays ahead.
+    instant = (base + elapsed).astimezone(UTC).replace(second=0, microsecond=0)
     return Parsed(instant, instant.astimezone(zone), note)
 
 

@@ -35,11 +35,13 @@ class App:
     @classmethod
     def from_settings(cls, settings: Settings) -> App:
         leads = settings.leads
-        blobs = BlobStore(settings.storage.path / "blobs")
-        blobs.sweep()  # temp files of killed runs
+        db = Database(settings.database)
+        blobs = BlobStore(
+            settings.storage.path / "blobs", db.engine, settings.storage.pack_max_bytes
+        )
         return cls(
             settings=settings,
-            db=Database(settings.database),
+            db=db,
             blobs=blobs,
             signer=TokenSigner(load_secret(settings.storage.path, leads.secret_env)),
             sender_policy=SenderPolicy(
@@ -53,6 +55,7 @@ class App:
         )
 
     def close(self) -> None:
+        self.blobs.close()
         self.db.dispose()
 
 

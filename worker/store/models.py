@@ -581,3 +581,20 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+class Blob(Base):
+    """Where the bytes of a blob are: a record in a pack file (store/packs.py, migration 0013).
+
+    A row is inserted in the transaction that first names its sha256 (a message, an
+    attachment, an outbox mail, a quarantine entry), after its record was fsynced; a record
+    with no row is garbage that ``leadmail store gc`` reclaims.
+    """
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pack: Mapped[str] = mapped_column(String(64), index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

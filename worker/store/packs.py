@@ -205,9 +205,12 @@ def fsync_dir(directory: Path) -> None:
 class PackWriter:
     """Appends batches of records to a pack this process holds (flock) until ``close``."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, *, fresh: bool = False
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.fresh = fresh  # always start a new pack (gc writes its copies to one of its own)
         self._fd: int | None = None
         self._name = ""
         self._end = 0
@@ -268,13 +271,13 @@ class PackWriter:
                 f"cannot open a pack in {self.directory}: {exc.strerror or exc}",
                 str(self.directory),
             ) from None
-        assert self._fd is not None  # noqa: S101 (set by _acquire)
+        assert self._fd is not None  # set by _acquire
         return self._fd
 
     def _acquire(self, size: int) -> None:
         """Take a pack with room that no live writer holds (mending its tail), or a new one."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name in pack_names(self.directory):
+        for name in [] if self.fresh else pack_names(self.directory):
             path = self.directory / name
             try:
                 fd = os.open(path, os.O_RDWR)
@@ -291,9 +294,7 @@ class PackWriter:
         while True:
             name = new_name()
             try:
-                fd = os.open(
-                    self.directory / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600
-                )
+                fd = os.open(self.directory / name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue
             # Another writer may lock a pack between its creation and our lock, and gc may

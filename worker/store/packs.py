@@ -243,14 +243,16 @@ class PackWriter:
                 position += written
                 view = view[written:]
             os.fdatasync(fd)
-        except OSError as exc:
-            # A full disk or a failing fsync: cut what this batch wrote, so the pack ends
-            # with a complete record and the next batch goes on from there.
+        except BaseException as exc:
+            # A full disk, a failing fsync, an interrupt: cut what this batch wrote, so the
+            # pack ends with a complete record and the next batch goes on from there.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._end)
-            raise StoreError(
-                f"blob store write failed: {exc.strerror or exc}", str(self.directory)
-            ) from None
+            if isinstance(exc, OSError):
+                raise StoreError(
+                    f"blob store write failed: {exc.strerror or exc}", str(self.directory)
+                ) from None
+            raise
         self._end = offset
         return refs
 

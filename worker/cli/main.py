@@ -43,6 +43,7 @@ COMMANDS = {
     "reminders": "worker.cli.reminders:reminders",
     "dispatch": "worker.cli.jobs:dispatch",
     "worker": "worker.cli.jobs:worker",
+    "store": "worker.cli.store:store",
 }
 
 

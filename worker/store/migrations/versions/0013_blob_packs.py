@@ -93,5 +93,28 @@ def _move_files(root: Path, blobs: sa.Table) -> None:
 
 
 def downgrade() -> None:
+    root = context.config.attributes.get("blob_root")
+    if root is not None and (Path(root) / "packs").is_dir():
+        _write_files(Path(root))
     op.drop_index("ix_blobs_pack", table_name="blobs")
     op.drop_table("blobs")
+
+
+def _write_files(root: Path) -> None:
+    """Every blob back to its own file (the layout before 0013), fsynced; packs stay."""
+    import os
+
+    from worker.store.packs import BlobRef, fsync_dir, read
+
+    rows = op.get_bind().execute(sa.text("SELECT sha256, pack, \"offset\", length FROM blobs"))
+    for sha256, pack, offset, length in rows:
+        data = read(root / "packs", BlobRef(sha256, pack, offset, length))
+        directory = root / sha256[:2]
+        directory.mkdir(exist_ok=True)
+        temp = directory / f".{sha256}.tmp"
+        with temp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temp.replace(directory / sha256)
+        fsync_dir(directory)

@@ -372,7 +372,7 @@ class BlobStore:
             keep = [r for r in records if live.get((r.offset, r.length)) == r.digest.hex()]
             used = sum(packs.HEADER_SIZE + r.length for r in keep)
             report.dead_records += len(records) - len(keep)
-            if used == size and len(keep) == len(rows):
+            if used == size and len(keep) == len(rows) and size > 0:
                 return  # nothing to reclaim
             if len(keep) != len(rows):
                 # A row names a record this pack does not hold as named: leave the pack to

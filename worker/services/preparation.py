@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from worker.errors import LeadmailError, ParseError
@@ -175,21 +174,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _init_worker(blobs: tuple[str, str | None, int] | None, parent: int) -> None:
-    """``blobs``: the store's (root, database URL, pack_max_bytes), or None (a dry run).
-
-    The worker asks the database which digests it knows (each blob is stored once) through
-    an engine of its own: the parent's connections are not usable across a fork.
-    """
+    """``blobs``: the store's ``spec()``, or None (a dry run). The worker appends to a pack
+    of its own and asks the database which digests it knows (each blob is stored once)."""
     global _worker_blobs
     _die_with_parent(parent)
-    if blobs is None:
-        _worker_blobs = None
-        return
-    from sqlalchemy import create_engine
-
-    root, url, max_bytes = blobs
-    engine = create_engine(url) if url is not None else None
-    _worker_blobs = BlobStore(Path(root), engine, max_bytes)
+    _worker_blobs = BlobStore.from_spec(blobs) if blobs is not None else None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -236,11 +225,7 @@ class Preparer:
         # fork: workers start in milliseconds and inherit the imported parser; they touch no
         # database connection of ours.
         context = multiprocessing.get_context("fork")
-        blobs = self.blobs
-        spec = None
-        if blobs is not None:
-            url = blobs.engine.url.render_as_string(hide_password=False) if blobs.engine else None
-            spec = (str(blobs.root), url, blobs.pack_max_bytes)
+        spec = self.blobs.spec() if self.blobs is not None else None
         with ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_init_worker, initargs=(spec, os.getpid())
         ) as pool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -192,6 +192,18 @@ class BlobStore:
             self.packs.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create blob store at {root}: {exc.strerror}", root) from None
+
+    def spec(self) -> tuple[str, str | None, int]:
+        """What another process needs to open this store: root, database URL, pack size."""
+        url = self.engine.url.render_as_string(hide_password=False) if self.engine else None
+        return str(self.root), url, self.pack_max_bytes
+
+    @classmethod
+    def from_spec(cls, spec: tuple[str, str | None, int]) -> BlobStore:
+        """The store in a forked parse worker, with an engine of its own (the parent's
+        connections must not be used across a fork)."""
+        root, url, max_bytes = spec
+        return cls(Path(root), create_engine(url) if url is not None else None, max_bytes)
 
     # -- writing ----------------------------------------------------------------------
 

@@ -106,7 +106,7 @@ def _write_files(root: Path) -> None:
 
     from worker.store.packs import BlobRef, fsync_dir, read
 
-    rows = op.get_bind().execute(sa.text("SELECT sha256, pack, \"offset\", length FROM blobs"))
+    rows = op.get_bind().execute(sa.text('SELECT sha256, pack, "offset", length FROM blobs'))
     for sha256, pack, offset, length in rows:
         data = read(root / "packs", BlobRef(sha256, pack, offset, length))
         directory = root / sha256[:2]

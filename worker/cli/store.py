@@ -64,20 +64,31 @@ def verify_command(ctx: Context, fmt: str, progress: bool | None) -> None:
 
 
 @store.command("gc")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Rewrite a pack once this share of its bytes is dead (0: any dead byte).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @progress_option
 @pass_ctx
-def gc_command(ctx: Context, as_json: bool, progress: bool | None) -> None:
-    """Compact packs: rewrite live records into new packs, reclaiming erased and orphaned ones."""
+def gc_command(ctx: Context, threshold: float, as_json: bool, progress: bool | None) -> None:
+    """Compact packs: rewrite live records into new packs, reclaiming erased and orphaned ones.
+
+    Erased mail is unreadable at once (its records are zeroed); this gives the space back.
+    """
     app = ready_app(ctx)
     with _bar("compacting", progress) as advance:
-        report = service.gc(app, advance)
+        report = service.gc(app, advance, threshold)
     if as_json:
         click.echo(to_json(report))
         return
     click.echo(
         f"packs: {report['packs_before']} -> {report['packs_after']} "
-        f"({report['packs_compacted']} compacted, {report['packs_skipped_busy']} busy); "
+        f"({report['packs_compacted']} compacted, {report['packs_skipped_busy']} busy, "
+        f"{report['tails_cut']} torn tails cut); "
         f"bytes: {report['bytes_before']} -> {report['bytes_after']} "
         f"({report['bytes_reclaimed']} reclaimed); "
         f"{report['records_copied']} records copied, {report['dead_records']} dead dropped"

@@ -28,6 +28,6 @@ def verify(app: App, progress: Progress | None = None) -> tuple[int, list[dict[s
     ]
 
 
-def gc(app: App, progress: Progress | None = None) -> dict[str, Any]:
-    report = app.blobs.gc(progress)
+def gc(app: App, progress: Progress | None = None, threshold: float = 0.1) -> dict[str, Any]:
+    report = app.blobs.gc(progress, threshold)
     return {**asdict(report), "bytes_reclaimed": report.bytes_reclaimed}

@@ -100,6 +100,7 @@ class GcReport:
     bytes_after: int = 0
     packs_compacted: int = 0
     packs_skipped_busy: int = 0
+    tails_cut: int = 0
     records_copied: int = 0
     dead_records: int = 0
 
@@ -343,9 +344,10 @@ class BlobStore:
             return ("missing" if "missing" in str(exc) else "corrupt"), str(exc)
         return None
 
-    def gc(self, progress: Progress | None = None) -> GcReport:
-        """Rewrite each pack that holds dead bytes (erased, orphaned or torn records) with its
-        live records only, and remove it. Packs a live writer holds are left for next time."""
+    def gc(self, progress: Progress | None = None, threshold: float = 0.1) -> GcReport:
+        """Rewrite each pack whose dead bytes (erased or orphaned records) are at least
+        ``threshold`` of its size with its live records only, and remove it; a torn tail is
+        cut either way. Packs a live writer holds are left for next time."""
         engine = self._engine()
         self.close()  # our own pack is compacted like any other
         report = GcReport()
@@ -354,7 +356,7 @@ class BlobStore:
         report.bytes_before = sum(_size(self.packs / n) for n in names)
         with self._gc_lock():
             for done, name in enumerate(names, 1):
-                self._compact(engine, name, report)
+                self._compact(engine, name, report, threshold)
                 if progress is not None:
                     progress(done, len(names))
         after = packs.pack_names(self.packs)
@@ -362,7 +364,7 @@ class BlobStore:
         report.bytes_after = sum(_size(self.packs / n) for n in after)
         return report
 
-    def _compact(self, engine: Engine, name: str, report: GcReport) -> None:
+    def _compact(self, engine: Engine, name: str, report: GcReport, threshold: float) -> None:
         path = self.packs / name
         try:
             fd = os.open(path, os.O_RDWR)
@@ -373,6 +375,9 @@ class BlobStore:
                 report.packs_skipped_busy += 1
                 return
             size = os.fstat(fd).st_size
+            if packs.recover(fd) < size:  # what a killed writer left half written
+                report.tails_cut += 1
+                size = os.fstat(fd).st_size
             records, _ = packs.scan(fd, size)
             with engine.connect() as conn:
                 rows = conn.execute(
@@ -383,9 +388,9 @@ class BlobStore:
             live = {(row.offset, row.length): row.sha256 for row in rows}
             keep = [r for r in records if live.get((r.offset, r.length)) == r.digest.hex()]
             used = sum(packs.HEADER_SIZE + r.length for r in keep)
-            report.dead_records += len(records) - len(keep)
-            if used == size and len(keep) == len(rows) and size > 0:
-                return  # nothing to reclaim
+            dead = size - used
+            if size > 0 and len(keep) == len(rows) and (dead == 0 or dead < threshold * size):
+                return  # nothing to reclaim, or not worth a rewrite yet
             if len(keep) != len(rows):
                 # A row names a record this pack does not hold as named: leave the pack to
                 # `store verify` rather than drop what might be someone's last copy.
@@ -411,6 +416,7 @@ class BlobStore:
             packs.fsync_dir(self.packs)
             report.packs_compacted += 1
             report.records_copied += len(moves) - len(vanished)
+            report.dead_records += len(records) - len(keep)
         finally:
             os.close(fd)
 

@@ -134,8 +134,10 @@ def erase_lead(app: App, lead_id: int) -> dict[str, Any]:
         erased = store.erase(conn, lead_ids, store.salt(conn), now)
         unused = store.unreferenced(conn, erased.blob_candidates)
         records = blobs.forget(conn, unused)
-    # After the commit: bytes zeroed before it would be lost if the erase rolled back. Zeroed
-    # in place, so nothing of them is readable from now on; `leadmail store gc` gives the
-    # space back.
+    # After the commit, made durable: bytes zeroed before it would be lost if the erase rolled
+    # back (or a power cut undid it). Zeroed in place, so nothing of them is readable from now
+    # on; `leadmail store gc` gives the space back.
+    if records:
+        app.db.sync()
     removed = app.blobs.zero(records)
     return {"id": lead_id, "erased_lead_ids": lead_ids, **erased.counts, "blobs": removed}

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.errors import StoreError
 from worker.store import packs
+from worker.store.db import sync_sqlite
 from worker.store.fast import FastStatement
 from worker.store.models import Base, Blob, table_of
 from worker.store.packs import BlobRef
@@ -411,6 +412,9 @@ class BlobStore:
                     )
                     if result.rowcount == 0:
                         vanished.append(new)  # erased while we copied: not kept anywhere
+            # The new places must survive a power cut before the old pack goes (SQLite runs
+            # with synchronous=NORMAL).
+            sync_sqlite(engine)
             packs.zero(self.packs, vanished)
             os.unlink(path)
             packs.fsync_dir(self.packs)
@@ -461,6 +465,8 @@ class BlobStore:
         if self.engine is None:
             return 0
         found = list(legacy_files(self.root))
+        if found:
+            sync_sqlite(self.engine)  # 0013's commit, durable before its source files go
         for start in range(0, len(found), 500):
             chunk = found[start : start + 500]
             with self.engine.connect() as conn:

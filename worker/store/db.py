@@ -157,20 +157,8 @@ class Database:
         (and the database file a checkpoint may have written to), as synchronous=FULL would
         have at each commit. PostgreSQL commits are durable already.
         """
-        if not is_sqlite(self.engine) or self.settings.sqlite_synchronous == "full":
-            return
-        database = self.engine.url.database
-        if not database or database == ":memory:":
-            return
-        for path in (f"{database}-wal", database):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        if self.settings.sqlite_synchronous != "full":
+            sync_sqlite(self.engine)
 
     def check(self) -> None:
         try:
@@ -181,6 +169,25 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def sync_sqlite(engine: Engine) -> None:
+    """fsync a SQLite database's WAL and file: the commits so far survive a power cut (see
+    ``Database.sync``); nothing to do on PostgreSQL."""
+    if not is_sqlite(engine):
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return
+    for path in (f"{database}-wal", database):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _short(exc: Exception) -> str:

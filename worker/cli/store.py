@@ -58,7 +58,7 @@ def verify_command(ctx: Context, fmt: str, progress: bool | None) -> None:
             echo(f"{p['problem']}: {p['table']}.{p['column']} {p['sha256']}: {p['detail']}")
     else:
         emit(problems, PROBLEM_COLUMNS, fmt)
-    click.echo(f"{checked} blobs checked, {len(problems)} problems", err=True)
+    click.echo(f"{checked} blob references checked, {len(problems)} problems", err=True)
     if problems:
         sys.exit(1)
 

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, delete, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    distinct,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -312,33 +322,39 @@ class BlobStore:
     # -- checking and compacting --------------------------------------------------------
 
     def verify(self, progress: Progress | None = None) -> tuple[int, list[Problem]]:
-        """Read back every blob a row refers to; (blobs checked, problems)."""
+        """Read back every blob a row refers to; (blobs checked, problems).
+
+        Streams each referencing column's distinct digests and looks them up in chunks, so
+        memory stays flat in the size of the database (a blob named from two tables is
+        read twice).
+        """
         engine = self._engine()
         problems: list[Problem] = []
+        columns = [(name, Base.metadata.tables[name].c[column]) for name, column in REFERENCES]
         with engine.connect() as conn:
-            wanted: list[tuple[str, str, str]] = []
-            for table_name, column in REFERENCES:
-                table = Base.metadata.tables[table_name]
-                col = table.c[column]
-                for digest in conn.scalars(select(col).where(col.is_not(None)).distinct()):
-                    wanted.append((table_name, column, digest))
-        total = len(wanted)
-        cache: dict[str, tuple[str, str] | None] = {}
-        for done, (table_name, column, digest) in enumerate(wanted, 1):
-            if digest not in cache:
-                cache[digest] = self._check(digest)
-            found = cache[digest]
-            if found is not None:
-                problems.append(Problem(table_name, column, digest, *found))
-            if progress is not None:
-                progress(done, total)
-        return len(cache), problems
+            total = sum(
+                conn.scalar(select(func.count(distinct(col))).where(col.is_not(None))) or 0
+                for _, col in columns
+            )
+        done = 0
+        for table_name, col in columns:
+            query = select(col).where(col.is_not(None)).distinct().order_by(col)
+            with engine.connect() as conn, engine.connect() as lookup:
+                rows = conn.execution_options(yield_per=_VERIFY_CHUNK).scalars(query)
+                for chunk in rows.partitions():
+                    found = locate(lookup, chunk)
+                    for digest in chunk:
+                        failure = self._check(digest, found.get(digest))
+                        if failure is not None:
+                            problems.append(Problem(table_name, col.name, digest, *failure))
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+        return done, problems
 
-    def _check(self, digest: str) -> tuple[str, str] | None:
-        try:
-            ref = self._locate(digest)
-        except StoreError as exc:
-            return "missing", str(exc)
+    def _check(self, digest: str, ref: BlobRef | None) -> tuple[str, str] | None:
+        if ref is None:
+            return "missing", f"blob {digest} is missing from {self.root}"
         try:
             packs.read(self.packs, ref)
         except StoreError as exc:
@@ -484,6 +500,7 @@ class BlobStore:
 
 
 _GC_BATCH_BYTES = 8 << 20
+_VERIFY_CHUNK = 500
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _LEGACY_DIR = re.compile(r"[0-9a-f]{2}")
 

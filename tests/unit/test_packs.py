@@ -152,3 +152,17 @@ def test_a_full_pack_is_not_appended_to(tmp_path: Path) -> None:
     b = writer.append_many(_items(b"y" * 50))[0]
     writer.close()
     assert a.pack != b.pack
+
+
+def test_scan_reads_headers_across_its_read_window(tmp_path: Path) -> None:
+    payloads = [bytes([n % 251]) * (n * 997 % 70_000) for n in range(120)]  # > 1 MiB in all
+    writer = PackWriter(tmp_path)
+    refs = writer.append_many(_items(*payloads))
+    writer.close()
+    fd = os.open(_only_pack(tmp_path), os.O_RDONLY)
+    try:
+        records, end = packs.scan(fd)
+    finally:
+        os.close(fd)
+    assert [(r.offset, r.length) for r in records] == [(r.offset, r.length) for r in refs]
+    assert end == sum(HEADER_SIZE + len(p) for p in payloads) > 1 << 20

@@ -73,8 +73,14 @@ def scan(fd: int, size: int | None = None) -> tuple[list[Record], int]:
     end = os.fstat(fd).st_size if size is None else size
     records: list[Record] = []
     offset = 0
+    # Headers are read through a window of _CHUNK bytes: small records need one read per
+    # thousands of them, not one each (a writer scans its pack when it takes it).
+    window, window_start = b"", 0
     while offset + HEADER_SIZE <= end:
-        raw = os.pread(fd, HEADER_SIZE, offset)
+        at = offset - window_start
+        if at < 0 or at + HEADER_SIZE > len(window):
+            window, window_start, at = os.pread(fd, _CHUNK, offset), offset, 0
+        raw = window[at : at + HEADER_SIZE]
         if len(raw) < HEADER_SIZE:
             break
         magic, length, digest = HEADER.unpack(raw)

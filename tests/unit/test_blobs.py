@@ -132,11 +132,14 @@ def test_legacy_files_are_swept_once_named(tmp_path: Path, engine: Engine) -> No
     old = tmp_path / "blobs" / digest[:2] / digest
     old.parent.mkdir(parents=True)
     old.write_bytes(b"old blob")
+    (tmp_path / "blobs" / "tmp").mkdir()
+    (tmp_path / "blobs" / "tmp" / "123-1-1").write_bytes(b"half a blob of a killed run")
     assert list(store.legacy_files()) == [(digest, old)]
     assert store.sweep_legacy() == 0  # not in a pack yet: kept
     _put(store, engine, [b"old blob"])
     assert store.sweep_legacy() == 1
     assert not old.exists() and not old.parent.exists()
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == ["packs"]
 
 
 def test_a_failed_write_leaves_the_pack_as_it_was(

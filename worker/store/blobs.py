@@ -492,6 +492,10 @@ class BlobStore:
                     with contextlib.suppress(OSError):
                         path.unlink()
                         removed += 1
+        with contextlib.suppress(OSError):
+            # Temp files of the old layout that a killed run left: never named by anything.
+            for leftover in (self.root / "tmp").iterdir():
+                leftover.unlink()
         for entry in [*self.root.iterdir(), self.root / "tmp"]:
             if (entry.is_dir() and _LEGACY_DIR.fullmatch(entry.name)) or entry.name == "tmp":
                 with contextlib.suppress(OSError):

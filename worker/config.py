@@ -64,6 +64,9 @@ class StorageSettings(_Section):
     # Also the unit of work of a parse worker: 32 keeps both cores busy to the end of a short
     # run (a 135-message folder: -13 % time against 64) for +1.5 % on a 10,000-message mbox.
     fsync_batch: int = Field(default=32, ge=1, le=10_000)
+    # Blobs are records in append-only pack files under <path>/blobs/packs; a writer starts a
+    # new pack once its own would grow past this size (a single larger blob still fits).
+    pack_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
 
 # ERPNext's Gender records, in the order its manual lists them.

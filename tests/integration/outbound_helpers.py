@@ -11,7 +11,7 @@ from typing import Any
 
 from worker.config import Settings
 from worker.services.context import App
-from worker.store import outbox, schema
+from worker.store import blobs, outbox, schema
 from worker.store.models import Lead
 
 SENDER = "sales@northwind.example"
@@ -80,8 +80,10 @@ def queue_mails(
         raw = raw_message(message_id, to, f"Offer {tag} {n}")
         raws.append(raw)
         specs.append((message_id, to, f"Offer {tag} {n}"))
-    digests = app.blobs.put_many(raws)
+    stored = app.blobs.put_many(raws)
+    digests = stored.digests
     with app.db.transaction() as session:
+        blobs.record(session.connection(), stored.refs)
         for (message_id, to, subject), digest in zip(specs, digests, strict=True):
             lead = Lead(email=to[0], email_key=to[0], status="Lead")
             session.add(lead)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from tests.integration.helpers import make_mail
 from worker.cli.main import COMMANDS, cli
+from worker.store import packs
 
 OUTCOMES = {"created", "threaded", "duplicate", "ignored", "quarantined"}
 KINDS = {"human", "bounce", "auto_reply", "out_of_office", "list", "report", "own"}
@@ -144,11 +146,22 @@ def by_source(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["source"]: r for r in rows}
 
 
-def stored_blobs(storage: Path) -> list[Path]:
-    blobs = storage / "blobs"
-    if not blobs.is_dir():
-        return []
-    return [p for p in blobs.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+def stored_blobs(storage: Path) -> list[str]:
+    """The digests of the readable (not erased) records in the blob store's packs."""
+    directory = storage / "blobs" / "packs"
+    digests: list[str] = []
+    for name in packs.pack_names(directory):
+        fd = os.open(directory / name, os.O_RDONLY)
+        try:
+            digests += [r.digest.hex() for r in packs.iter_live(fd)]
+        finally:
+            os.close(fd)
+    return digests
+
+
+def pack_bytes(storage: Path) -> bytes:
+    directory = storage / "blobs" / "packs"
+    return b"".join((directory / name).read_bytes() for name in packs.pack_names(directory))
 
 
 @pytest.fixture

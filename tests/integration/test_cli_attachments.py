@@ -152,17 +152,25 @@ def test_attach_refusals_are_one_line(leadmail: Leadmail, lead_id: int, tmp_path
 
 def test_missing_blob_is_one_line(leadmail: Leadmail, lead_id: int, tmp_path: Path) -> None:
     (added,) = attach(leadmail, lead_id, *write_files(tmp_path / "mine", {"a.pdf": PDF}))
-    blob = leadmail.storage / "blobs" / added["sha256"][:2] / added["sha256"]
-    blob.unlink()
+    (pack,) = (leadmail.storage / "blobs" / "packs").glob("*.pack")
+    content = pack.read_bytes()
     out = tmp_path / "out"
     out.mkdir()
-    result = leadmail.run("attachments", "save", str(added["id"]), "--to", str(out))
-    assert result.exit_code == 1
-    assert_user_error(result, f"attachment {added['id']}", "missing")
-    blob.write_bytes(b"not the same bytes")
+    pack.write_bytes(content.replace(PDF, PDF[:-1] + b"?"))  # one byte flipped on disk
     assert_user_error(
         leadmail.run("attachments", "save", str(added["id"]), "--to", str(out)), "corrupt"
     )
+    verify = leadmail.run("store", "verify", "--format", "json")
+    assert verify.exit_code == 1
+    assert [(p["problem"], p["table"], p["sha256"]) for p in json.loads(verify.stdout)] == [
+        ("corrupt", "attachments", added["sha256"])
+    ]
+    pack.unlink()
+    result = leadmail.run("attachments", "save", str(added["id"]), "--to", str(out))
+    assert result.exit_code == 1
+    assert_user_error(result, f"attachment {added['id']}", "missing")
+    lines = leadmail.run("store", "verify").stdout.splitlines()
+    assert any(line.startswith("missing: attachments.sha256 " + added["sha256"]) for line in lines)
     assert list(out.iterdir()) == []
 
 
@@ -206,13 +214,20 @@ def test_migration_keeps_message_attachments(
         cfg = schema._alembic_config()
         with db.engine.begin() as conn:
             cfg.attributes["connection"] = conn
+            cfg.attributes["blob_root"] = leadmail.storage / "blobs"  # back to one file each
             command.downgrade(cfg, "0004")
         with db.engine.connect() as conn:
             columns = {c["name"]: c for c in inspect(conn).get_columns("attachments")}
         assert "lead_id" not in columns and not columns["message_id"]["nullable"]
     finally:
         db.dispose()
+    blobs = leadmail.storage / "blobs"
+    files = [p for p in blobs.glob("??/*") if p.is_file()]
+    assert files  # 0013's downgrade wrote each blob back to a file of its own
     assert leadmail.ok("init").exit_code == 0
+    # ... and its upgrade moved them into a pack again, and init removed the files.
+    assert not any(p.exists() for p in files)
+    assert leadmail.ok("store", "verify").exit_code == 0
     assert listing(leadmail, lead_id) == before
     (added,) = attach(leadmail, lead_id, *write_files(tmp_path / "mine", {"a.pdf": PDF}))
     out = tmp_path / "out"

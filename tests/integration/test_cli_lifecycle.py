@@ -13,6 +13,7 @@ from tests.integration.helpers import make_mail
 from tests.integration.test_cli import (
     Leadmail,
     assert_user_error,
+    pack_bytes,
     stored_blobs,
     write_files,
 )
@@ -203,7 +204,7 @@ def test_erase_removes_the_lead_and_its_unshared_blobs(
     extra = tmp_path / "floorplan.txt"
     extra.write_bytes(b"only jane's floor plan\n")
     leadmail.ok("leads", "attach", str(jane), str(extra))
-    blobs_before = {p.name for p in stored_blobs(leadmail.storage)}
+    blobs_before = set(stored_blobs(leadmail.storage))
     bob_show = leadmail.json("leads", "show", str(bob), "--format", "json")
 
     assert_user_error(leadmail.run("leads", "erase", str(jane)), "--yes")
@@ -212,9 +213,12 @@ def test_erase_removes_the_lead_and_its_unshared_blobs(
 
     assert done["messages"] == 4 and done["leads"] == 2 and done["notes"] == 1
     assert done["blobs"] == 5  # four raw messages and the floor plan; the shared PDF stays
-    blobs_after = {p.name for p in stored_blobs(leadmail.storage)}
+    blobs_after = set(stored_blobs(leadmail.storage))
     assert len(blobs_before - blobs_after) == 5
     assert blobs_after < blobs_before
+    # Zeroed in place right away: the floor plan's bytes are in no pack any more.
+    assert b"only jane's floor plan" not in pack_bytes(leadmail.storage)
+    assert leadmail.ok("store", "verify").stderr.endswith(" 0 problems\n")
     assert set(leads_by_email(leadmail)) == {"bob@globex-trading.example"}
     assert message_count(db_url) == 1
     assert_user_error(leadmail.run("leads", "show", str(jane)), "no lead")
@@ -235,7 +239,11 @@ def test_erase_removes_the_lead_and_its_unshared_blobs(
     ] * 3
     assert set(leads_by_email(leadmail)) == {"bob@globex-trading.example"}
     assert message_count(db_url) == 1
-    assert {p.name for p in stored_blobs(leadmail.storage)} == blobs_after
+    assert set(stored_blobs(leadmail.storage)) == blobs_after
+    gc = leadmail.json("store", "gc", "--json")
+    assert gc["packs_compacted"] >= 1 and gc["bytes_reclaimed"] > 0
+    assert set(stored_blobs(leadmail.storage)) == blobs_after
+    assert leadmail.ok("store", "verify").stderr.endswith(" 0 problems\n")
     # New mail from an erased address is ignored too.
     again = make_mail(message_id="<new-1@acme-industrial.example>", subject="Hello again")
     (path,) = write_files(tmp_path / "again", {"n.eml": again})

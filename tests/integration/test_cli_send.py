@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, func, select, update
 from tests.integration.helpers import make_mail
 from tests.integration.test_cli import ENQUIRY, REPLY, Leadmail, assert_user_error, write_files
 from worker.cli.main import cli
+from worker.store.blobs import BlobStore
 from worker.store.models import Lead, Message, table_of
 
 RULES = """
@@ -75,7 +76,11 @@ def outbox(mail: Leadmail, *args: str) -> list[dict[str, Any]]:
 def raw_of(mail: Leadmail, outbox_id: int) -> EmailMessage:
     shown = mail.json("outbox", "show", str(outbox_id), "--json")
     digest = shown["raw_sha256"]
-    raw = (mail.storage / "blobs" / digest[:2] / digest).read_bytes()
+    engine = create_engine(mail.db_url)
+    try:
+        raw = BlobStore(mail.storage / "blobs", engine).get(digest)
+    finally:
+        engine.dispose()
     msg = message_from_bytes(raw, policy=policy.default)
     assert isinstance(msg, EmailMessage)
     return msg

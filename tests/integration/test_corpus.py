@@ -201,7 +201,7 @@ def test_thai_attachment_name_is_decoded_and_its_blob_kept(corpus_run: CorpusRun
     assert len(named) == 1, [a.filename for a in attachments]
     attachment = named[0]
     assert attachment.content_type == "image/jpeg"
-    data = BlobStore(corpus_run.storage / "blobs").get(attachment.sha256)
+    data = BlobStore(corpus_run.storage / "blobs", corpus_run.engine).get(attachment.sha256)
     assert len(data) == attachment.size > 0
     assert data[:3] == b"\xff\xd8\xff"  # a JPEG, decoded from base64
 

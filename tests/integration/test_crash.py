@@ -67,6 +67,94 @@ def _assert_no_orphans(marker: str) -> None:
     assert not alive, f"ingest workers outlived the killed parent: {alive}"
 
 
+def _assert_blobs_verify(db_url: str, data: Path) -> None:
+    """`leadmail store verify`: every blob a row names is there and hashes right."""
+    cmd = [sys.executable, "-m", "worker", "store", "verify", "--no-progress"]
+    done = subprocess.run(cmd, env=_env(db_url, data), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert done.stdout == b""
+    assert done.stderr.decode().endswith(" 0 problems\n")
+
+
+# Runs `python -m worker ingest …` with os.pwrite (only the pack writer uses it) replaced: the
+# KILL_AT_WRITE-th call in any process writes half its records, then SIGKILLs the whole
+# process group — the ingest and its parse workers — as a power cut or the OOM killer might.
+_KILLING_WRITER = """
+import os, runpy, signal, sys
+real, calls, limit = os.pwrite, [0], int(os.environ["KILL_AT_WRITE"])
+def pwrite(fd, data, offset):
+    calls[0] += 1
+    if calls[0] >= limit:
+        real(fd, bytes(data[: max(1, len(data) // 2)]), offset)
+        os.killpg(0, signal.SIGKILL)
+    return real(fd, data, offset)
+os.pwrite = pwrite
+sys.argv = ["worker", *sys.argv[1:]]
+runpy.run_module("worker", run_name="__main__")
+"""
+
+
+def _ingest_killed_in_a_write(db_url: str, data: Path, mbox: Path, at_write: int) -> None:
+    cmd = [sys.executable, "-c", _KILLING_WRITER, "ingest", "--no-progress", str(mbox)]
+    env = {**_env(db_url, data), "KILL_AT_WRITE": str(at_write)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=600, start_new_session=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    _assert_no_orphans(str(mbox))
+
+
+def _torn_packs(data: Path) -> list[str]:
+    from worker.store import packs
+
+    directory = data / "blobs" / "packs"
+    torn = []
+    for name in packs.pack_names(directory):
+        fd = os.open(directory / name, os.O_RDONLY)
+        try:
+            _, end = packs.scan(fd)
+            if end < os.fstat(fd).st_size:
+                torn.append(name)
+        finally:
+            os.close(fd)
+    return torn
+
+
+def test_sigkill_during_blob_writes_loses_and_corrupts_nothing(
+    db_url: str,
+    tmp_path: Path,
+    pg_database,  # type: ignore[no-untyped-def]
+) -> None:
+    mbox = tmp_path / "big.mbox"
+    write_mbox(mbox, COUNT)
+    if db_url.startswith("sqlite"):
+        reference_ctx = None
+        reference_url = f"sqlite:///{tmp_path}/reference.db"
+    else:
+        reference_ctx = pg_database()
+        reference_url = reference_ctx.__enter__()
+    try:
+        assert _ingest(reference_url, tmp_path / "ref-data", mbox) == COUNT
+        expected = _state(reference_url)
+        rng = random.Random()
+        writes = [rng.randint(2, 12), rng.randint(2, 12), rng.randint(2, 12)]
+        for number, at_write in enumerate(writes):
+            _ingest_killed_in_a_write(db_url, tmp_path / "data", mbox, at_write)
+            if number == 0:
+                assert _torn_packs(tmp_path / "data"), "the kill left no torn record"
+        assert _ingest(db_url, tmp_path / "data", mbox) == COUNT
+        got = _state(db_url)
+        assert got == expected, f"state differs after kills at writes {writes}"
+        _assert_blobs_verify(db_url, tmp_path / "data")
+        # gc drops what the killed runs wrote and never committed; every blob still reads.
+        gc = [sys.executable, "-m", "worker", "store", "gc", "--json", "--no-progress"]
+        done = subprocess.run(gc, env=_env(db_url, tmp_path / "data"), capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert _torn_packs(tmp_path / "data") == []
+        _assert_blobs_verify(db_url, tmp_path / "data")
+    finally:
+        if reference_ctx is not None:
+            reference_ctx.__exit__(None, None, None)
+
+
 def _state(db_url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     engine = create_engine(db_url)
     with engine.connect() as conn:
@@ -111,6 +199,7 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(
         assert got[0] == expected[0], f"leads differ after kill at {kill_at}"
         assert got[1] == expected[1], f"messages differ after kill at {kill_at}"
         assert len(got[0]) > 1000
+        _assert_blobs_verify(db_url, tmp_path / "data")
     finally:
         if reference_ctx is not None:
             reference_ctx.__exit__(None, None, None)

@@ -17,7 +17,7 @@ from worker.services.context import App
 from worker.services.intake import Intake
 from worker.services.leads import lead_detail
 from worker.services.outbound import ACCOUNT as OUTBOX_ACCOUNT
-from worker.store import inbound, outbox, schema
+from worker.store import blobs, inbound, outbox, schema
 from worker.store.models import (
     Activity,
     Lead,
@@ -71,8 +71,10 @@ def record_outbound(app: App, lead_id: int, message_id: str, to: str, cc: str | 
     msg = parse(data)
     row = inbound.message_row(RawMessage(data, "outbox", OUTBOX_ACCOUNT), msg, len(data))
     now = utcnow()
-    digest = app.blobs.put(data)
+    stored = app.blobs.put(data)
+    digest = stored.digests[0]
     with app.db.begin() as conn:
+        blobs.record(conn, stored.refs)
         row_id = inbound.insert_message(
             conn,
             {**row, "direction": "out"},

@@ -1,37 +1,178 @@
-"""Blob store: content addressing, atomic writes, names that cannot escape."""
+"""Blob store: content addressing over packs, reads that verify, erasure, gc, safe names."""
 
 from __future__ import annotations
 
 import errno
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from sqlalchemy import Engine, create_engine
 
 from worker.errors import StoreError
+from worker.store import blobs, packs
 from worker.store.blobs import BlobStore, safe_filename, sha256_hex
+from worker.store.models import Base
 
 
-def test_put_get_and_dedup(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path / "blobs")
-    digests = store.put_many([b"one", b"two", b"one"])
-    assert digests == [sha256_hex(b"one"), sha256_hex(b"two"), sha256_hex(b"one")]
-    assert store.get(digests[0]) == b"one"
-    assert store.path_for(digests[1]).parent.name == digests[1][:2]
-    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Base.metadata.create_all(engine)
+    return engine
 
 
-def test_corrupt_or_missing_blob_is_reported(tmp_path: Path) -> None:
-    store = BlobStore(tmp_path)
-    digest = store.put(b"hello")
-    store.path_for(digest).write_bytes(b"tampered")
+def _store(tmp_path: Path, engine: Engine, **kwargs: int) -> BlobStore:
+    return BlobStore(tmp_path / "blobs", engine, **kwargs)
+
+
+def _put(store: BlobStore, engine: Engine, items: list[bytes]) -> list[str]:
+    """A put and the transaction that names its records, as intake does it."""
+    stored = store.put_many(items)
+    with engine.begin() as conn:
+        blobs.record(conn, stored.refs)
+    return stored.digests
+
+
+def test_put_get_and_dedup(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    stored = store.put_many([b"one", b"two", b"one"])
+    assert stored.digests == [sha256_hex(b"one"), sha256_hex(b"two"), sha256_hex(b"one")]
+    assert [r.sha256 for r in stored.refs] == [sha256_hex(b"one"), sha256_hex(b"two")]
+    with engine.begin() as conn:
+        blobs.record(conn, stored.refs)
+    assert store.get(stored.digests[0]) == b"one"
+    assert store.get(stored.digests[1]) == b"two"
+    # Known to the database: not written again.
+    again = store.put_many([b"one", b"three"])
+    assert [r.sha256 for r in again.refs] == [sha256_hex(b"three")]
+    assert len(packs.pack_names(store.packs)) == 1
+    store.close()
+
+
+def test_unnamed_corrupt_or_missing_blob_is_reported(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    unnamed = store.put_many([b"never committed"]).digests[0]
+    with pytest.raises(StoreError, match="missing"):
+        store.get(unnamed)  # its transaction never ran: no row, not a blob
+    digest = _put(store, engine, [b"hello"])[0]
+    store.close()
+    pack = store.packs / packs.pack_names(store.packs)[0]
+    data = bytearray(pack.read_bytes())
+    data[-1] ^= 0xFF
+    pack.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="corrupt"):
         store.get(digest)
     with pytest.raises(StoreError, match="missing"):
         store.get("0" * 64)
     with pytest.raises(StoreError, match="not a sha256"):
         store.get("../../etc/passwd")
+
+
+def test_zero_erases_in_place_and_gc_reclaims(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    keep, gone = _put(store, engine, [b"keep me" * 100, b"erase me" * 100])
+    with engine.begin() as conn:
+        records = blobs.forget(conn, [gone])
+    assert store.zero(records) == 1
+    store.close()
+    pack = store.packs / packs.pack_names(store.packs)[0]
+    content = pack.read_bytes()
+    assert b"erase me" not in content and bytes.fromhex(gone) not in content
+    assert b"keep me" in content
+    with pytest.raises(StoreError, match="missing"):
+        store.get(gone)
+    assert store.verify() == (0, [])  # no table refers to either: nothing to check
+    report = store.gc()
+    assert report.packs_compacted == 1 and report.records_copied == 1
+    assert report.bytes_reclaimed > 0
+    assert not pack.exists()
+    assert store.get(keep) == b"keep me" * 100
+    (remaining,) = packs.pack_names(store.packs)
+    assert b"erase me" not in (store.packs / remaining).read_bytes()
+    assert store.gc().packs_compacted == 0  # nothing left to reclaim
+
+
+def test_gc_reclaims_orphaned_records_and_leaves_a_busy_pack(
+    tmp_path: Path, engine: Engine
+) -> None:
+    store = _store(tmp_path, engine)
+    _put(store, engine, [b"named"])
+    store.put_many([b"orphan: its transaction never committed"])
+    other = BlobStore(tmp_path / "blobs", engine)
+    _put(other, engine, [b"in a pack another writer holds"])
+    report = store.gc()
+    assert report.packs_skipped_busy == 1 and report.packs_compacted == 1
+    assert store.get(sha256_hex(b"named")) == b"named"
+    assert store.get(sha256_hex(b"in a pack another writer holds"))
+    other.close()
+
+
+def test_discard_zeroes_only_unnamed_records(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    stored = store.put_many([b"named by another message", b"nobody's"])
+    with engine.begin() as conn:
+        blobs.record(conn, stored.refs[:1])
+    assert store.discard(stored.refs) == 1
+    assert store.get(stored.digests[0]) == b"named by another message"
+    store.close()
+    content = b"".join((store.packs / n).read_bytes() for n in packs.pack_names(store.packs))
+    assert b"nobody's" not in content
+
+
+def test_has_says_whether_a_blob_is_named(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    digest = _put(store, engine, [b"fine"])[0]
+    assert store.has(digest) and not store.has("1" * 64)
+
+
+def test_legacy_files_are_swept_once_named(tmp_path: Path, engine: Engine) -> None:
+    store = _store(tmp_path, engine)
+    digest = sha256_hex(b"old blob")
+    old = tmp_path / "blobs" / digest[:2] / digest
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"old blob")
+    (tmp_path / "blobs" / "tmp").mkdir()
+    (tmp_path / "blobs" / "tmp" / "123-1-1").write_bytes(b"half a blob of a killed run")
+    assert list(store.legacy_files()) == [(digest, old)]
+    assert store.sweep_legacy() == 0  # not in a pack yet: kept
+    _put(store, engine, [b"old blob"])
+    assert store.sweep_legacy() == 1
+    assert not old.exists() and not old.parent.exists()
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == ["packs"]
+
+
+def test_a_failed_write_leaves_the_pack_as_it_was(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path, engine)
+    digest = _put(store, engine, [b"first"])[0]
+
+    def full_disk(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("worker.store.packs.os.fdatasync", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.put_many([b"second", b"third"])
+    monkeypatch.undo()
+    name = packs.pack_names(store.packs)[0]
+    fd = os.open(store.packs / name, os.O_RDONLY)
+    try:
+        records, end = packs.scan(fd)
+    finally:
+        os.close(fd)
+    assert [r.digest.hex() for r in records] == [digest]
+    assert end == os.path.getsize(store.packs / name)
+    assert _put(store, engine, [b"second"]) == [sha256_hex(b"second")]
+    assert store.get(sha256_hex(b"second")) == b"second"
+
+
+def test_a_writer_rolls_over_to_a_new_pack(tmp_path: Path, engine: Engine) -> None:
+    store = BlobStore(tmp_path / "blobs", engine, pack_max_bytes=200)
+    digests = _put(store, engine, [b"a" * 120])
+    digests += _put(store, engine, [b"b" * 120])
+    assert len(packs.pack_names(store.packs)) == 2
+    assert [store.get(d) for d in digests] == [b"a" * 120, b"b" * 120]
 
 
 @pytest.mark.parametrize(
@@ -56,91 +197,3 @@ def test_safe_filename_caps_length_and_keeps_extension(tmp_path: Path) -> None:
     assert name.endswith(".pdf") and len(name.encode()) <= 200
     (tmp_path / name).write_bytes(b"x")  # the file system accepts it
     assert (tmp_path / name).parent == tmp_path
-
-
-def test_stale_temp_files_of_killed_runs_are_swept(tmp_path: Path) -> None:
-    import os
-    import time
-
-    from worker.store.blobs import BlobStore
-
-    store = BlobStore(tmp_path / "blobs")
-    digest = store.put(b"kept")
-    orphan = tmp_path / "blobs" / "tmp" / "12345-1-1"  # a killed writer's temp file
-    orphan.write_bytes(b"half a blob")
-    assert store.sweep() == 0  # young: maybe still in flight
-    old = time.time() - 7200
-    os.utime(orphan, (old, old))
-    assert store.sweep() == 1
-    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
-    assert store.get(digest) == b"kept"
-
-
-class _FullDisk:
-    """A file handle that writes half of what it is given, then finds the disk full."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
-
-    def __enter__(self) -> _FullDisk:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.close()
-
-    def write(self, data: bytes) -> int:
-        self._handle.write(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
-def _leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
-
-
-def test_a_short_write_removes_its_temp_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = BlobStore(tmp_path / "blobs")
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(
-        "worker.store.blobs.os.fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode))
-    )
-    with pytest.raises(StoreError, match="No space left on device"):
-        store.put_many([b"first message", b"second message"])
-    assert _leftovers(tmp_path / "blobs") == []
-
-
-@pytest.mark.parametrize(
-    "failure",
-    [OSError(errno.EIO, "Input/output error"), RuntimeError("interrupted"), KeyboardInterrupt()],
-    ids=["io-error", "other-error", "interrupt"],
-)
-@pytest.mark.parametrize("count", [1, 3])
-def test_a_failed_fsync_removes_every_temp_file_of_the_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException, count: int
-) -> None:
-    store = BlobStore(tmp_path / "blobs")
-
-    def failing_sync(*_args: object) -> None:
-        raise failure
-
-    monkeypatch.setattr("worker.store.blobs.os.fsync", failing_sync)
-    monkeypatch.setattr("worker.store.blobs._syncfs", lambda _path: False)
-    expected = StoreError if isinstance(failure, OSError) else type(failure)
-    with pytest.raises(expected):
-        store.put_many([f"message {n}".encode() for n in range(count)])
-    assert _leftovers(tmp_path / "blobs") == []
-
-
-def test_a_failed_rename_removes_the_temp_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = BlobStore(tmp_path / "blobs")
-
-    def failing_replace(*_args: object) -> None:
-        raise PermissionError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr("worker.store.blobs.os.replace", failing_replace)
-    with pytest.raises(StoreError, match="Permission denied"):
-        store.put_many([b"one", b"two"])
-    assert _leftovers(tmp_path / "blobs") == []

@@ -92,7 +92,8 @@ def ready_app(ctx: Context) -> App:
     app.db.check()
     current = schema.current_revision(app.db.engine)
     if current is None:
-        schema.upgrade(app.db.engine)
+        schema.upgrade(app.db.engine, blob_root=app.blobs.root)
+        app.blobs.sweep_legacy()
     elif current != schema.head_revision():
         raise StoreError(
             f"database schema {current} is not the newest ({schema.head_revision()}): "

@@ -14,7 +14,8 @@ def init(ctx: Context) -> None:
     """Create the database, or upgrade it to the newest schema."""
     app = ctx.app
     app.db.check()
-    before, after = schema.upgrade(app.db.engine)
+    before, after = schema.upgrade(app.db.engine, blob_root=app.blobs.root)
+    app.blobs.sweep_legacy()  # blob files of before 0013, now in a pack and committed
     if before == after:
         click.echo(f"database is up to date (schema {after})")
     elif before is None:

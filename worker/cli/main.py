@@ -87,6 +87,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "worker.cli.jobs:worker",
         "Work the Redis queue: send outbound mail until SIGINT/SIGTERM (Ctrl-C).",
     ),
+    "store": (
+        "worker.cli.store:store",
+        "The blob store: raw messages and attachments, in pack files.",
+    ),
 }
 
 

@@ -17,6 +17,7 @@ from worker.mail.filetypes import content_type
 from worker.services.context import App
 from worker.services.notes import check_actor, live_lead, log_change
 from worker.store import attachments as store
+from worker.store import blobs
 from worker.store.blobs import safe_filename
 
 
@@ -50,11 +51,12 @@ def attach(app: App, lead_id: int, paths: list[Path], actor: str) -> list[dict[s
         lead_id = live_lead(session, lead_id)
     # Blobs first and durable: a row never names bytes that are not there. A blob left by
     # a transaction that then fails is content addressed and harmless.
-    digests = app.blobs.put_many(data for _, data in files)
+    stored = app.blobs.put_many(data for _, data in files)
     added: list[dict[str, Any]] = []
     with app.db.transaction() as session:
         lead_id = live_lead(session, lead_id)  # erased or merged meanwhile
-        for (path, data), digest in zip(files, digests, strict=True):
+        blobs.record(session.connection(), stored.refs)
+        for (path, data), digest in zip(files, stored.digests, strict=True):
             name = safe_filename(path.name)
             row = store.add_to_lead(
                 session,

@@ -36,11 +36,13 @@ class App:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> App:
-        blobs = BlobStore(settings.storage.path / "blobs")
-        blobs.sweep()  # temp files of killed runs
+        db = Database(settings.database)
+        blobs = BlobStore(
+            settings.storage.path / "blobs", db.engine, settings.storage.pack_max_bytes
+        )
         return cls(
             settings=settings,
-            db=Database(settings.database),
+            db=db,
             blobs=blobs,
             secret=load_secret(settings.storage.path, settings.leads.secret_env),
         )
@@ -76,6 +78,7 @@ class App:
         )
 
     def close(self) -> None:
+        self.blobs.close()
         self.db.dispose()
 
 

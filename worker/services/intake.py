@@ -30,8 +30,8 @@ from worker.services.preparation import (
     default_workers,
     prepare_batch,
 )
-from worker.store import inbound, lifecycle, outbox
-from worker.store.blobs import sha256_hex
+from worker.store import blobs, inbound, lifecycle, outbox
+from worker.store.blobs import BlobRef, sha256_hex
 from worker.store.lookups import StoreLookups
 from worker.store.tables import LeadStatus, Outcome, utcnow
 
@@ -115,6 +115,9 @@ class Intake:
         self.max_bytes = max_bytes or app.settings.leads.max_message_bytes
         self._conn: Connection | None = None  # held across a batch by process_many
         self._blobs = None if dry_run else app.blobs
+        # Records written for mail that turned out to be an erased lead's: zeroed once the
+        # batch is committed, unless another message of it named them (_discard_unused).
+        self._unused: list[BlobRef] = []
         self._policy = MailPolicy(app.own, app.sender_policy)
 
     # -- public API -------------------------------------------------------------------
@@ -122,7 +125,10 @@ class Intake:
     def process(self, raw: RawMessage, in_transaction: InTransaction | None = None) -> IntakeResult:
         """One message end to end; ``in_transaction`` runs inside its commit (cursor updates)."""
         prepared = prepare_batch([raw], self._blobs, self.max_bytes, self._policy)[0]
-        return self._finish(prepared, in_transaction)
+        try:
+            return self._finish(prepared, in_transaction)
+        finally:
+            self._discard_unused()
 
     def process_many(
         self,
@@ -158,6 +164,7 @@ class Intake:
                 for prepared_batch in preparer.batches(raws):
                     for prepared in prepared_batch:
                         yield self._finish(prepared, _bind(in_transaction, prepared.raw))
+                    self._discard_unused()
                     done += len(prepared_batch)
                     if done >= analyze_at and outer is None:
                         self.app.db.refresh_statistics(conn)
@@ -236,21 +243,31 @@ class Intake:
             return self._quarantine(item, item.msg.message_id, error, in_transaction, failure=exc)
 
     def _transact(self, item: Prepared, in_transaction: InTransaction | None) -> IntakeResult:
-        unused: set[str] = set()
+        unused: list[BlobRef] = []
 
         def work(conn: Connection) -> IntakeResult:
+            unused.clear()
             decision = _Decision(self, conn, item)
             result = decision.run()
-            unused.update(decision.unused_blobs)
+            if decision.unused_blobs:
+                unused.extend(r for r in item.blobs if r.sha256 in decision.unused_blobs)
+            elif result.outcome is not Outcome.DUPLICATE:
+                # The records written for it, named in the commit that stores the message. A
+                # duplicate's (new bytes under a known Message-ID) stay unnamed: gc's.
+                blobs.record(conn, item.blobs, decision.now)
             _call(in_transaction, conn)
             return result
 
         result = self._in_transaction(work)
-        # Mail of an erased lead: the blobs written for it before the transaction go again.
+        # Mail of an erased lead: the bytes written for it before the transaction go again.
         if self._blobs is not None:
-            for digest in unused:
-                self._blobs.delete(digest)
+            self._unused.extend(unused)
         return result
+
+    def _discard_unused(self) -> None:
+        if self._unused and self._blobs is not None:
+            refs, self._unused = self._unused, []
+            self._blobs.discard(refs)
 
     def _in_transaction(self, work: Callable[[Connection], IntakeResult]) -> IntakeResult:
         if not self.dry_run:
@@ -286,6 +303,7 @@ class Intake:
             log.warning("quarantined %s: %s", source, reason, exc_info=traceback)
 
         def work(conn: Connection) -> IntakeResult:
+            blobs.record(conn, (r for r in item.blobs if r.sha256 == item.raw_sha256))
             entry_id = inbound.hold(
                 conn,
                 item.raw,

@@ -24,6 +24,7 @@ from worker.services import reminders
 from worker.services.context import App
 from worker.services.notes import check_actor
 from worker.services.records import derived_status
+from worker.store import blobs
 from worker.store import lifecycle as store
 from worker.store import records as records_store
 
@@ -132,6 +133,11 @@ def erase_lead(app: App, lead_id: int) -> dict[str, Any]:
         lead_ids = [lead_id, *store.pointers_to(conn, lead_id)]
         erased = store.erase(conn, lead_ids, store.salt(conn), now)
         unused = store.unreferenced(conn, erased.blob_candidates)
-    # After the commit: a blob deleted before it would be lost if the erase rolled back.
-    removed = sum(1 for digest in sorted(unused) if app.blobs.delete(digest))
+        records = blobs.forget(conn, unused)
+    # After the commit, made durable: bytes zeroed before it would be lost if the erase rolled
+    # back (or a power cut undid it). Zeroed in place, so nothing of them is readable from now
+    # on; `leadmail store gc` gives the space back.
+    if records:
+        app.db.sync()
+    removed = app.blobs.zero(records)
     return {"id": lead_id, "erased_lead_ids": lead_ids, **erased.counts, "blobs": removed}

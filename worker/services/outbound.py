@@ -44,7 +44,7 @@ from worker.services.context import App
 from worker.services.leads import insert_new_lead
 from worker.services.notes import check_actor, live_lead, optional_text
 from worker.services.templates import render_template
-from worker.store import inbound
+from worker.store import blobs, inbound
 from worker.store import leads as lead_store
 from worker.store import outbox as store
 from worker.store.lookups import StoreLookups
@@ -158,7 +158,9 @@ def queue_mail(
                 f"({app.settings.leads.max_message_bytes})",
                 len(composed.raw),
             )
-        digest = app.blobs.put(composed.raw)  # durable before the commit that names it
+        stored = app.blobs.put(composed.raw)  # durable before the commit that names it
+        blobs.record(conn, stored.refs)
+        digest = stored.digests[0]
         row_id = inbound.insert_message(
             conn,
             _message_row(composed, sender, now),

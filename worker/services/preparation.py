@@ -15,7 +15,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from worker.errors import LeadmailError, ParseError
@@ -24,7 +23,7 @@ from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
 from worker.mail.verdict import MailPolicy, Verdict, judge
 from worker.store import inbound
-from worker.store.blobs import BlobStore, libc, sha256_hex
+from worker.store.blobs import BlobRef, BlobStore, Stored, libc, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,9 @@ class Prepared:
     attachments: tuple[inbound.AttachmentRow, ...]
     # Everyone in From, To, Cc and Reply-To but us: who may later reply into its thread.
     participant_keys: tuple[str, ...]
+    # The pack records written for it (raw and attachments the database did not know yet):
+    # its transaction names them (store.blobs.record) when it stores the message.
+    blobs: tuple[BlobRef, ...] = ()
 
     @property
     def content_hash(self) -> str:
@@ -63,6 +65,7 @@ class Unreadable:
     raw_sha256: str
     content_hash: str
     error: LeadmailError
+    blobs: tuple[BlobRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,24 +120,33 @@ def prepare_batch(
         payloads.append(raw.data)
         if isinstance(item, _Understood):
             payloads.extend(a.payload for a in item.msg.attachments)
-    digests = blobs.put_many(payloads) if blobs is not None else [sha256_hex(p) for p in payloads]
+    stored = (
+        blobs.put_many(payloads)
+        if blobs is not None
+        else Stored([sha256_hex(p) for p in payloads], [])
+    )
+    del payloads
+    digests = stored.digests
+    by_digest = {ref.sha256: ref for ref in stored.refs}
     batch: list[Prepared | Unreadable] = []
     position = 0
     for raw, item in zip(raws, understood, strict=True):
         count = len(item.msg.attachments) if isinstance(item, _Understood) else 0
-        batch.append(_prepared(raw, item, digests[position : position + 1 + count]))
+        mine = digests[position : position + 1 + count]
+        refs = tuple({d: by_digest[d] for d in mine if d in by_digest}.values())
+        batch.append(_prepared(raw, item, mine, refs))
         position += 1 + count
     return batch
 
 
 def _prepared(
-    raw: RawMessage, item: _Understood | ParseError, digests: list[str]
+    raw: RawMessage, item: _Understood | ParseError, digests: list[str], refs: tuple[BlobRef, ...]
 ) -> Prepared | Unreadable:
     """The one place a Prepared (or Unreadable) is made: blobs written, payloads dropped."""
     size = _size(raw)
     stripped = replace(raw, data=b"")
     if isinstance(item, ParseError):
-        return Unreadable(stripped, size, digests[0], content_hash(raw.data), item)
+        return Unreadable(stripped, size, digests[0], content_hash(raw.data), item, refs)
     msg = item.msg
     attachments = tuple(
         inbound.attachment_row(a, digest, len(a.payload))
@@ -151,6 +163,7 @@ def _prepared(
         row=inbound.message_row(raw, msg, size),
         attachments=attachments,
         participant_keys=item.participant_keys,
+        blobs=refs,
     )
 
 
@@ -160,10 +173,12 @@ _worker_blobs: BlobStore | None = None
 _PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(blob_root: str | None, parent: int) -> None:
+def _init_worker(blobs: tuple[str, str | None, int] | None, parent: int) -> None:
+    """``blobs``: the store's ``spec()``, or None (a dry run). The worker appends to a pack
+    of its own and asks the database which digests it knows (each blob is stored once)."""
     global _worker_blobs
     _die_with_parent(parent)
-    _worker_blobs = BlobStore(Path(blob_root)) if blob_root is not None else None
+    _worker_blobs = BlobStore.from_spec(blobs) if blobs is not None else None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -210,9 +225,9 @@ class Preparer:
         # fork: workers start in milliseconds and inherit the imported parser; they touch no
         # database connection of ours.
         context = multiprocessing.get_context("fork")
-        root = str(self.blobs.root) if self.blobs is not None else None
+        spec = self.blobs.spec() if self.blobs is not None else None
         with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(root, os.getpid())
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(spec, os.getpid())
         ) as pool:
             # A bounded window of batches in flight keeps memory flat whatever the input size:
             # at most workers × AHEAD batches, and at most ``budget`` raw bytes once every

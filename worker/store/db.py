@@ -201,20 +201,8 @@ class Database:
             if self.settings.postgres_intake_synchronous_commit == "off":
                 self._flush_postgres_wal()
             return
-        if self.settings.sqlite_synchronous == "full":
-            return
-        database = self.engine.url.database
-        if not database or database == ":memory:":
-            return
-        for path in (f"{database}-wal", database):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        if self.settings.sqlite_synchronous != "full":
+            sync_sqlite(self.engine)
 
     def _flush_postgres_wal(self) -> None:
         """A synchronous commit that writes a commit record waits until the WAL is on disk up
@@ -232,6 +220,25 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def sync_sqlite(engine: Engine) -> None:
+    """fsync a SQLite database's WAL and file: the commits so far survive a power cut (see
+    ``Database.sync``); nothing to do on PostgreSQL."""
+    if not is_sqlite(engine):
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return
+    for path in (f"{database}-wal", database):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _short(exc: Exception) -> str:

@@ -444,3 +444,15 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+class Blob(Base):
+    """A blob's place in a pack file (see ``tables.blobs``)."""
+
+    __table__ = tables.blobs
+
+    sha256: Mapped[str]
+    pack: Mapped[str]
+    offset: Mapped[int]
+    length: Mapped[int]
+    created_at: Mapped[datetime]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a test checks it against alembic's own view of the scripts.
-HEAD = "0012"
+HEAD = "0013"
 
 
 def _alembic_config() -> Config:
@@ -31,8 +31,13 @@ def _alembic_config() -> Config:
 _UPGRADE_LOCK = 0x6C6D_6967  # "lmig"
 
 
-def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
+def upgrade(
+    engine: Engine, target: str = "head", blob_root: Path | None = None
+) -> tuple[str | None, str]:
     """Bring the schema to ``target`` (tests stop earlier); returns (before, after).
+
+    ``blob_root`` is the blob store's directory: migration 0013 moves the blob files of the
+    old layout found there into a pack.
 
     Two commands started at once on a new database (two ``ingest``, ``ingest`` beside
     ``run``) both find no schema: one upgrade at a time, and the second, once it has the
@@ -51,6 +56,7 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK})
             cfg.attributes["connection"] = conn
+            cfg.attributes["blob_root"] = blob_root
             command.upgrade(cfg, target)
     return before, head_revision() if target == "head" else target
 

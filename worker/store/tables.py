@@ -507,3 +507,18 @@ routing_counters = Table(
     Column("key", String(255), primary_key=True),
     Column("value", BigInteger, default=0, nullable=False),
 )
+
+
+# Where the bytes of a blob are: a record in a pack file (store/packs.py, migration 0013). A
+# row is inserted in the transaction that first names its sha256 (a message, an attachment,
+# an outbox mail, a quarantine entry), after its record was fsynced; a record with no row is
+# garbage that ``leadmail store gc`` reclaims.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("pack", String(64), nullable=False, index=True),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), default=utcnow, nullable=False),
+)

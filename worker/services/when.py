@@ -154,9 +154,7 @@ def _relative(
         wall = local_now.replace(tzinfo=None) + timedelta(days=days)
         local, note = resolve_local(wall.date(), wall.time(), zone)
         base = local
-    # "+3d" means that minute, as a calendar shows it: seconds would only make the reminder
-    # look odd, and a whole minute or more ahead stays ahead.
-    instant = (base + elapsed).astimezone(UTC).replace(second=0, microsecond=0)
+    instant = (base + elapsed).astimezone(UTC)
     return Parsed(instant, instant.astimezone(zone), note)
 
 

@@ -158,7 +158,7 @@ def record(conn: Connection, refs: Iterable[BlobRef], now: datetime | None = Non
         for r in dict((r.sha256, r) for r in refs).values()
     ]
     if rows:
-        _record_statement(conn.dialect.name).run_many(conn, rows)
+        _record_statement(conn.dialect.name).later_many(conn, rows)
 
 
 def locate(conn: Connection, digests: Iterable[str]) -> dict[str, BlobRef]:

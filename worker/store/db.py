@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from worker.config import DatabaseSettings
 from worker.errors import StoreError
+from worker.store.fast import deferred_writes
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -125,6 +126,8 @@ class Database:
         On PostgreSQL its commits do not wait for the WAL flush (``[database]
         postgres_intake_synchronous_commit``): the same promise as SQLite's
         synchronous=NORMAL, and ``sync()`` makes them durable before anything acts outside.
+        Its writes whose results nobody reads go out with the next statement or the commit
+        (store/fast.py, ``deferred_writes``).
         """
         with self.connect() as conn:
             relaxed = (
@@ -135,7 +138,8 @@ class Database:
                 conn.exec_driver_sql("SET synchronous_commit TO off")
                 conn.commit()
             try:
-                yield conn
+                with deferred_writes(conn):
+                    yield conn
             finally:
                 if relaxed and not conn.closed and not conn.invalidated:
                     conn.rollback()

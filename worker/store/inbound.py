@@ -336,7 +336,7 @@ def lock_sender(conn: Connection, email_key: str) -> None:
     which already lets one writer in at a time, and their reads come after that BEGIN.
     """
     if conn.dialect.name == "postgresql":
-        _LOCK_SENDER.run(conn, {"key": sender_lock_key(email_key)})
+        _LOCK_SENDER.later(conn, {"key": sender_lock_key(email_key)})
 
 
 def precheck(
@@ -408,7 +408,7 @@ def insert_message(
 def insert_attachments(
     conn: Connection, message_row_id: int, attachments: Sequence[AttachmentRow]
 ) -> None:
-    _INSERT_ATTACHMENTS.run_many(
+    _INSERT_ATTACHMENTS.later_many(
         conn,
         [
             {
@@ -429,7 +429,7 @@ def add_participants(conn: Connection, lead_id: int, keys: Iterable[str]) -> Non
     """Remember addresses seen on a lead's mail; ones it has already are skipped."""
     rows = [{"lead_id": lead_id, "email_key": key} for key in keys]
     if rows:
-        _add_participants(conn.dialect.name).run_many(conn, rows)
+        _add_participants(conn.dialect.name).later_many(conn, rows)
 
 
 def is_contact(conn: Connection, lead_id: int, email_key: str) -> bool:
@@ -455,7 +455,7 @@ def add_contact(
 
 
 def set_lead_status(conn: Connection, lead_id: int, status: str, now: datetime) -> None:
-    _SET_STATUS.run(conn, {"lead_id": lead_id, "status": status, "now": now})
+    _SET_STATUS.later(conn, {"lead_id": lead_id, "status": status, "now": now})
 
 
 def log_status_change(
@@ -468,7 +468,7 @@ def log_status_change(
     message_row_id: int | None,
     now: datetime,
 ) -> None:
-    _INSERT_STATUS.run(
+    _INSERT_STATUS.later(
         conn,
         {
             "lead_id": lead_id,

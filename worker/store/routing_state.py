@@ -182,19 +182,19 @@ def open_assigned_leads(conn: Connection) -> list[tuple[int, str]]:
 
 
 def set_executive(conn: Connection, lead_id: int, executive: str, now: datetime) -> None:
-    _SET_EXECUTIVE.run(conn, {"b_id": lead_id, "b_executive": executive, "b_now": now})
+    _SET_EXECUTIVE.later(conn, {"b_id": lead_id, "b_executive": executive, "b_now": now})
 
 
 def set_rotation(conn: Connection, rule: str, position: int) -> None:
     """Where round-robin rule ``rule`` continues for the next lead."""
     params = {"b_scope": rule[:255], "b_key": _NEXT, "b_value": position}
-    _counter_statement(conn.dialect.name, False).run(conn, params)
+    _counter_statement(conn.dialect.name, False).later(conn, params)
 
 
 def count_assigned(conn: Connection, rule: str, executive: str) -> None:
     """One more lead given to ``executive`` by weighted rule ``rule``."""
     params = {"b_scope": rule[:255], "b_key": executive[:255], "b_value": 1}
-    _counter_statement(conn.dialect.name, True).run(conn, params)
+    _counter_statement(conn.dialect.name, True).later(conn, params)
 
 
 def record_assignment(
@@ -206,7 +206,7 @@ def record_assignment(
     now: datetime,
 ) -> None:
     """The assignment's entry in the lead's timeline (what ``rules explain`` reads back)."""
-    _INSERT_ACTIVITY.run(
+    _INSERT_ACTIVITY.later(
         conn,
         {
             "lead_id": lead_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -204,3 +204,19 @@ def test_a_failing_deferred_write_fails_the_commit_and_leaves_nothing(app: App) 
         with conn.begin():
             _INSERT.later(conn, _row("next@acme.example"))
     assert _emails(app) == ["next@acme.example", "taken@acme.example"]
+
+
+def test_an_update_fills_in_onupdate_columns_as_core_does(app: App) -> None:
+    fast = FastStatement(
+        update(_leads).where(_leads.c.id == bindparam("b_id")).values(status=bindparam("b_s"))
+    )
+    with app.db.begin() as conn:
+        lead_id = conn.scalar(insert(_leads).returning(_leads.c.id), _row("u@acme.example"))
+    with app.db.begin() as conn:
+        assert fast.count(conn, {"b_id": lead_id, "b_s": "Open"}) == 1
+        assert fast.count(conn, {"b_id": lead_id + 1000, "b_s": "Open"}) == 0
+    with app.db.engine.connect() as conn:
+        status, updated = conn.execute(
+            select(_leads.c.status, _leads.c.updated_at).where(_leads.c.id == lead_id)
+        ).one()
+    assert status == "Open" and updated > WHEN

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from worker.errors import LeaseHeldError, LeaseLostError
 from worker.store import tables
+from worker.store.fast import FastStatement
 from worker.store.tables import utcnow
 
 _cursors = tables.mailbox_cursors
@@ -26,7 +27,8 @@ _this = and_(
 _mine = _cursors.c.lease_holder == bindparam("b_holder")
 
 # The per-message statement: moves the cursor forward (never back) and renews the lease.
-_ADVANCE = (
+# Once per message inside its transaction: on the driver's cursor (store/fast.py).
+_ADVANCE = FastStatement(
     update(_cursors)
     .where(_this, _mine, _cursors.c.uidvalidity.is_not_distinct_from(bindparam("b_uidvalidity")))
     .values(
@@ -172,8 +174,8 @@ def advance(
     ttl: float,
 ) -> None:
     """Inside a message's transaction: record ``uid`` as done; fails without the lease."""
-    done = conn.execute(
-        _ADVANCE,
+    done = _ADVANCE.count(
+        conn,
         {
             "b_account": account,
             "b_folder": folder,
@@ -182,7 +184,7 @@ def advance(
             "b_uid": uid,
             "b_expires": utcnow() + timedelta(seconds=ttl),
         },
-    ).rowcount
+    )
     if not done:
         raise LeaseLostError(
             f"lost the lease on {account}/{folder} (or its UIDVALIDITY changed)",

@@ -125,6 +125,14 @@ class FastStatement:
     def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
         self._execute(conn, params)[0].close()
 
+    def count(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Run an UPDATE or DELETE; how many rows it matched."""
+        cursor, _ = self._execute(conn, params)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """executemany: every row must have the same keys (as Core's executemany assumes)."""
         if not rows:
@@ -286,8 +294,12 @@ def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _
         if name not in keys and not bind.required
     }
     defaults: dict[str, Callable[[], Any]] = {}
-    for column in getattr(compiled, "insert_prefetch", ()) or ():
-        default = column.default
+    # Python-side defaults of an INSERT, and onupdate values of an UPDATE (``updated_at``).
+    prefetch = [
+        *((c, c.default) for c in getattr(compiled, "insert_prefetch", ()) or ()),
+        *((c, c.onupdate) for c in getattr(compiled, "update_prefetch", ()) or ()),
+    ]
+    for column, default in prefetch:
         if default is None:
             continue
         if default.is_scalar:

@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/imap.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/outbound.py
+	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/startup.py
 
 clean:

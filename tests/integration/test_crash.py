@@ -125,34 +125,40 @@ def test_sigkill_during_blob_writes_loses_and_corrupts_nothing(
 ) -> None:
     mbox = tmp_path / "big.mbox"
     write_mbox(mbox, COUNT)
+    expected = _reference_state(db_url, tmp_path, pg_database, mbox)
+    rng = random.Random()
+    writes = [rng.randint(2, 12), rng.randint(2, 12), rng.randint(2, 12)]
+    for number, at_write in enumerate(writes):
+        _ingest_killed_in_a_write(db_url, tmp_path / "data", mbox, at_write)
+        if number == 0:
+            assert _torn_packs(tmp_path / "data"), "the kill left no torn record"
+    assert _ingest(db_url, tmp_path / "data", mbox) == COUNT
+    got = _state(db_url)
+    assert got == expected, f"state differs after kills at writes {writes}"
+    _assert_blobs_verify(db_url, tmp_path / "data")
+    # gc drops what the killed runs wrote and never committed; every blob still reads.
+    gc = [sys.executable, "-m", "worker", "store", "gc", "--json", "--no-progress"]
+    done = subprocess.run(gc, env=_env(db_url, tmp_path / "data"), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert _torn_packs(tmp_path / "data") == []
+    _assert_blobs_verify(db_url, tmp_path / "data")
+
+
+def _reference_state(
+    db_url: str,
+    tmp_path: Path,
+    pg_database,  # type: ignore[no-untyped-def]
+    mbox: Path,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """What an uninterrupted ingest of ``mbox`` leaves, in a database of its own on the same
+    backend (dropped again on PostgreSQL)."""
     if db_url.startswith("sqlite"):
-        reference_ctx = None
         reference_url = f"sqlite:///{tmp_path}/reference.db"
-    else:
-        reference_ctx = pg_database()
-        reference_url = reference_ctx.__enter__()
-    try:
         assert _ingest(reference_url, tmp_path / "ref-data", mbox) == COUNT
-        expected = _state(reference_url)
-        rng = random.Random()
-        writes = [rng.randint(2, 12), rng.randint(2, 12), rng.randint(2, 12)]
-        for number, at_write in enumerate(writes):
-            _ingest_killed_in_a_write(db_url, tmp_path / "data", mbox, at_write)
-            if number == 0:
-                assert _torn_packs(tmp_path / "data"), "the kill left no torn record"
-        assert _ingest(db_url, tmp_path / "data", mbox) == COUNT
-        got = _state(db_url)
-        assert got == expected, f"state differs after kills at writes {writes}"
-        _assert_blobs_verify(db_url, tmp_path / "data")
-        # gc drops what the killed runs wrote and never committed; every blob still reads.
-        gc = [sys.executable, "-m", "worker", "store", "gc", "--json", "--no-progress"]
-        done = subprocess.run(gc, env=_env(db_url, tmp_path / "data"), capture_output=True)
-        assert done.returncode == 0, done.stderr.decode()
-        assert _torn_packs(tmp_path / "data") == []
-        _assert_blobs_verify(db_url, tmp_path / "data")
-    finally:
-        if reference_ctx is not None:
-            reference_ctx.__exit__(None, None, None)
+        return _state(reference_url)
+    with pg_database() as reference_url:
+        assert _ingest(reference_url, tmp_path / "ref-data", mbox) == COUNT
+        return _state(reference_url)
 
 
 def _state(db_url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
@@ -178,28 +184,16 @@ def test_sigkill_mid_ingest_then_rerun_matches_uninterrupted(
 ) -> None:
     mbox = tmp_path / "big.mbox"
     write_mbox(mbox, COUNT)
-    # The reference: an uninterrupted run into a database of its own on the same backend.
-    if db_url.startswith("sqlite"):
-        reference_ctx = None
-        reference_url = f"sqlite:///{tmp_path}/reference.db"
-    else:
-        reference_ctx = pg_database()
-        reference_url = reference_ctx.__enter__()
-    try:
-        assert _ingest(reference_url, tmp_path / "ref-data", mbox) == COUNT
-        expected = _state(reference_url)
+    expected = _reference_state(db_url, tmp_path, pg_database, mbox)
 
-        kill_at = random.Random().randint(50, COUNT - 200)
-        seen = _ingest(db_url, tmp_path / "data", mbox, kill_after=kill_at)
-        assert seen >= 1
-        _, partial_messages = _state(db_url)
-        assert 0 < len(partial_messages) < len(expected[1]), "the kill did not land mid-run"
-        assert _ingest(db_url, tmp_path / "data", mbox) == COUNT
-        got = _state(db_url)
-        assert got[0] == expected[0], f"leads differ after kill at {kill_at}"
-        assert got[1] == expected[1], f"messages differ after kill at {kill_at}"
-        assert len(got[0]) > 1000
-        _assert_blobs_verify(db_url, tmp_path / "data")
-    finally:
-        if reference_ctx is not None:
-            reference_ctx.__exit__(None, None, None)
+    kill_at = random.Random().randint(50, COUNT - 200)
+    seen = _ingest(db_url, tmp_path / "data", mbox, kill_after=kill_at)
+    assert seen >= 1
+    _, partial_messages = _state(db_url)
+    assert 0 < len(partial_messages) < len(expected[1]), "the kill did not land mid-run"
+    assert _ingest(db_url, tmp_path / "data", mbox) == COUNT
+    got = _state(db_url)
+    assert got[0] == expected[0], f"leads differ after kill at {kill_at}"
+    assert got[1] == expected[1], f"messages differ after kill at {kill_at}"
+    assert len(got[0]) > 1000
+    _assert_blobs_verify(db_url, tmp_path / "data")

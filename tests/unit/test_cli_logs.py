@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 import pytest
 
-from worker.cli.logs import JsonLineFormatter, OneLineFormatter, setup_logging
+from worker.cli.logs import (
+    BURST,
+    JsonLineFormatter,
+    OneLineFormatter,
+    StderrHandler,
+    setup_logging,
+)
 
 
 def _record(message: str, *args: object, failing: bool = False) -> logging.LogRecord:
@@ -74,3 +81,58 @@ def test_setup_logging_covers_every_logger_and_replaces_itself(
             if handler not in before:
                 root.removeHandler(handler)
         root.setLevel(level)
+
+
+class _CountingStream:
+    """A stderr that counts its writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_burst_is_written_together_in_order_and_never_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    handler = StderrHandler()
+    handler.setFormatter(OneLineFormatter("%(message)s"))
+    log = logging.getLogger("leadmail.test.burst")
+    log.propagate = False
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        for n in range(600):
+            log.info("message %d", n, extra={BURST: True})
+        # Full holds go out HOLD_LINES at a time; the rest waits.
+        assert len(stream.writes) == 600 // StderrHandler.HOLD_LINES
+        log.warning("a warning")  # any other line writes what is held first, then itself
+        text = "".join(stream.writes)
+        assert text.splitlines() == [f"message {n}" for n in range(600)] + ["a warning"]
+        log.info("late", extra={BURST: True})
+        handler.flush()  # as logging.shutdown does at exit
+        assert stream.writes[-1] == "late\n"
+    finally:
+        log.removeHandler(handler)
+
+
+def test_a_held_line_is_written_within_the_hold_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = _CountingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    handler = StderrHandler()
+    handler.setFormatter(OneLineFormatter("%(message)s"))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "alone", (), None)
+    record.__dict__[BURST] = True
+    handler.handle(record)
+    assert stream.writes == []
+    deadline = time.monotonic() + 30  # the timer's HOLD_SECONDS, with room for a slow machine
+    while not stream.writes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stream.writes == ["alone\n"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 from worker.cli.sanitize import json_text, printable, printable_block
@@ -75,12 +76,64 @@ class JsonLineFormatter(logging.Formatter):
         return json_text(entry)
 
 
+BURST = "leadmail_burst"
+"""``extra={BURST: True}`` marks a record as one of a burst (a line per message of a backlog):
+it may wait up to ``StderrHandler.HOLD_SECONDS`` to be written with the next ones."""
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the moment (a test runner swaps it), and keeps
-    quiet when the reader of stderr went away."""
+    quiet when the reader of stderr went away.
+
+    Lines of a burst are written together, up to ``HOLD_LINES`` at a time and never more than
+    ``HOLD_SECONDS`` late: one write per message of a 5,000-message poll cost ~0.2 ms each, as
+    every write hands the GIL to the parse pool's threads. Any other record first writes the
+    held lines, so the order on stderr is the order of the records.
+    """
+
+    HOLD_SECONDS = 0.5
+    HOLD_LINES = 256
 
     def __init__(self) -> None:
         super().__init__()
+        self._held: list[str] = []
+        self._timer: threading.Timer | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        if getattr(record, BURST, False):
+            self._held.append(text)
+            if len(self._held) >= self.HOLD_LINES:
+                self._write(record)
+            elif self._timer is None:
+                self._timer = threading.Timer(self.HOLD_SECONDS, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+            return
+        self._held.append(text)
+        self._write(record)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write(None)
+
+    def _write(self, record: logging.LogRecord | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        text, self._held = "".join(self._held), []
+        if not text:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            if record is not None:
+                self.handleError(record)
 
     @property
     def stream(self) -> TextIO:
@@ -120,6 +173,7 @@ def setup_logging(
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == "leadmail":
+            old.flush()
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from worker.cli.context import Context, pass_ctx, ready_app, ready_rules
-from worker.cli.logs import setup_logging
+from worker.cli.logs import BURST, setup_logging
 from worker.cli.output import echo, emit, format_option, to_json
 from worker.config import Settings
 from worker.errors import ConfigError, LeadmailError, LeaseHeldError
@@ -67,7 +67,13 @@ def _log_result(result: IntakeResult) -> None:
     lead = f" -> lead #{result.lead_id}" if result.lead_id is not None else ""
     why = result.reasons[-1] if result.reasons else ""
     log.info(
-        "%s %s%s [%s] %s", result.outcome.value, result.message_id, lead, result.kind or "-", why
+        "%s %s%s [%s] %s",
+        result.outcome.value,
+        result.message_id,
+        lead,
+        result.kind or "-",
+        why,
+        extra={BURST: True},
     )
 
 

@@ -72,7 +72,7 @@ for path in sys.argv[1:]:
         data = fh.read()
     if data.startswith(b"From "):
         chunks = data.split(b"\\nFrom ")
-        for n, chunk in enumerate(chunks):
+        for chunk in chunks:
             body = chunk.split(b"\\n", 1)[1] if b"\\n" in chunk else b""
             mailparser.parse_from_bytes(body)
     else:

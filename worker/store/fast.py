@@ -189,56 +189,55 @@ def _send_deferred(driver: Any, queue: _Deferred, then: Callable[[], None]) -> N
         then()
 
 
-def _flush(conn: Connection) -> None:
+def _flush(conn: Connection, commit: bool = False) -> None:
+    """Send what is queued on ``conn``, with the COMMIT when ``commit`` (the dialect's own
+    commit then finds the connection idle and sends nothing)."""
+    queue = conn.info.get(_DEFERRED)
+    if not queue:
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    sql = queue[0][0]
+    try:
+        _send_deferred(driver, queue, driver.commit if commit else lambda: None)
+    except BaseException as exc:
+        if commit:
+            with suppress(Exception):
+                driver.rollback()
+        _reraise(conn, sql, None, exc)
+
+
+def _before_core(conn: Connection, *_: Any) -> None:
+    _flush(conn)  # a Core statement (SAVEPOINT and RELEASE too) comes after the queue
+
+
+def _on_commit(conn: Connection) -> None:
+    _flush(conn, commit=True)
+
+
+def _drop(conn: Connection, *_: Any) -> None:
+    """A rollback drops what its transaction queued; a rolled-back savepoint what came after
+    it (the queue was sent at SAVEPOINT)."""
     queue = conn.info.get(_DEFERRED)
     if queue:
-        sql = queue[0][0]
-        try:
-            _send_deferred(conn.connection.driver_connection, queue, lambda: None)
-        except BaseException as exc:
-            _reraise(conn, sql, None, exc)
+        queue.clear()
 
 
-_installed: set[int] = set()
+_HOOKS = (
+    ("before_cursor_execute", _before_core),
+    ("commit", _on_commit),
+    ("rollback", _drop),
+    ("rollback_savepoint", _drop),
+)
 
 
 def _install(engine: Any) -> None:
-    """The engine's hooks that send or drop the queue; once per engine."""
-    if id(engine) in _installed:
+    """The engine's hooks that send or drop the queue, once per engine (asked of the engine
+    itself: an ``id()`` of a disposed engine may come back for a new one)."""
+    if event.contains(engine, "commit", _on_commit):
         return
-    _installed.add(id(engine))
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before_core(conn: Connection, *_: Any) -> None:
-        _flush(conn)  # a Core statement (SAVEPOINT and RELEASE too) comes after the queue
-
-    @event.listens_for(engine, "commit")
-    def _commit(conn: Connection) -> None:
-        queue = conn.info.get(_DEFERRED)
-        if not queue:
-            return
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        sql = queue[0][0]
-        try:
-            # COMMIT in the same round trip; the dialect's own commit then finds the
-            # connection idle and sends nothing.
-            _send_deferred(driver, queue, driver.commit)
-        except BaseException as exc:
-            with suppress(Exception):
-                driver.rollback()
-            _reraise(conn, sql, None, exc)
-
-    @event.listens_for(engine, "rollback")
-    def _rollback(conn: Connection) -> None:
-        queue = conn.info.get(_DEFERRED)
-        if queue:
-            queue.clear()
-
-    @event.listens_for(engine, "rollback_savepoint")
-    def _rollback_savepoint(conn: Connection, *_: Any) -> None:
-        # The queue was sent at SAVEPOINT: what is in it now came after, and goes with it.
-        _rollback(conn)
+    for name, hook in _HOOKS:
+        event.listen(engine, name, hook)
 
 
 def _reraise(conn: Connection, sql: str, params: Any, exc: BaseException) -> NoReturn:

@@ -227,10 +227,18 @@ def test_flushall_mid_send_loses_and_duplicates_nothing(rig_factory: RigFactory)
 
 def test_sigkill_of_every_worker_mid_send_then_restart(rig_factory: RigFactory) -> None:
     rig = rig_factory(processes=2)  # a supervisor and two worker processes, 2 x 4 threads
+    sigkill_every_worker_mid_send(rig, first=150, total=MAILS, timeout=90, what="mails")
+
+
+def sigkill_every_worker_mid_send(
+    rig: Any, *, first: int, total: int, timeout: float, what: str
+) -> None:
+    """Kill the whole worker group once ``first`` have arrived, restart it, and check that
+    every one arrives, the only ones twice being those in a killed worker's hands."""
     rig.workers.start()
     with dispatching(rig.app):
         rig.workers.wait_for_children()
-        wait_until(lambda: len(rig.smtp.sink) >= 150, 90, "the first 150 deliveries")
+        wait_until(lambda: len(rig.smtp.sink) >= first, timeout, f"the first {first} {what}")
         killed = rig.workers.kill()
         # Nobody works the queue now: what is "sending" was in a killed worker's hands.
         unknown = rig.in_flight()
@@ -238,17 +246,17 @@ def test_sigkill_of_every_worker_mid_send_then_restart(rig_factory: RigFactory) 
         rig.workers.start()
         rig.all_sent()
     counts = rig.smtp.sink.by_message_id()
-    assert killed >= 3 and killed_at < MAILS
+    assert killed >= 3 and killed_at < total
     assert set(counts) == rig.expected()
     duplicates = {m for m, c in counts.items() if c > 1}
-    # Only mails whose outcome the killed workers never recorded may arrive twice, and
-    # never more than twice; eight sending threads hold at most eight such mails.
+    # Only those whose outcome the killed workers never recorded may arrive twice, and
+    # never more than twice; eight sending threads hold at most eight of them.
     assert duplicates <= unknown, duplicates - unknown
     assert max(counts.values()) <= 2
     assert len(unknown) <= 8
     print(
-        f"\nSIGKILL of {killed} processes after {killed_at} deliveries: "
-        f"{len(unknown)} mail(s) in flight (outcome unknown), {len(duplicates)} delivered twice"
+        f"\nSIGKILL of {killed} processes after {killed_at} {what}: "
+        f"{len(unknown)} in flight (outcome unknown), {len(duplicates)} delivered twice"
     )
 
 

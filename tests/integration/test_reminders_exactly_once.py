@@ -22,6 +22,7 @@ from tests.integration.test_exactly_once import (
     STUCK_SECONDS,
     Workers,
     dispatching,
+    sigkill_every_worker_mid_send,
     wait_until,
     write_config,
 )
@@ -175,26 +176,7 @@ def test_flushall_mid_send_loses_and_duplicates_no_reminder(
 
 def test_sigkill_of_every_worker_mid_send_then_restart(rig_factory: RigFactory) -> None:
     rig = rig_factory(processes=2)
-    rig.workers.start()
-    with dispatching(rig.app):
-        rig.workers.wait_for_children()
-        wait_until(lambda: len(rig.smtp.sink) >= 100, 120, "the first 100 reminders")
-        killed = rig.workers.kill()
-        unknown = rig.in_flight()
-        killed_at = len(rig.smtp.sink)
-        rig.workers.start()
-        rig.all_sent()
-    counts = rig.smtp.sink.by_message_id()
-    assert killed >= 3 and killed_at < REMINDERS
-    assert set(counts) == rig.expected()
-    duplicates = {m for m, c in counts.items() if c > 1}
-    assert duplicates <= unknown, duplicates - unknown
-    assert max(counts.values()) <= 2
-    assert len(unknown) <= 8
-    print(
-        f"\nSIGKILL of {killed} processes after {killed_at} reminders: "
-        f"{len(unknown)} in flight (outcome unknown), {len(duplicates)} delivered twice"
-    )
+    sigkill_every_worker_mid_send(rig, first=100, total=REMINDERS, timeout=120, what="reminders")
 
 
 def test_two_dispatchers_on_postgresql_send_each_reminder_once(

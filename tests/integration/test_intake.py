@@ -288,7 +288,7 @@ def test_form_on_our_own_site_is_a_lead_not_our_own_mail(db_url: str, tmp_path) 
 class _FailingAssigner:
     """An assigner that breaks inside the transaction, as a bug or a lost database would."""
 
-    def decide_new(self, conn: object, msg: object, lead: object) -> None:
+    def decide_new(self, conn: object, msg: object, lead: object, facts: object = None) -> None:
         raise RuntimeError("routing exploded\nsecond line of detail")
 
     def record_new(self, conn: object, lead_id: int, pending: object) -> None:

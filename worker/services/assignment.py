@@ -23,8 +23,6 @@ from sqlalchemy import Connection
 
 from worker.config import LeadSettings
 from worker.errors import RuleError
-from worker.mail.addresses import email_key
-from worker.mail.language import guess_language
 from worker.mail.message import InboundMessage
 from worker.routing.conditions import DeclaredField
 from worker.routing.engine import Decision, decide, eligible, message_facts_tested
@@ -34,6 +32,7 @@ from worker.routing.facts import (
     MessageFacts,
     RoutingState,
     lead_facts,
+    message_facts,
 )
 from worker.routing.loader import CustomFields, RuleFileError, load_rules_file
 from worker.routing.schema import RuleSet
@@ -161,16 +160,24 @@ class RuleAssigner:
         self.last: Applied | None = None  # for `rules test`: what the dry run decided
         self._language: tuple[RuleSet, bool] | None = None
 
-    def decide_new(self, conn: Connection, msg: InboundMessage, lead: LeadRow) -> Pending | None:
+    def decide_new(
+        self,
+        conn: Connection,
+        msg: InboundMessage,
+        lead: LeadRow,
+        facts: MessageFacts | None = None,
+    ) -> Pending | None:
         """Route a lead about to be inserted (its columns in ``lead``); None without rules.
 
         Deciding first lets the lead go in with its executive: one UPDATE less per lead.
         Takes the assignment lock (PostgreSQL) until the caller's transaction ends.
+        ``facts``: the message's, made by a parse worker (``message_facts``), else made here.
         """
         rules = self.book.current()
         if rules is None:
             return None
-        facts = message_facts(msg, language=self._tests_language(rules))
+        if facts is None:
+            facts = message_facts(msg, language=self._tests_language(rules))
         now = self.clock()
         return Pending(rules, _decide_locked(conn, rules, lead, facts, now), now)
 
@@ -255,23 +262,6 @@ def _record(
 
 
 # -- facts for the engine -----------------------------------------------------------------------
-
-
-def message_facts(msg: InboundMessage, language: bool = True) -> MessageFacts:
-    sender = email_key(msg.from_address.email) if msg.from_address else ""
-    return MessageFacts(
-        sender=sender,
-        sender_domain=sender.rpartition("@")[2],
-        subject=msg.subject,
-        body=msg.text,
-        to=tuple(email_key(a.email) for a in msg.to),
-        cc=tuple(email_key(a.email) for a in msg.cc),
-        charset=msg.charsets,
-        language=guess_language(msg) if language else "",
-        has_attachment=any(not a.inline for a in msg.attachments),
-        attachment_names=tuple(a.filename for a in msg.attachments if a.filename),
-        headers=dict(msg.headers),
-    )
 
 
 # -- use cases outside intake --------------------------------------------------------------------

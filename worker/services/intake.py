@@ -20,6 +20,7 @@ from worker.mail.classify import Kind
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.threading import ThreadMatch, ancestor_ids, thread, thread_sent
 from worker.mail.verdict import MailPolicy
+from worker.routing.facts import MessageFacts
 from worker.services.assignment import Pending, RuleAssigner, rule_book
 from worker.services.context import App
 from worker.services.preparation import (
@@ -77,7 +78,11 @@ class Assigner(Protocol):
     """
 
     def decide_new(
-        self, conn: Connection, msg: InboundMessage, lead: Mapping[str, Any]
+        self,
+        conn: Connection,
+        msg: InboundMessage,
+        lead: Mapping[str, Any],
+        facts: MessageFacts | None = None,
     ) -> Pending | None: ...
 
     def record_new(self, conn: Connection, lead_id: int, pending: Pending) -> None: ...
@@ -600,7 +605,7 @@ class _Decision:
             now=self.now,
         )
         pending = (
-            self.assigner.decide_new(self.conn, self.msg, columns)
+            self.assigner.decide_new(self.conn, self.msg, columns, self.item.facts)
             if self.assigner is not None
             else None
         )

@@ -22,6 +22,7 @@ from worker.mail.addresses import email_key
 from worker.mail.message import InboundMessage, RawMessage
 from worker.mail.parse import normalize, parse
 from worker.mail.verdict import MailPolicy, Verdict, judge
+from worker.routing.facts import MessageFacts, message_facts
 from worker.store import inbound
 from worker.store.blobs import BlobRef, BlobStore, Stored, libc, sha256_hex
 
@@ -47,6 +48,9 @@ class Prepared:
     attachments: tuple[inbound.AttachmentRow, ...]
     # Everyone in From, To, Cc and Reply-To but us: who may later reply into its thread.
     participant_keys: tuple[str, ...]
+    # The routing rules' view of it (``message_facts``), made here and not in the one
+    # committing process.
+    facts: MessageFacts
     # The pack records written for it (raw and attachments the database did not know yet):
     # its transaction names them (store.blobs.record) when it stores the message.
     blobs: tuple[BlobRef, ...] = ()
@@ -163,6 +167,7 @@ def _prepared(
         row=inbound.message_row(raw, msg, size),
         attachments=attachments,
         participant_keys=item.participant_keys,
+        facts=message_facts(msg),
         blobs=refs,
     )
 

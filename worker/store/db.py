@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from worker.config import DatabaseSettings
 from worker.errors import StoreError
-from worker.store.fast import deferred_writes
+from worker.store.fast import deferred_writes, driver_sql
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -66,7 +66,10 @@ def _sqlite_engine(url: str, settings: DatabaseSettings) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if settings.echo:  # echoed like every other statement
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        else:  # once per message: through Core it cost a fifth of a commit's time
+            driver_sql(conn, f"BEGIN {mode}")
 
     return engine
 

@@ -23,6 +23,15 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
+class Encoded(str):
+    """A value already in its column's database form: JSON text made by a parse worker, so
+    the one committing process does not encode it again (``json.dumps`` with its defaults,
+    as the JSON type's own bind processor would). Only FastStatement knows the mark; through
+    Core it would be encoded a second time."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
@@ -240,6 +249,17 @@ def _install(engine: Any) -> None:
         event.listen(engine, name, hook)
 
 
+def driver_sql(conn: Connection, sql: str) -> None:
+    """One parameterless statement (``BEGIN IMMEDIATE``) on the driver's cursor, its error
+    raised as ``Connection.exec_driver_sql`` would. For statements run once per message,
+    where Core's execution machinery costs more than SQLite does."""
+    driver = conn.connection.driver_connection
+    try:
+        driver.execute(sql)  # type: ignore[union-attr]
+    except BaseException as exc:
+        _reraise(conn, sql, (), exc)
+
+
 def _reraise(conn: Connection, sql: str, params: Any, exc: BaseException) -> NoReturn:
     """Raise a driver error as the SQLAlchemy exception the dialect maps it to.
 
@@ -274,7 +294,9 @@ def _bound(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[st
         values[name] = make()
     for name, process in plan.processors.items():
         if name in values:
-            values[name] = process(values[name])
+            value = values[name]
+            if type(value) is not Encoded:
+                values[name] = process(value)
     return tuple(values[name] for name in plan.names) if plan.positional else values
 
 

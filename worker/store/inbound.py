@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,7 @@ from worker.mail.message import InboundMessage, RawMessage, storable
 from worker.mail.threading import normalize_subject
 from worker.store import tables
 from worker.store.blobs import safe_filename
-from worker.store.fast import FastStatement
+from worker.store.fast import Encoded, FastStatement
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
 from worker.store.upserts import dialect_insert
 
@@ -117,15 +118,17 @@ def message_row(raw: RawMessage, msg: InboundMessage, size: int) -> dict[str, An
         "uid": raw.uid,
         "source": raw.source,
         "message_id": msg.message_id[:998],
-        "in_reply_to": list(msg.in_reply_to)[:20],
-        "references": list(msg.references)[-100:],
+        "in_reply_to": _json(list(msg.in_reply_to)[:20]),
+        "references": _json(list(msg.references)[-100:]),
         "sender": sender.email[:_ADDRESS_MAX] if sender else None,
         "sender_name": (sender.name[:255] or None) if sender else None,
-        "recipients": {
-            "to": [str(a) for a in msg.to],
-            "cc": [str(a) for a in msg.cc],
-            "reply_to": [str(a) for a in msg.reply_to],
-        },
+        "recipients": _json(
+            {
+                "to": [str(a) for a in msg.to],
+                "cc": [str(a) for a in msg.cc],
+                "reply_to": [str(a) for a in msg.reply_to],
+            }
+        ),
         "subject": msg.subject,
         "subject_key": normalize_subject(msg.subject)[:255] or None,
         "sent_at": msg.date,
@@ -133,9 +136,14 @@ def message_row(raw: RawMessage, msg: InboundMessage, size: int) -> dict[str, An
         "body_html": msg.html or None,
         "content_hash": msg.content_hash,
         "size": size,
-        "defects": list(msg.defects)[:50],
+        "defects": _json(list(msg.defects)[:50]),
         "bounced": False,
     }
+
+
+def _json(value: object) -> Encoded:
+    """JSON text for a JSON column, made where the message is parsed (see ``Encoded``)."""
+    return Encoded(json.dumps(value))
 
 
 def attachment_row(attachment: MailAttachment, sha256: str, size: int) -> AttachmentRow:

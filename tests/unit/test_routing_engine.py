@@ -767,3 +767,41 @@ def test_a_schedule_answers_for_any_instant() -> None:
     assert not schedule.active_at(utc(2026, 3, 27, 17, 0))
     assert Schedule(frozenset({5, 6}), None, None, "UTC").text == "sat-sun UTC"
     assert Schedule(frozenset({0, 2, 4, 5}), None, None, "UTC").text == "mon,wed,fri-sat UTC"
+
+
+class _Unread(Mapping[str, int]):
+    """Open-lead counts that fail when read: storage's are a query, made on first use."""
+
+    def __getitem__(self, key: str) -> int:
+        raise AssertionError(f"open leads of {key} read")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("open leads listed")
+
+    def __len__(self) -> int:
+        raise AssertionError("open leads counted")
+
+
+def test_round_robin_without_capacities_never_reads_open_leads() -> None:
+    rules = ruleset(
+        """\
+        - name: turns
+          assign: {strategy: round_robin, to: [alice, bob, carol]}
+        """
+    )
+    decision = run(rules, state=RoutingState(open_leads=_Unread(), rotation={"turns": 1}))
+    assert decision.executive == "bob"
+
+
+def test_a_capacity_makes_round_robin_read_open_leads() -> None:
+    rules = ruleset(
+        """\
+        - name: turns
+          assign: {strategy: round_robin, to: [alice, bob]}
+        """,
+        team="executives:\n  - {id: alice, capacity: 2}\n  - {id: bob}\n",
+    )
+    full = RoutingState(open_leads={"alice": 2})
+    assert run(rules, state=full).executive == "bob"
+    with pytest.raises(AssertionError, match="open leads of alice read"):
+        run(rules, state=RoutingState(open_leads=_Unread()))

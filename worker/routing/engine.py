@@ -8,6 +8,7 @@ testable without a database.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -85,18 +86,23 @@ def eligible(
     Away ranges are dates in ``timezone`` (the rule file's), inclusive at both ends.
     """
     day = _aware(now).astimezone(zone(timezone)).date()
-    why = _why_not(executive, state.open_leads.get(executive.id, 0), day)
+    why = _why_not(executive, state.open_leads, day)
     return not why, why
 
 
-def _why_not(executive: Executive, open_leads: int, day: date) -> str:
+def _why_not(executive: Executive, open_leads: Mapping[str, int], day: date) -> str:
+    """Open leads are looked up only for an executive with a capacity: the caller's mapping
+    may read them from storage on first use, which a rule file without capacities and
+    without load balancing then never needs."""
     if not executive.active:
         return "inactive"
     for away in executive.away:
         if away.start <= day <= away.end:
             return f"away until {away.end.isoformat()}"
-    if executive.capacity is not None and open_leads >= executive.capacity:
-        return f"at capacity {open_leads}/{executive.capacity}"
+    if executive.capacity is not None:
+        count = open_leads.get(executive.id, 0)
+        if count >= executive.capacity:
+            return f"at capacity {count}/{executive.capacity}"
     return ""
 
 
@@ -140,7 +146,7 @@ def decide(
                 why = "is not in the rule file"
             else:
                 day = local_time(rules.timezone).date()
-                why = _why_not(executive, state.open_leads.get(executive_id, 0), day)
+                why = _why_not(executive, state.open_leads, day)
             verdicts[executive_id] = why
         return why
 

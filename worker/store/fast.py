@@ -12,6 +12,7 @@ either backend), so callers catch one set of types whichever path ran the statem
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class _Plan:
     literals: Mapping[str, Any]  # values bound in the statement itself (direction == "in")
     # Per result column, the type's processor (JSON text → value, 0/1 → bool …) or None.
     results: tuple[Callable[[Any], Any] | None, ...]
+    # The values in ``names`` order, as a tuple (a positional paramstyle's parameters).
+    ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
 
 class FastStatement:
@@ -297,7 +300,7 @@ def _bound(plan: _Plan, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[st
             value = values[name]
             if type(value) is not Encoded:
                 values[name] = process(value)
-    return tuple(values[name] for name in plan.names) if plan.positional else values
+    return plan.ordered(values) if plan.positional else values
 
 
 def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _Plan:
@@ -341,6 +344,7 @@ def _compile(statement: Executable, conn: Connection, keys: frozenset[str]) -> _
         defaults=defaults,
         literals=literals,
         results=results if any(results) else (),
+        ordered=_ordered(names),
     )
 
 
@@ -353,6 +357,17 @@ def _processed(
         value if process is None else process(value)
         for value, process in zip(row, processors, strict=True)
     )
+
+
+def _ordered(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``tuple(values[n] for n in names)``, done by ``itemgetter`` in C: a generator cost a
+    fifth of the statement's own time for a message row's 27 columns."""
+    if not names:
+        return lambda _values: ()
+    if len(names) == 1:
+        get = operator.itemgetter(names[0])
+        return lambda values: (get(values),)
+    return operator.itemgetter(*names)
 
 
 def _constant(value: Any) -> Callable[[], Any]:

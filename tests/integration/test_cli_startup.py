@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -45,22 +46,48 @@ HELP_HEAVY = HEAVY | {"sqlalchemy", "pydantic", "rich", "yaml", "re2", "psycopg"
 LISTING_ABSENT = frozenset(
     {"sqlalchemy.orm", "worker.store.models", "sqlalchemy.dialects.postgresql", "psycopg"}
 )
+# Nor the blob store (App makes it on first use) and what it alone imports.
+LISTING_ABSENT_STORE = frozenset(
+    {"worker.store.blobs", "worker.store.packs", "worker.store.upserts", "ctypes"}
+)
 
 _PROBE = """
-import json, sys
+import gc, json, sys
 from worker.cli.main import main
 report = sys.argv.pop(1)
 try:
     main()
 except SystemExit as done:
     code = done.code
+config = sys.modules.get("worker.config")
+built = sorted(
+    name
+    for name, model in vars(config).items()
+    if isinstance(model, type) and issubclass(model, config._Section)
+    and model.__pydantic_complete__
+) if config else []
 with open(report, "w") as out:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+    json.dump(
+        {
+            "code": code,
+            "modules": sorted(sys.modules),
+            "gc_enabled": gc.isenabled(),
+            "gc_frozen": gc.get_freeze_count(),
+            "config_models_built": built,
+        },
+        out,
+    )
 """
 
 
 def loaded_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh ``leadmail ARGS`` process has imported when it exits."""
+    return set(probe(tmp_path, *args, env=env)["modules"])
+
+
+def probe(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a fresh ``leadmail ARGS`` process reports when it exits: its modules, the
+    garbage collector's state and which settings models built a validator."""
     report = tmp_path / "modules.json"
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(report), *args],
@@ -71,9 +98,9 @@ def loaded_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    data = json.loads(report.read_text())
+    data: dict[str, Any] = json.loads(report.read_text())
     assert data["code"] in (0, None), done.stderr
-    return set(data["modules"])
+    return data
 
 
 def top_level(modules: set[str]) -> set[str]:
@@ -118,10 +145,23 @@ def demo_db(tmp_path: Path) -> dict[str, str]:
 def test_lead_listings_import_no_heavy_library(
     tmp_path: Path, demo_db: dict[str, str], args: list[str]
 ) -> None:
-    modules = loaded_after(tmp_path, *args, env=demo_db)
+    report = probe(tmp_path, *args, env=demo_db)
+    modules = set(report["modules"])
     assert top_level(modules) & HEAVY == set()
-    assert modules & LISTING_ABSENT == set()
+    assert modules & (LISTING_ABSENT | LISTING_ABSENT_STORE) == set()
     assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
+    # One validator checks the whole config: the sections' own are never built.
+    assert report["config_models_built"] == ["Settings"]
+
+
+def test_startup_pauses_the_collector_until_the_app_is_built(
+    tmp_path: Path, demo_db: dict[str, str]
+) -> None:
+    """main() pauses the cyclic GC while the libraries load; building the app freezes what
+    start-up made and turns collection back on for the command's own work."""
+    report = probe(tmp_path, "leads", "list", env=demo_db)
+    assert report["gc_enabled"] is True
+    assert report["gc_frozen"] > 10_000
 
 
 def test_ingest_on_sqlite_imports_no_orm_no_migrations_no_postgresql(

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 # collector would walk them over and over while they are made: about 140 collections and a
 # tenth of `leadmail leads list` here (bench/startup.md). So `main()` pauses it, and the
 # first use of the app ends the pause: what start-up made is frozen (kept out of every later
-# collection, as for a long `leadmail run` it should be; the few hundred cyclic leftovers of
-# the imports stay), and collection goes on as usual for the command's own work. A command
+# collection, as for a long `leadmail run` it should be, and out of the full one the
+# interpreter makes at exit; the few hundred cyclic leftovers of the imports stay), and
+# collection goes on as usual for the command's own work. A command
 # that never builds the app (`rules check`, `demo write`, `--help`) is short and bounded and
 # ends with the collector still paused; reference counting frees its memory all the same.
 _gc_paused = False

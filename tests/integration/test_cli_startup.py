@@ -59,6 +59,7 @@ try:
     main()
 except SystemExit as done:
     code = done.code
+tables = sys.modules.get("worker.store.tables")
 config = sys.modules.get("worker.config")
 built = sorted(
     name
@@ -74,6 +75,7 @@ with open(report, "w") as out:
             "gc_enabled": gc.isenabled(),
             "gc_frozen": gc.get_freeze_count(),
             "config_models_built": built,
+            "tables_built": sorted(tables._metadata.tables) if tables else [],
         },
         out,
     )
@@ -152,6 +154,31 @@ def test_lead_listings_import_no_heavy_library(
     assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
     # One validator checks the whole config: the sections' own are never built.
     assert report["config_models_built"] == ["Settings"]
+    # Only the tables it reads (and what their foreign keys name) are built.
+    if args == ["leads", "list"]:
+        assert report["tables_built"] == ["leads", "messages"]
+    else:
+        unread = {"quarantine", "blobs", "mailbox_cursors", "routing_counters", "lead_load"}
+        assert unread & set(report["tables_built"]) == set()
+
+
+def test_tables_are_built_on_first_use_and_metadata_holds_them_all() -> None:
+    """A table is built when first named, with the tables its foreign keys point to;
+    ``metadata`` (alembic, the ORM, create_all) is never handed out without all of them."""
+    code = (
+        "import worker.store.tables as t\n"
+        "assert not t._metadata.tables\n"
+        "t.attachments\n"
+        "assert sorted(t._metadata.tables) == ['attachments', 'leads', 'messages'], "
+        "sorted(t._metadata.tables)\n"
+        "assert t.attachments is t.attachments and t.metadata.tables['leads'] is t.leads\n"
+        "print(len(t.metadata.tables))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "22"
 
 
 def test_startup_pauses_the_collector_until_the_app_is_built(

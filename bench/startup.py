@@ -52,9 +52,22 @@ COMMANDS: dict[str, list[str]] = {
 FLOORS: dict[str, list[str]] = {
     "python -c pass": ["-c", "pass"],
     "import click": ["-c", "import click"],
+    "import sqlalchemy,pydantic": ["-c", "import sqlalchemy, pydantic"],
     "import click,sqlalchemy,rich": ["-c", "import click, sqlalchemy, rich.table"],
-    # `import pydantic` alone is lazy: a model needs BaseModel's machinery.
+    # `import pydantic` alone is lazy: a model needs BaseModel's machinery, and the first
+    # model class defined imports the rest (fields, types, annotated_types, the plugins'
+    # entry points) and builds a validator.
     "from pydantic import BaseModel": ["-c", "from pydantic import BaseModel"],
+    "one pydantic model": [
+        "-c",
+        "from pydantic import BaseModel\nclass M(BaseModel):\n    x: int = 0\nM()",
+    ],
+    # Everything a listing must load, no leadmail code: the sum of the above in one process.
+    "all of them": [
+        "-c",
+        "import click, sqlalchemy, rich.table\nfrom pydantic import BaseModel\n"
+        "class M(BaseModel):\n    x: int = 0\nM()",
+    ],
 }
 
 

@@ -27,7 +27,11 @@ DEFAULT_CONFIG_FILE = Path("config.toml")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each model builds its validator when first used, not when defined: a command validates
+    # one Settings, whose validator checks every section in it, and building a validator for
+    # each of the other models as well was wasted start-up (bench/startup.md). The rules are
+    # the same whichever validator applies them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DatabaseSettings(_Section):
@@ -594,17 +598,17 @@ class LoggingSettings(_Section):
 
 
 class Settings(_Section):
-    database: DatabaseSettings = DatabaseSettings()
-    storage: StorageSettings = StorageSettings()
-    leads: LeadSettings = LeadSettings()
-    ingest: IngestSettings = IngestSettings()
-    logging: LoggingSettings = LoggingSettings()
-    poller: PollerSettings = PollerSettings()
-    rules: RulesSettings = RulesSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    queue: QueueSettings = QueueSettings()
-    autoreply: AutoreplySettings = AutoreplySettings()
-    followups: FollowupSettings = FollowupSettings()
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    leads: LeadSettings = Field(default_factory=LeadSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    poller: PollerSettings = Field(default_factory=PollerSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    autoreply: AutoreplySettings = Field(default_factory=AutoreplySettings)
+    followups: FollowupSettings = Field(default_factory=FollowupSettings)
     accounts: tuple[Account, ...] = ()
     source_file: Path | None = None  # where these settings came from, for messages
 
@@ -635,6 +639,15 @@ class Settings(_Section):
         return any(a.name == account and (folder, True) in a.watched for a in self.accounts)
 
 
+# The [sections] of Settings. load_settings gives each missing one as an empty table, so the
+# one validator of Settings fills in its defaults (see _Section).
+_SECTIONS = tuple(
+    name
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+)
+
+
 def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
     """Read the file the user meant, apply env overrides, validate; ConfigError names the key."""
     env = dict(os.environ if environ is None else environ)
@@ -643,7 +656,9 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     _apply_env(data, env)
     label = str(file) if file else "defaults"
     try:
-        settings = Settings.model_validate({**data, "source_file": file})
+        settings = Settings.model_validate(
+            {**{name: {} for name in _SECTIONS}, **data, "source_file": file}
+        )
     except ValidationError as exc:
         raise ConfigError(_first_error(label, exc), value=label) from None
     return settings

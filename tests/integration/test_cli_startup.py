@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -45,22 +46,50 @@ HELP_HEAVY = HEAVY | {"sqlalchemy", "pydantic", "rich", "yaml", "re2", "psycopg"
 LISTING_ABSENT = frozenset(
     {"sqlalchemy.orm", "worker.store.models", "sqlalchemy.dialects.postgresql", "psycopg"}
 )
+# Nor the blob store (App makes it on first use) and what it alone imports.
+LISTING_ABSENT_STORE = frozenset(
+    {"worker.store.blobs", "worker.store.packs", "worker.store.upserts", "ctypes"}
+)
 
 _PROBE = """
-import json, sys
+import gc, json, sys
 from worker.cli.main import main
 report = sys.argv.pop(1)
 try:
     main()
 except SystemExit as done:
     code = done.code
+tables = sys.modules.get("worker.store.tables")
+config = sys.modules.get("worker.config")
+built = sorted(
+    name
+    for name, model in vars(config).items()
+    if isinstance(model, type) and issubclass(model, config._Section)
+    and model.__pydantic_complete__
+) if config else []
 with open(report, "w") as out:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+    json.dump(
+        {
+            "code": code,
+            "modules": sorted(sys.modules),
+            "gc_enabled": gc.isenabled(),
+            "gc_frozen": gc.get_freeze_count(),
+            "config_models_built": built,
+            "tables_built": sorted(tables._metadata.tables) if tables else [],
+        },
+        out,
+    )
 """
 
 
 def loaded_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh ``leadmail ARGS`` process has imported when it exits."""
+    return set(probe(tmp_path, *args, env=env)["modules"])
+
+
+def probe(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a fresh ``leadmail ARGS`` process reports when it exits: its modules, the
+    garbage collector's state and which settings models built a validator."""
     report = tmp_path / "modules.json"
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(report), *args],
@@ -71,9 +100,9 @@ def loaded_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    data = json.loads(report.read_text())
+    data: dict[str, Any] = json.loads(report.read_text())
     assert data["code"] in (0, None), done.stderr
-    return set(data["modules"])
+    return data
 
 
 def top_level(modules: set[str]) -> set[str]:
@@ -118,10 +147,48 @@ def demo_db(tmp_path: Path) -> dict[str, str]:
 def test_lead_listings_import_no_heavy_library(
     tmp_path: Path, demo_db: dict[str, str], args: list[str]
 ) -> None:
-    modules = loaded_after(tmp_path, *args, env=demo_db)
+    report = probe(tmp_path, *args, env=demo_db)
+    modules = set(report["modules"])
     assert top_level(modules) & HEAVY == set()
-    assert modules & LISTING_ABSENT == set()
+    assert modules & (LISTING_ABSENT | LISTING_ABSENT_STORE) == set()
     assert {m for m in modules if m.startswith(("worker.mail", "worker.routing"))} == set()
+    # One validator checks the whole config: the sections' own are never built.
+    assert report["config_models_built"] == ["Settings"]
+    # Only the tables it reads (and what their foreign keys name) are built.
+    if args == ["leads", "list"]:
+        assert report["tables_built"] == ["leads", "messages"]
+    else:
+        unread = {"quarantine", "blobs", "mailbox_cursors", "routing_counters", "lead_load"}
+        assert unread & set(report["tables_built"]) == set()
+
+
+def test_tables_are_built_on_first_use_and_metadata_holds_them_all() -> None:
+    """A table is built when first named, with the tables its foreign keys point to;
+    ``metadata`` (alembic, the ORM, create_all) is never handed out without all of them."""
+    code = (
+        "import worker.store.tables as t\n"
+        "assert not t._metadata.tables\n"
+        "t.attachments\n"
+        "assert sorted(t._metadata.tables) == ['attachments', 'leads', 'messages'], "
+        "sorted(t._metadata.tables)\n"
+        "assert t.attachments is t.attachments and t.metadata.tables['leads'] is t.leads\n"
+        "print(len(t.metadata.tables))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "22"
+
+
+def test_startup_pauses_the_collector_until_the_app_is_built(
+    tmp_path: Path, demo_db: dict[str, str]
+) -> None:
+    """main() pauses the cyclic GC while the libraries load; building the app freezes what
+    start-up made and turns collection back on for the command's own work."""
+    report = probe(tmp_path, "leads", "list", env=demo_db)
+    assert report["gc_enabled"] is True
+    assert report["gc_frozen"] > 10_000
 
 
 def test_ingest_on_sqlite_imports_no_orm_no_migrations_no_postgresql(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import getpass
 import os
 from collections.abc import Callable
@@ -18,6 +19,36 @@ if TYPE_CHECKING:
 
 # The config, database and rule modules are imported when first needed, not at start-up:
 # `leadmail --help` and a mistyped command answer without loading SQLAlchemy or pydantic.
+
+# Start-up makes some 100,000 objects that live as long as the process (the modules of
+# SQLAlchemy, pydantic and rich, the tables, the settings models), and the cyclic garbage
+# collector would walk them over and over while they are made: about 140 collections and a
+# tenth of `leadmail leads list` here (bench/startup.md). So `main()` pauses it, and the
+# first use of the app ends the pause: what start-up made is frozen (kept out of every later
+# collection, as for a long `leadmail run` it should be, and out of the full one the
+# interpreter makes at exit; the few hundred cyclic leftovers of the imports stay), and
+# collection goes on as usual for the command's own work. A command
+# that never builds the app (`rules check`, `demo write`, `--help`) is short and bounded and
+# ends with the collector still paused; reference counting frees its memory all the same.
+_gc_paused = False
+
+
+def pause_gc() -> None:
+    """Called by ``main()`` before the command is parsed: no cyclic collection during
+    start-up. Tests calling the click group directly never pause it."""
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def end_startup() -> None:
+    """Freeze what start-up made and let the collector run again (when main() paused it)."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
 
 
 class Context:
@@ -43,6 +74,7 @@ class Context:
             from worker.services.context import App
 
             self._app = App.from_settings(self.settings)
+            end_startup()
         return self._app
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from worker.cli.context import Context
+from worker.cli.context import Context, pause_gc
 from worker.cli.logs import setup_logging
 from worker.cli.sanitize import printable
 from worker.errors import LeadmailError
@@ -186,6 +186,7 @@ def quiet_stdout() -> None:
 
 
 def main() -> None:
+    pause_gc()  # until the app is built (cli/context.py): start-up makes no garbage to find
     try:
         cli(prog_name="leadmail")
     except SystemExit as done:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worker.errors import ConfigError
-from worker.store.blobs import BlobStore
 from worker.store.db import Database
 
 if TYPE_CHECKING:
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from worker.mail.addresses import SenderPolicy
     from worker.mail.classify import OwnIdentity
     from worker.mail.threading import TokenSigner
+    from worker.store.blobs import BlobStore
 
 SECRET_FILE = "secret.key"  # noqa: S105 (a file name)
 
@@ -28,7 +28,6 @@ class App:
 
     settings: Settings
     db: Database
-    blobs: BlobStore
     secret: bytes
     """What signs lead tokens (``signer``)."""
     # The assignment rules in use (services.assignment.RuleBook), made on first use.
@@ -36,19 +35,21 @@ class App:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> App:
-        db = Database(settings.database)
-        blobs = BlobStore(
-            settings.storage.path / "blobs", db.engine, settings.storage.pack_max_bytes
-        )
         return cls(
             settings=settings,
-            db=db,
-            blobs=blobs,
+            db=Database(settings.database),
             secret=load_secret(settings.storage.path, settings.leads.secret_env),
         )
 
-    # The mail policies are made on first use: the mail-understanding modules they come from
+    # The blob store and the mail policies are made on first use: the modules they come from
     # are a good part of start-up, and listings (`leads list`, `leads show`) use none of them.
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        from worker.store.blobs import BlobStore
+
+        storage = self.settings.storage
+        return BlobStore(storage.path / "blobs", self.db.engine, storage.pack_max_bytes)
 
     @cached_property
     def signer(self) -> TokenSigner:
@@ -78,7 +79,8 @@ class App:
         )
 
     def close(self) -> None:
-        self.blobs.close()
+        if "blobs" in self.__dict__:  # made (cached_property keeps it there)
+            self.blobs.close()
         self.db.dispose()
 
 

@@ -22,13 +22,9 @@ if TYPE_CHECKING:
 
 # Core statements over the tables only: `leads list` and `leads show` read through here
 # without importing the ORM (bench/startup.py); a Session runs them as well as a Connection.
+# The tables a listing does not read are named where used: each is built on first use.
 _leads = tables.leads
 _messages = tables.messages
-_contacts = tables.contacts
-_addresses = tables.addresses
-_status_changes = tables.status_changes
-_comments = tables.comments
-_activities = tables.activities
 
 EDITABLE_COLUMNS = (
     "id",
@@ -269,7 +265,9 @@ def detail(session: Session | Connection, lead_id: int, messages: int) -> dict[s
                 "is_primary": c.is_primary,
             }
             for c in session.execute(
-                select(_contacts).where(_contacts.c.lead_id == lead_id).order_by(_contacts.c.id)
+                select(tables.contacts)
+                .where(tables.contacts.c.lead_id == lead_id)
+                .order_by(tables.contacts.c.id)
             )
         ],
         addresses=[
@@ -284,7 +282,9 @@ def detail(session: Session | Connection, lead_id: int, messages: int) -> dict[s
                 "country": a.country,
             }
             for a in session.execute(
-                select(_addresses).where(_addresses.c.lead_id == lead_id).order_by(_addresses.c.id)
+                select(tables.addresses)
+                .where(tables.addresses.c.lead_id == lead_id)
+                .order_by(tables.addresses.c.id)
             )
         ],
     )
@@ -322,7 +322,7 @@ def status_changes(session: Session | Connection, lead_id: int) -> list[dict[str
             "cause": c.cause,
         }
         for c in session.execute(
-            select(_status_changes).where(_status_changes.c.lead_id == lead_id)
+            select(tables.status_changes).where(tables.status_changes.c.lead_id == lead_id)
         )
     ]
 
@@ -330,7 +330,9 @@ def status_changes(session: Session | Connection, lead_id: int) -> list[dict[str
 def comments(session: Session | Connection, lead_id: int) -> list[dict[str, Any]]:
     return [
         {"id": c.id, "at": c.at, "author": c.author, "text": c.text}
-        for c in session.execute(select(_comments).where(_comments.c.lead_id == lead_id))
+        for c in session.execute(
+            select(tables.comments).where(tables.comments.c.lead_id == lead_id)
+        )
     ]
 
 
@@ -344,7 +346,9 @@ def activities(session: Session | Connection, lead_id: int) -> list[dict[str, An
             "actor": a.actor,
             "details": a.details,
         }
-        for a in session.execute(select(_activities).where(_activities.c.lead_id == lead_id))
+        for a in session.execute(
+            select(tables.activities).where(tables.activities.c.lead_id == lead_id)
+        )
     ]
 
 
@@ -390,7 +394,7 @@ def record_activity(
 ) -> int:
     """One entry in the lead's timeline (an edit, a note ...); its id."""
     activity_id = conn.scalar(
-        insert(_activities).returning(_activities.c.id),
+        insert(tables.activities).returning(tables.activities.c.id),
         {
             "lead_id": lead_id,
             "kind": kind,

@@ -326,6 +326,10 @@ class ImapWorker(FolderWorker):
         workers = self.workers_for(len(uids))
         if workers:
             self._process_in_workers(uids, workers, report, state.uidvalidity)
+            # This connection sent nothing while the workers fetched, so mail that arrived
+            # meanwhile was announced to nobody, and IDLE will not announce it: a NOOP asks,
+            # and wait_for_mail finds the answer (heard_of_new_mail).
+            imap.noop()
         elif uids:
             raws = self._fetch(imap, uids)
             self.process(raws, len(uids), report, state.uidvalidity)

@@ -445,6 +445,28 @@ def test_mail_announced_during_a_sync_is_not_left_for_the_next_idle(
     assert_each_once(imap_app, 2)
 
 
+def test_mail_that_lands_while_the_workers_fetch_a_backlog_is_not_left_for_the_next_idle(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller's own connection is silent while the workers fetch: no FETCH reply carries
+    the news, so it must ask before it IDLEs."""
+    dovecot.append(imap_user, "INBOX", enquiries(30))
+    original = ImapWorker._uid_batches
+
+    def batches_while_mail_arrives(self: ImapWorker, uids: list[int]) -> Iterator[list[int]]:
+        for index, batch in enumerate(original(self, uids)):
+            if index == 1:
+                dovecot.append(imap_user, "INBOX", enquiries(1, start=30))
+                time.sleep(0.6)  # past Dovecot's notification batching
+            yield batch
+
+    monkeypatch.setattr(ImapWorker, "_uid_batches", batches_while_mail_arrives)
+    worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX", parse_workers=2)
+    with Running(worker):
+        wait_for(lambda: len(stored_ids(imap_app)) == 31, timeout=10)
+    assert_each_once(imap_app, 31)
+
+
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
 def test_tls_certificates_are_verified(
     imap_app: App, dovecot_tls: Dovecot, imap_user: str, security: str

@@ -170,9 +170,6 @@ def setup_logging(
         if json_lines
         else OneLineFormatter(fmt, tracebacks=tracebacks)
     )
-    # Neither format shows the thread or process: a record need not look them up (a third
-    # of its cost, which a poll pays once per message in the committing process).
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == "leadmail":

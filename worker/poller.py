@@ -28,8 +28,8 @@ from worker.errors import AuthError, LeadmailError, LeaseHeldError, LeaseLostErr
 from worker.mail.message import RawMessage
 from worker.services.context import App
 from worker.services.intake import Intake, IntakeResult
-from worker.services.preparation import default_workers
-from worker.sources.imap import ImapFolder, password_for
+from worker.services.preparation import FIRST_BATCH, default_workers
+from worker.sources.imap import FolderReader, ImapFolder, password_for
 from worker.sources.maildir import MaildirFile, MaildirWatch
 from worker.store import cursors
 
@@ -252,15 +252,21 @@ class FolderWorker(ABC):
     ) -> None:
         """Run messages through intake, one transaction each; stops between messages."""
         intake = Intake(self.app, max_bytes=self.max_bytes, sent=self.sent)
-        # Worker processes pay off for a backlog; a message or two from IDLE is faster here.
-        workers = self.parse_workers if count > 2 * self.account.batch_size else 0
         # Batches the size of a FETCH: each is processed as soon as it has arrived.
         results = intake.process_many(
             raws,
             batch=self.account.batch_size,
-            workers=workers,
+            workers=self.workers_for(count),
             in_transaction=self.advance(uidvalidity),
         )
+        self.consume(results, report)
+
+    def workers_for(self, count: int) -> int:
+        """Worker processes pay off for a backlog; a message or two from IDLE is faster here."""
+        return self.parse_workers if count > 2 * self.account.batch_size else 0
+
+    def consume(self, results: Iterator[IntakeResult], report: SyncReport) -> None:
+        """Count the outcomes as they are committed; stops between messages."""
         try:
             for result in results:
                 report.outcomes[result.outcome.value] += 1
@@ -317,7 +323,14 @@ class ImapWorker(FolderWorker):
         self._post_actions(cursor.post_action_uid, cursor.last_uid)
         uids = imap.uids_after(cursor.last_uid)
         report.found = len(uids)
-        if uids:
+        workers = self.workers_for(len(uids))
+        if workers:
+            self._process_in_workers(uids, workers, report, state.uidvalidity)
+            # This connection sent nothing while the workers fetched, so mail that arrived
+            # meanwhile was announced to nobody, and IDLE will not announce it: a NOOP asks,
+            # and wait_for_mail finds the answer (heard_of_new_mail).
+            imap.noop()
+        elif uids:
             raws = self._fetch(imap, uids)
             self.process(raws, len(uids), report, state.uidvalidity)
         with self.app.db.begin() as conn:
@@ -330,6 +343,32 @@ class ImapWorker(FolderWorker):
         if report.processed:
             log.info("%s", report.summary())
         return report
+
+    def _process_in_workers(
+        self, uids: list[int], workers: int, report: SyncReport, uidvalidity: int
+    ) -> None:
+        """A backlog: each parse worker fetches the batch it parses on a connection of its
+        own, so that this process, which commits every message, spends nothing on FETCH."""
+        reader = FolderReader(
+            self.account, self.folder, password_for(self.account), uidvalidity, self.max_bytes
+        )
+        intake = Intake(self.app, max_bytes=self.max_bytes, sent=self.sent)
+        results = intake.process_loaded(
+            reader,
+            self._uid_batches(uids),
+            workers,
+            in_transaction=self.advance(uidvalidity),
+        )
+        self.consume(results, report)
+
+    def _uid_batches(self, uids: list[int]) -> Iterator[list[int]]:
+        """Batches of ``batch_size`` UIDs; the first ones small (4, 8, 16 …) so that the
+        first commits need not wait for a whole batch to be fetched and parsed."""
+        size, start = min(FIRST_BATCH, self.account.batch_size), 0
+        while start < len(uids) and not self.stop.is_set():
+            yield uids[start : start + size]
+            start += size
+            size = min(size * 2, self.account.batch_size)
 
     def _fetch(self, imap: ImapFolder, uids: list[int]) -> Iterator[RawMessage]:
         for batch in imap.fetch(uids, self.max_bytes, self.account.batch_size):

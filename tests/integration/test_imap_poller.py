@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from worker.config import ImapAccount, load_settings
 from worker.errors import AuthError, FetchError, LeaseHeldError
 from worker.poller import ImapWorker
 from worker.services.context import App
-from worker.sources.imap import ImapFolder
+from worker.sources.imap import FolderReader, ImapFolder
 from worker.store import cursors, schema
 from worker.store.models import Message, QuarantineEntry, table_of
 
@@ -269,6 +270,95 @@ def test_oversize_message_is_quarantined_with_its_headers(
     assert cursor is not None and cursor.last_uid == 3
 
 
+def test_a_backlog_is_fetched_by_the_parse_workers_and_the_mailbox_is_untouched(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = make_mail(
+        message_id="<huge@firm.example>", body="x" * 200 + "\n" + ("y" * 70 + "\n") * 400
+    )
+    dovecot.append(imap_user, "INBOX", [*enquiries(20), big, *enquiries(25, start=20)])
+    before = dovecot.flags(imap_user)
+
+    def not_here(*_args: object) -> None:
+        raise AssertionError("a backlog is fetched by the workers, not the committing process")
+
+    monkeypatch.setattr(ImapWorker, "_fetch", not_here)
+    worker = ImapWorker(
+        imap_app,
+        account(dovecot, imap_user, max_message_bytes=8192),
+        "INBOX",
+        parse_workers=2,
+    )
+    report = worker.run_once()
+    assert report.outcomes == {"created": 45, "quarantined": 1}
+    assert_each_once(imap_app, 45)
+    with imap_app.db.engine.connect() as conn:
+        entry = conn.execute(select(table_of(QuarantineEntry))).one()
+        cursor = cursors.load(conn, "sales", "INBOX")
+    assert "exceeds max_message_bytes (8192)" in entry.reason
+    held = imap_app.blobs.get(entry.raw_sha256)
+    assert b"Message-ID: <huge@firm.example>" in held and b"yyyy" not in held
+    assert cursor is not None and cursor.last_uid == max(before)
+    # EXAMINE and BODY.PEEK[] in the workers too (\Recent belongs to whoever looked first).
+    after = dovecot.flags(imap_user)
+    assert {u: set(f) - {b"\\Recent"} for u, f in after.items()} == {
+        u: set(f) - {b"\\Recent"} for u, f in before.items()
+    }
+
+
+def test_a_worker_that_cannot_fetch_ends_the_sync_and_loses_nothing(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dovecot.append(imap_user, "INBOX", enquiries(30))
+    original = FolderReader.load
+
+    def refuse(self: FolderReader, uids: list[int], batch_bytes: int) -> Iterator[list[object]]:
+        if max(uids) > 12:
+            raise FetchError("sales/INBOX: connection reset")
+        yield from original(self, uids, batch_bytes)
+
+    monkeypatch.setattr(FolderReader, "load", refuse)  # before the workers fork
+    worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX", parse_workers=2)
+    with pytest.raises(FetchError, match="connection reset"):
+        worker.run_once()
+    with imap_app.db.engine.connect() as conn:
+        cursor = cursors.load(conn, "sales", "INBOX")
+    done = len(stored_ids(imap_app))
+    assert cursor is not None and cursor.last_uid == done <= 12
+    assert cursor.last_error is not None and "connection reset" in cursor.last_error
+    monkeypatch.setattr(FolderReader, "load", original)
+    assert worker.run_once().outcomes == {"created": 30 - done}
+    assert_each_once(imap_app, 30)
+
+
+def test_a_folder_reader_reads_by_uid_in_bounded_batches_and_checks_uidvalidity(
+    dovecot: Dovecot, imap_user: str
+) -> None:
+    mails = enquiries(6)
+    uids = dovecot.append(imap_user, "INBOX", mails)
+    acct = account(dovecot, imap_user)
+    uidvalidity = dovecot.uidvalidity(imap_user)
+    reader = FolderReader(acct, "INBOX", Dovecot.PASSWORD, uidvalidity, 1 << 20)
+    assert Dovecot.PASSWORD not in repr(reader)
+    try:
+        wanted = [uids[0], uids[2], uids[3], uids[5], max(uids) + 7]  # the last never existed
+        largest = max(len(m.replace(b"\n", b"\r\n")) for m in mails)  # RFC822.SIZE: CRLF
+        batches = list(reader.load(wanted, batch_bytes=largest * 2 + 1))
+        assert [[raw.uid for raw in batch] for batch in batches] == [wanted[:2], wanted[2:4]]
+        assert batches[0][1].data == mails[2].replace(b"\n", b"\r\n")
+        assert batches[0][0].source.endswith(f";UIDVALIDITY={uidvalidity};UID={uids[0]}")
+        # A copy travels without the connection (it opens its own).
+        copy = pickle.loads(pickle.dumps(reader))
+        assert [raw.uid for batch in copy.load(uids[:1], 1 << 20) for raw in batch] == uids[:1]
+        copy.close()
+    finally:
+        reader.close()
+    stale = FolderReader(acct, "INBOX", Dovecot.PASSWORD, uidvalidity + 1, 1 << 20)
+    with pytest.raises(FetchError, match="UIDVALIDITY changed"):
+        list(stale.load(uids, 1 << 20))
+    assert not any(b"\\Seen" in f for f in dovecot.flags(imap_user).values())
+
+
 @pytest.mark.parametrize("action", ["flag", "move:Processed"])
 def test_post_action_after_commit(
     imap_app: App, dovecot: Dovecot, imap_user: str, action: str
@@ -353,6 +443,28 @@ def test_mail_announced_during_a_sync_is_not_left_for_the_next_idle(
     with Running(worker):
         wait_for(lambda: len(stored_ids(imap_app)) == 2, timeout=8)
     assert_each_once(imap_app, 2)
+
+
+def test_mail_that_lands_while_the_workers_fetch_a_backlog_is_not_left_for_the_next_idle(
+    imap_app: App, dovecot: Dovecot, imap_user: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller's own connection is silent while the workers fetch: no FETCH reply carries
+    the news, so it must ask before it IDLEs."""
+    dovecot.append(imap_user, "INBOX", enquiries(30))
+    original = ImapWorker._uid_batches
+
+    def batches_while_mail_arrives(self: ImapWorker, uids: list[int]) -> Iterator[list[int]]:
+        for index, batch in enumerate(original(self, uids)):
+            if index == 1:
+                dovecot.append(imap_user, "INBOX", enquiries(1, start=30))
+                time.sleep(0.6)  # past Dovecot's notification batching
+            yield batch
+
+    monkeypatch.setattr(ImapWorker, "_uid_batches", batches_while_mail_arrives)
+    worker = ImapWorker(imap_app, account(dovecot, imap_user), "INBOX", parse_workers=2)
+    with Running(worker):
+        wait_for(lambda: len(stored_ids(imap_app)) == 31, timeout=10)
+    assert_each_once(imap_app, 31)
 
 
 @pytest.mark.parametrize("security", ["ssl", "starttls"])

@@ -26,6 +26,7 @@ from worker.services.context import App
 from worker.services.preparation import (
     Prepared,
     Preparer,
+    Source,
     Unreadable,
     content_hash,
     default_workers,
@@ -158,6 +159,26 @@ class Intake:
             default_workers() if count < 0 else count,
             self._policy,
         )
+        return self._commit_all(preparer.batches(raws), in_transaction)
+
+    def process_loaded(
+        self,
+        source: Source,
+        keys: Iterable[list[int]],
+        workers: int,
+        in_transaction: PerMessage | None = None,
+    ) -> Iterator[IntakeResult]:
+        """As ``process_many``, for the messages that the batches ``keys`` name in ``source``:
+        ``workers`` processes (at least one) read them there themselves, so their bytes never
+        pass through this process."""
+        preparer = Preparer(self._blobs, self.max_bytes, 0, workers, self._policy)
+        return self._commit_all(preparer.loaded(source, keys), in_transaction)
+
+    def _commit_all(
+        self,
+        batches: Iterator[list[Prepared | Unreadable]],
+        in_transaction: PerMessage | None,
+    ) -> Iterator[IntakeResult]:
         with self.app.db.intake_connection() as conn:
             self._conn = conn
             # A dry run keeps one outer transaction, each message a savepoint inside it, so a
@@ -166,7 +187,7 @@ class Intake:
             outer = conn.begin() if self.dry_run else None
             done, analyze_at = 0, _FIRST_ANALYZE
             try:
-                for prepared_batch in preparer.batches(raws):
+                for prepared_batch in batches:
                     for prepared in prepared_batch:
                         yield self._finish(prepared, _bind(in_transaction, prepared.raw))
                     self._discard_unused()

@@ -15,7 +15,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from multiprocessing.util import Finalize
+from typing import Any, Protocol
 
 from worker.errors import LeadmailError, ParseError
 from worker.mail.addresses import email_key
@@ -172,18 +173,39 @@ def _prepared(
     )
 
 
+class Source(Protocol):
+    """Where a worker process reads the messages a batch names by key (an IMAP folder: by
+    UID), so that the bytes go straight to the process that parses them. Made by the caller,
+    inherited by each worker, opened there on first use and closed when the worker exits."""
+
+    def load(self, keys: list[int], batch_bytes: int) -> Iterator[list[RawMessage]]:
+        """The messages of ``keys`` in their order (a vanished one skipped), in batches of at
+        most ``batch_bytes`` (or one larger message)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 # -- worker processes -------------------------------------------------------------------
 
 _worker_blobs: BlobStore | None = None
+_worker_source: Source | None = None
 _PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(blobs: tuple[str, str | None, int] | None, parent: int) -> None:
+def _init_worker(
+    blobs: tuple[str, str | None, int] | None, parent: int, source: Source | None = None
+) -> None:
     """``blobs``: the store's ``spec()``, or None (a dry run). The worker appends to a pack
     of its own and asks the database which digests it knows (each blob is stored once)."""
-    global _worker_blobs
+    global _worker_blobs, _worker_source
     _die_with_parent(parent)
     _worker_blobs = BlobStore.from_spec(blobs) if blobs is not None else None
+    _worker_source = source
+    if source is not None:
+        # Run when the pool lets the worker go (multiprocessing's exit hook): a polite
+        # LOGOUT instead of a dropped connection.
+        Finalize(source, source.close, exitpriority=10)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -206,6 +228,18 @@ def _worker_batch(
     return prepare_batch(raws, _worker_blobs, max_bytes, policy)
 
 
+def _worker_load(
+    keys: list[int], max_bytes: int, policy: MailPolicy
+) -> list[Prepared | Unreadable]:
+    """Read the batch ``keys`` name from the worker's source and prepare it, a bounded
+    number of bytes at a time (each part's blobs made durable together)."""
+    assert _worker_source is not None
+    prepared: list[Prepared | Unreadable] = []
+    for raws in _worker_source.load(keys, BATCH_BYTES):
+        prepared += prepare_batch(raws, _worker_blobs, max_bytes, policy)
+    return prepared
+
+
 class Preparer:
     """Yields prepared batches in input order, in this process or in ``workers`` processes."""
 
@@ -225,6 +259,32 @@ class Preparer:
                 yield prepare_batch(chunk, self.blobs, self.max_bytes, self.policy)
             return
         yield from self._pooled(chunks)
+
+    def loaded(
+        self, source: Source, keys: Iterable[list[int]]
+    ) -> Iterator[list[Prepared | Unreadable]]:
+        """Prepared batches, in order, of the messages ``keys`` name in ``source``: each
+        worker process reads its batch itself (needs ``workers`` > 0)."""
+        if self.workers <= 0:
+            raise ValueError("reading from a source needs worker processes")
+        context = multiprocessing.get_context("fork")
+        spec = self.blobs.spec() if self.blobs is not None else None
+        with ProcessPoolExecutor(
+            self.workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(spec, os.getpid(), source),
+        ) as pool:
+            # Only keys travel to a worker and only prepared messages (without their bytes)
+            # come back, so the window is bounded by batches: each worker holds one batch's
+            # bytes, BATCH_BYTES at a time.
+            window: deque[Future[list[Prepared | Unreadable]]] = deque()
+            for batch in keys:
+                window.append(pool.submit(_worker_load, batch, self.max_bytes, self.policy))
+                if len(window) > self.workers * AHEAD:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
 
     def _pooled(self, chunks: Iterator[list[RawMessage]]) -> Iterator[list[Prepared | Unreadable]]:
         # fork: workers start in milliseconds and inherit the imported parser; they touch no

@@ -262,14 +262,23 @@ class ImapFolder:
             sizes.update({uid: int(item.get(_SIZE, 0)) for uid, item in data.items()})
         return sizes
 
-    def fetch(self, uids: list[int], max_bytes: int, batch: int) -> Iterator[list[RawMessage]]:
+    def fetch(
+        self, uids: list[int], max_bytes: int, batch: int, batch_bytes: int | None = None
+    ) -> Iterator[list[RawMessage]]:
         """Batches of messages in UID order, bodies by PEEK; an over-size one brings its
-        headers and its real size only (intake quarantines it).
+        headers and its real size only (intake quarantines it). A batch ends at ``batch``
+        messages, or at ``batch_bytes`` of them when given (one larger message alone).
 
         A UID that vanished (expunged meanwhile) is skipped: there is nothing to lose.
         """
         sizes = self.sizes(uids)
-        for chunk in _chunked([u for u in uids if u in sizes], batch):
+        present = [u for u in uids if u in sizes]
+        chunks = (
+            _chunked(present, batch)
+            if batch_bytes is None
+            else _chunked_by_size(present, sizes, batch, batch_bytes)
+        )
+        for chunk in chunks:
             small = [u for u in chunk if sizes[u] <= max_bytes]
             large = [u for u in chunk if sizes[u] > max_bytes]
             bodies = self._call("fetch", small, ["BODY.PEEK[]"]) if small else {}
@@ -386,6 +395,75 @@ def _is_news(response: Any) -> bool:
 def _chunked(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _chunked_by_size(
+    uids: list[int], sizes: dict[int, int], count: int, volume: int
+) -> Iterator[list[int]]:
+    chunk: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes[uid]
+        if chunk and (len(chunk) >= count or total + size > volume):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(uid)
+        total += size
+    if chunk:
+        yield chunk
+
+
+class FolderReader:
+    """Reads messages of one folder by UID on a connection of its own: what a parse worker
+    process uses to fetch the batches it prepares, so that the committing process neither
+    waits for FETCH responses nor parses them (imapclient's parser is pure Python).
+
+    Made in the committing process and handed to the worker, which connects on first use.
+    Always read-only (EXAMINE, ``BODY.PEEK[]``), whatever the account's post-action: post
+    actions stay with the committing process, after the commit. A folder whose UIDVALIDITY
+    is no longer ``uidvalidity`` is refused: its UIDs name other messages now.
+    """
+
+    def __init__(
+        self, account: ImapAccount, folder: str, password: str, uidvalidity: int, max_bytes: int
+    ) -> None:
+        self.account = account
+        self.folder = folder
+        self.uidvalidity = uidvalidity
+        self.max_bytes = max_bytes
+        self._password = password
+        self._imap: ImapFolder | None = None
+
+    def __repr__(self) -> str:  # never the password
+        return f"FolderReader({self.account.name}/{self.folder}, UIDVALIDITY={self.uidvalidity})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_imap": None}  # a connection does not travel
+
+    def load(self, uids: list[int], batch_bytes: int) -> Iterator[list[RawMessage]]:
+        """The messages of ``uids`` in UID order, in batches of at most ``batch_bytes``."""
+        imap = self._imap
+        if imap is None:
+            imap = ImapFolder(self.account, self.folder, self._password, readonly=True)
+            state = imap.connect()
+            if state.uidvalidity != self.uidvalidity:
+                imap.close()
+                raise FetchError(
+                    f"{imap.where}: UIDVALIDITY changed {self.uidvalidity} -> "
+                    f"{state.uidvalidity} while reading",
+                    self.uidvalidity,
+                )
+            self._imap = imap
+        try:
+            yield from imap.fetch(uids, self.max_bytes, len(uids), batch_bytes)
+        except BaseException:
+            self.close()  # a failed connection is not used again
+            raise
+
+    def close(self) -> None:
+        imap, self._imap = self._imap, None
+        if imap is not None:
+            imap.close()
 
 
 def _keepalive(client: IMAPClient) -> None:

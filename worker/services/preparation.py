@@ -50,8 +50,8 @@ class Prepared:
     # Everyone in From, To, Cc and Reply-To but us: who may later reply into its thread.
     participant_keys: tuple[str, ...]
     # The routing rules' view of it (``message_facts``), made here and not in the one
-    # committing process.
-    facts: MessageFacts
+    # committing process; None when its verdict says it can make no lead (rules never see it).
+    facts: MessageFacts | None
     # The pack records written for it (raw and attachments the database did not know yet):
     # its transaction names them (store.blobs.record) when it stores the message.
     blobs: tuple[BlobRef, ...] = ()
@@ -168,7 +168,7 @@ def _prepared(
         row=inbound.message_row(raw, msg, size),
         attachments=attachments,
         participant_keys=item.participant_keys,
-        facts=message_facts(msg),
+        facts=message_facts(msg) if item.verdict.may_lead else None,
         blobs=refs,
     )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import functools
 import hashlib
 import logging
 import os
@@ -36,9 +35,8 @@ from sqlalchemy import (
 from worker.errors import StoreError
 from worker.store import packs, tables
 from worker.store.db import sync_sqlite
-from worker.store.fast import FastStatement
 from worker.store.packs import BlobRef
-from worker.store.upserts import dialect_insert
+from worker.store.upserts import insert_ignoring
 
 __all__ = ["BlobRef", "BlobStore", "Stored", "libc", "safe_filename", "sha256_hex"]
 
@@ -132,10 +130,7 @@ REFERENCES: tuple[tuple[str, str], ...] = (
 _blobs = tables.blobs
 
 
-@functools.cache
-def _record_statement(dialect: str) -> FastStatement:
-    return FastStatement(dialect_insert(dialect)(_blobs).on_conflict_do_nothing())
-
+_record_statement = insert_ignoring(_blobs)
 
 _KNOWN = select(_blobs.c.sha256).where(_blobs.c.sha256.in_(bindparam("digests", expanding=True)))
 _LOCATE = select(_blobs.c.sha256, _blobs.c.pack, _blobs.c.offset, _blobs.c.length).where(

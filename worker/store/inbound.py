@@ -9,7 +9,6 @@ cost more than the database does.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from worker.store import tables
 from worker.store.blobs import safe_filename
 from worker.store.fast import Encoded, FastStatement
 from worker.store.lookups import IS_CONTACT, KNOWN_SENDER
-from worker.store.upserts import dialect_insert
+from worker.store.upserts import insert_ignoring
 
 _leads = tables.leads
 _activities = tables.activities
@@ -244,10 +243,7 @@ _INSERT_MESSAGE = FastStatement(insert(_messages).returning(_messages.c.id))
 _INSERT_ATTACHMENTS = FastStatement(insert(_attachments))
 
 
-@functools.cache
-def _add_participants(dialect: str) -> FastStatement:
-    return FastStatement(dialect_insert(dialect)(_participants).on_conflict_do_nothing())
-
+_add_participants = insert_ignoring(_participants)
 
 _IS_CONTACT = FastStatement(IS_CONTACT)
 _INSERT_CONTACT = FastStatement(insert(_contacts))

@@ -187,7 +187,7 @@ def _prepared(
 
 
 def _rebuilt(cls: type, state: tuple[Any, ...]) -> Any:
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     for assign, value in zip(_SLOT_SETTERS[cls], state, strict=True):
         assign(obj, value)
     return obj

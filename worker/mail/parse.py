@@ -592,7 +592,7 @@ def _mailparser_facts(message: Message) -> tuple[set[str], datetime | None]:
 #   not: no parenthesis, bracket or quoted comma) returns the same addresses: no diagnostic;
 # - email.utils.getaddresses returns, for each non-blank item in order, ("", addr-spec) or
 #   (the phrase's words joined by one space, addr-spec), and ("", "") for blank items.
-# Anything else goes the general way. tests/unit/test_parse_addresses.py checks both claims
+# Anything else goes the general way. tests/unit/test_parse_shortcuts.py checks both claims
 # against mail-parser and the stdlib over the corpus and generated fields.
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
@@ -996,19 +996,48 @@ class _MimeView:
         """
         params = Message()
         content_id = None
+        content_type: str | None = None
+        named = False
         for name, value in message.raw_items():
             key = name.lower()
             if key in _PARAM_HEADERS:
-                params[name] = readable(str(value))
+                text = params[name] = readable(str(value))
+                # Every spelling of a "filename" or "name" parameter (RFC 2231 ones too)
+                # holds this; without it get_filename() would parse the headers for nothing.
+                named = named or "name" in text.lower()
+                if key == "content-type" and content_type is None:
+                    content_type = text  # the one get() and so get_content_charset() read
             elif key == "content-id" and content_id is None:
                 content_id = readable(str(value)).strip().strip("<>").strip() or None
-        raw_name = params.get_filename()
+        raw_name = params.get_filename() if named else None
         filename = (
             _WHITESPACE.sub(" ", decode_words(readable(raw_name))).strip() if raw_name else ""
         )
+        charset = _plain_charset(content_type) if content_type else None
         return cls(
-            params.get_content_charset(), params.get_content_disposition(), filename, content_id
+            charset or params.get_content_charset(),
+            params.get_content_disposition(),
+            filename,
+            content_id,
         )
+
+
+# "text/plain; charset=utf-8" (the value optionally quoted) and nothing else: the charset
+# Message.get_content_charset() returns for it is the value lower-cased, and reading it here
+# skips the stdlib's general parameter parser (RFC 2231 decoding included), 14 us a part.
+_PLAIN_CONTENT_TYPE = re.compile(  # possessive, like _PLAIN_ADDRESS_LIST: linear
+    r"[ \t]*+[A-Za-z0-9!#$%&'+.^_`|~-]++/[A-Za-z0-9!#$%&'+.^_`|~-]++[ \t]*+;"
+    r"[ \t]*+charset[ \t]*+=[ \t]*+(\"?+)([A-Za-z0-9_.:+-]++)\1[ \t]*+;?+[ \t]*+",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def _plain_charset(content_type: str) -> str | None:
+    """get_content_charset() of a Content-Type of just a type and a charset; else None."""
+    if not content_type.isascii():
+        return None
+    match = _PLAIN_CONTENT_TYPE.fullmatch(content_type)
+    return match.group(2).lower() if match else None
 
 
 def _children(message: Message) -> list[Message]:

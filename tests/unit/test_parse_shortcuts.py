@@ -1,4 +1,4 @@
-"""Plain address fields: parse's shortcut agrees with mail-parser and the stdlib it skips."""
+"""parse's shortcuts (plain address fields, plain charsets) agree with the code they skip."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from worker.mail.parse import (
     _bounded_address_text,
     _mailparser_facts,
     _plain_address_field,
+    _plain_charset,
     _plain_mailboxes,
     normalize,
     readable,
@@ -228,3 +229,104 @@ def test_generated_plain_fields_take_the_shortcut_and_agree(value: str) -> None:
 @example('"Ann" <ann@example.com>')
 def test_generated_fields_near_the_edge_agree(value: str) -> None:
     _agrees(value)
+
+
+# --- Content-Type charset and file names (_MimeView.of) -------------------------------------
+
+
+def _stand_in(headers: list[tuple[str, str]]) -> Message:
+    """The two-header Message _MimeView.of asks the stdlib."""
+    stand_in = Message()
+    for name, text in headers:
+        stand_in[name] = text
+    return stand_in
+
+
+def _charset_agrees(content_type: str) -> None:
+    found = _plain_charset(content_type)
+    if found is not None:
+        stand_in = _stand_in([("Content-Type", content_type)])
+        assert found == stand_in.get_content_charset(), content_type
+
+
+def _filename_agrees(headers: list[tuple[str, str]]) -> None:
+    # _MimeView.of asks for a file name only when one of the headers holds "name".
+    if not any("name" in text.lower() for _, text in headers):
+        assert _stand_in(headers).get_filename() is None, headers
+
+
+def test_corpus_content_types_get_the_stdlibs_charset() -> None:
+    plain = 0
+    for message in CORPUS_MESSAGES:
+        for part in message.walk():
+            headers = [
+                (k, readable(str(v)))
+                for k, v in part.raw_items()
+                if k.lower() in ("content-type", "content-disposition")
+            ]
+            content_type = next((t for k, t in headers if k.lower() == "content-type"), None)
+            if content_type is not None:
+                plain += _plain_charset(content_type) is not None
+                _charset_agrees(content_type)
+            _filename_agrees(headers)
+    assert plain > 50
+
+
+@pytest.mark.parametrize(
+    ("content_type", "charset"),
+    [
+        ('text/plain; charset="utf-8"', "utf-8"),
+        ("text/plain;charset=UTF-8", "utf-8"),
+        ("TEXT/HTML ; CHARSET = ISO-8859-1 ;", "iso-8859-1"),
+        ("text/plain; charset=Shift_JIS", "shift_jis"),
+        ('text/plain; charset="utf-8', None),
+        ('text/plain; charset=utf-8"', None),
+        ("text/plain; charset*=utf-8''", None),
+        ("text/plain; charset*0=utf; charset*1=-8", None),
+        ("text/plain; format=flowed; charset=utf-8", None),
+        ("text/plain; charset=utf-8; format=flowed", None),
+        ("text/plain; charset=utf-8; charset=latin1", None),
+        ("charset=utf-8; charset=latin1", None),
+        ("text/plain; charſet=utf-8", None),
+        ("text/plain; charset=utf\\-8", None),
+        ("text/plain; charset=(c)utf-8", None),
+        ("text/plain; charset=", None),
+        ("text/plain", None),
+    ],
+)
+def test_plain_charset_is_read_only_where_it_is_plain(
+    content_type: str, charset: str | None
+) -> None:
+    assert _plain_charset(content_type) == charset
+    _charset_agrees(content_type)
+
+
+_CT_PIECES = [
+    *"tx/;=\"'\\ *()",
+    "text/plain",
+    "charset",
+    "CHARSET",
+    "utf-8",
+    "iso-8859-1",
+    "; ",
+    "*0",
+    "*1*",
+    "name",
+    "filename",
+    "NAME*=utf-8''a%20b",
+    "ſ",
+    "\u212a",
+]
+_content_type = st.lists(st.sampled_from(_CT_PIECES), max_size=12).map("".join)
+
+
+@given(st.one_of(_content_type, _content_type.map(lambda v: f"text/plain; charset={v}")))
+@hypothesis_settings(max_examples=500, deadline=None)
+def test_generated_content_types_agree(content_type: str) -> None:
+    _charset_agrees(content_type)
+
+
+@given(_content_type, _content_type)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_a_file_name_needs_name_in_a_header(content_type: str, disposition: str) -> None:
+    _filename_agrees([("Content-Type", content_type), ("Content-Disposition", disposition)])

@@ -569,7 +569,8 @@ def _mailparser_facts(message: Message) -> tuple[set[str], datetime | None]:
             date = result.value
         date_defects.extend(date_diagnostics(result, raw, key, occurrence))
     received_defects: list[dict[str, Any]] = []
-    receiveds_parsing(received, defects=received_defects, date_defects=date_defects)
+    if received:  # with none it finds nothing (and logs only at DEBUG): 4 us saved
+        receiveds_parsing(received, defects=received_defects, date_defects=date_defects)
     if received_defects:
         categories.add("ReceivedHeaderDefect")
     if date_defects:

@@ -194,6 +194,19 @@ def normalize_email(value: str) -> str:
 
 def email_key(value: str) -> str:
     """The fully lower-cased address used for equality and DB lookups ('' if not an address)."""
+    if len(value) <= _MAX_CACHED_ADDRESS:
+        return _email_key(value)
+    return normalize_email(value).lower()
+
+
+# One verdict asks for the key of the same sender about seven times (lead_sender, the relay
+# and no-reply checks, organisation, company). Remembered up to the longest address SMTP
+# carries (RFC 5321: 256 octets a path) plus a display name's room, so the cache stays small.
+_MAX_CACHED_ADDRESS = 512
+
+
+@functools.lru_cache(maxsize=4096)
+def _email_key(value: str) -> str:
     return normalize_email(value).lower()
 
 
@@ -565,6 +578,9 @@ _MULTI_PART_SUFFIXES: frozenset[str] = frozenset(
 )  # fmt: skip
 
 
+_DOMAIN_LABEL_WORDS = re.compile(r"[-_]+")
+
+
 def organization_domain(email: str, policy: SenderPolicy = SenderPolicy()) -> str | None:
     """Registrable domain of an address ('acme.co.uk'); None for free mail or no domain."""
     domain = _domain_of(email)
@@ -582,11 +598,14 @@ def organization_domain(email: str, policy: SenderPolicy = SenderPolicy()) -> st
 def guess_organization(email: str, policy: SenderPolicy = SenderPolicy()) -> str | None:
     """A display name for the sender's organisation: 'acme-corp.com' → 'Acme Corp'."""
     registrable = organization_domain(email, policy)
-    if registrable is None:
-        return None
+    return organization_name(registrable) if registrable is not None else None
+
+
+def organization_name(registrable: str) -> str | None:
+    """The display name guess_organization makes of a registrable domain ('acme-corp.com')."""
     label = registrable.split(".", 1)[0]
     if label.startswith("xn--"):
         with contextlib.suppress(UnicodeError):
             label = label.encode("ascii").decode("idna")
-    words = re.split(r"[-_]+", label)
+    words = _DOMAIN_LABEL_WORDS.split(label)
     return " ".join(w[:1].upper() + w[1:] for w in words if w) or None

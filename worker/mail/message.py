@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,25 +118,59 @@ def storable(value: Any) -> Any:
     Walks str, tuples, mappings and dataclasses (Address, Attachment, ReportPart); returns the
     same object when nothing needed cleaning, so a clean message is not copied.
     """
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str or isinstance(value, str):
         return value if value.isascii() and "\x00" not in value else clean(value)
-    if isinstance(value, tuple):
-        items = tuple(storable(item) for item in value)
-        return value if all(map(operator.is_, items, value)) else items
+    if kind in _HOLDS_NO_TEXT:
+        return value
+    if kind is tuple or isinstance(value, tuple):
+        return _storable_tuple(value)
     if isinstance(value, Mapping):
-        pairs = [(storable(k), storable(v)) for k, v in value.items()]
-        if all(a is k and b is v for (a, b), (k, v) in zip(pairs, value.items(), strict=True)):
-            return value
-        return dict(pairs)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = value.items()
+        for key, item in items:  # InboundMessage.headers: str keys, tuples of str
+            if not (type(key) is str and key.isascii() and "\x00" not in key) and (
+                storable(key) is not key
+            ):
+                return {storable(k): storable(v) for k, v in items}
+            if (_storable_tuple(item) if type(item) is tuple else storable(item)) is not item:
+                return {storable(k): storable(v) for k, v in items}
+        return value
+    names = _dataclass_fields(kind)
+    if names:
         changes = {}
-        for name in _field_names(type(value)):
+        for name in names:
             old = getattr(value, name)
             new = storable(old)
             if new is not old:
                 changes[name] = new
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+# Exact types storable() returns as they are (a datetime, an attachment's payload …).
+_HOLDS_NO_TEXT = frozenset({type(None), bool, int, float, bytes, datetime})
+
+
+def _storable_tuple(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Most items are clean str: tested inline, and nothing is copied until one is not.
+    for index, item in enumerate(value):
+        if type(item) is str and item.isascii() and "\x00" not in item:
+            continue
+        new = storable(item)
+        if new is not item:
+            return (*value[:index], new, *(storable(rest) for rest in value[index + 1 :]))
+    return value
+
+
+def _dataclass_fields(cls: type) -> tuple[str, ...]:
+    """Field names of a dataclass type; () for any other type (remembered per type)."""
+    names = _DATACLASS_FIELDS.get(cls)
+    if names is None:
+        names = _DATACLASS_FIELDS[cls] = _field_names(cls) if dataclasses.is_dataclass(cls) else ()
+    return names
+
+
+_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

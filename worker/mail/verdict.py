@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from worker.mail.addresses import (
     SenderPolicy,
     email_key,
-    guess_organization,
     is_no_reply,
     lead_sender,
     organization_domain,
+    organization_name,
 )
 from worker.mail.classify import Classification, Kind, OwnIdentity, classify
 from worker.mail.message import Address, InboundMessage
@@ -78,11 +78,13 @@ def judge(msg: InboundMessage, policy: MailPolicy | None = None) -> Verdict:
     found = lead_sender(msg, policy.senders)
     address = found.address
     key = email_key(address.email) if address is not None else ""
+    registrable = organization_domain(key, policy.senders) if key else None
     sender = Sender(
         address=address,
         key=key,
-        org=(organization_domain(key, policy.senders) or None) if key else None,
-        company=guess_organization(key, policy.senders) if key else None,
+        org=registrable or None,
+        # guess_organization(key), without finding the registrable domain a second time
+        company=organization_name(registrable) if registrable is not None else None,
         found_by=found.reason,
     )
     verdict = classify(msg, policy.own)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration; a test checks it against alembic's own view of the scripts.
-HEAD = "0013"
+HEAD = "0014"
 
 
 def _alembic_config() -> Config:

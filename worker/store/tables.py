@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -157,7 +158,8 @@ def _leads() -> Table:
         Column("mobile", String(64)),
         Column("website", String(255)),
         Column("organization_domain", String(255), index=True),
-        Column("status", String(32), default=LeadStatus.LEAD, index=True, nullable=False),
+        # Indexed by ix_leads_status_created_at, which starts with it (migration 0014).
+        Column("status", String(32), default=LeadStatus.LEAD, nullable=False),
         Column("source", String(64)),
         Column("lead_type", String(64)),
         Column("market_segment", String(128)),
@@ -171,13 +173,18 @@ def _leads() -> Table:
         Column("email_bouncing", Boolean, default=False, nullable=False),
         Column("related_lead_id", ForeignKey("leads.id")),
         # Set by ``leads merge`` (migration 0007): this lead went into that one and only points.
-        Column(
-            "merged_into_id", ForeignKey("leads.id", name="fk_leads_merged_into_id"), index=True
-        ),
+        Column("merged_into_id", ForeignKey("leads.id", name="fk_leads_merged_into_id")),
         Column("created_at", UTCDateTime(), default=utcnow, nullable=False),
         Column("updated_at", UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False),
         # The follow-up rules look for recent leads nobody has answered (migration 0012).
         Index("ix_leads_status_created_at", "status", "created_at"),
+        # Partial (migration 0014): a new lead has no merge, so its insert writes no page here.
+        Index(
+            "ix_leads_merged_into_id",
+            "merged_into_id",
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+        ),
     )
 
 
@@ -553,6 +560,7 @@ def _lead_load() -> Table:
         _metadata,
         Column("executive", String(128), primary_key=True),
         Column("open_leads", Integer, default=0, nullable=False),
+        sqlite_with_rowid=False,  # keyed by text: the key is the table (0014)
     )
 
 
@@ -563,6 +571,7 @@ def _routing_counters() -> Table:
         Column("scope", String(255), primary_key=True),
         Column("key", String(255), primary_key=True),
         Column("value", BigInteger, default=0, nullable=False),
+        sqlite_with_rowid=False,  # keyed by text: the key is the table (0014)
     )
 
 
@@ -579,6 +588,7 @@ def _blobs() -> Table:
         Column("offset", BigInteger, nullable=False),
         Column("length", BigInteger, nullable=False),
         Column("created_at", UTCDateTime(), default=utcnow, nullable=False),
+        sqlite_with_rowid=False,  # keyed by text: the key is the table (0014)
     )
 
 

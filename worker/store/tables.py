@@ -178,12 +178,12 @@ def _leads() -> Table:
         Column("updated_at", UTCDateTime(), default=utcnow, onupdate=utcnow, nullable=False),
         # The follow-up rules look for recent leads nobody has answered (migration 0012).
         Index("ix_leads_status_created_at", "status", "created_at"),
-        # Partial (migration 0014): a new lead has no merge, so its insert writes no page here.
+        # Partial on SQLite (migration 0014): a new lead has no merge, so its insert writes
+        # no page here. (A postgresql_where here would import that dialect on every start.)
         Index(
             "ix_leads_merged_into_id",
             "merged_into_id",
             sqlite_where=text("merged_into_id IS NOT NULL"),
-            postgresql_where=text("merged_into_id IS NOT NULL"),
         ),
     )
 

@@ -128,14 +128,10 @@ def storable(value: Any) -> Any:
     if isinstance(value, Mapping):
         items = value.items()
         for key, item in items:  # InboundMessage.headers: str keys, tuples of str
-            if not (type(key) is str and key.isascii() and "\x00" not in key) and (
-                storable(key) is not key
-            ):
-                return {storable(k): storable(v) for k, v in items}
-            if (_storable_tuple(item) if type(item) is tuple else storable(item)) is not item:
+            if storable(key) is not key or storable(item) is not item:
                 return {storable(k): storable(v) for k, v in items}
         return value
-    names = _dataclass_fields(kind)
+    names = _field_names(kind)
     if names:
         changes = {}
         for name in names:
@@ -162,22 +158,13 @@ def _storable_tuple(value: tuple[Any, ...]) -> tuple[Any, ...]:
     return value
 
 
-def _dataclass_fields(cls: type) -> tuple[str, ...]:
-    """Field names of a dataclass type; () for any other type (remembered per type)."""
-    names = _DATACLASS_FIELDS.get(cls)
-    if names is None:
-        names = _DATACLASS_FIELDS[cls] = _field_names(cls) if dataclasses.is_dataclass(cls) else ()
-    return names
-
-
-_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
+    """Field names of a dataclass type; () for any other type (remembered per type)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = tuple(item.name for item in dataclasses.fields(cls))
+        fields = dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
+        names = _FIELD_NAMES[cls] = tuple(item.name for item in fields)
     return names

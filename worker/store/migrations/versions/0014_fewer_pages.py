@@ -6,7 +6,7 @@ Create Date: 2026-11-30 17:00:00
 
 On SQLite every b-tree a transaction changes is one more WAL frame at COMMIT, and COMMIT is
 about a quarter of the committing process's time in a bulk ingest (issue 13; bench/README.md):
-a new lead touched 28. This drops four of them:
+a new lead touched 28. This drops up to five of them:
 
 - ``ix_leads_status`` goes: ``ix_leads_status_created_at`` (0012) starts with the same column;
 - ``ix_leads_merged_into_id`` becomes partial on SQLite (``merged_into_id IS NOT NULL``): a
